@@ -1,0 +1,32 @@
+//! # shardmq
+//!
+//! A thread-per-core, shared-nothing MQTT 3.1.1 / 5.0 broker for Linux.
+//!
+//! ```text
+//!             one glommio LocalExecutor per core, pinned (shard i runs on core i)
+//!  clients ─► SO_REUSEPORT listener (one per shard, same port) ─► connection tasks
+//!             │  codec (pure)  →  session state machine (pure, takes `now`)  →  shard state
+//!             │  local subscription trie        (filter → this shard's subscribers)
+//!             │  interest trie                  (filter → which OTHER shards have subscribers)
+//!             │  retained partition, client-id registry partition, keepalive sweep
+//!             └─ mesh: one bounded SPSC channel per ordered pair of shards, batched
+//! ```
+//!
+//! ## Module map
+//!
+//! | module | owns | I/O? |
+//! | --- | --- | --- |
+//! | [`codec`] | the MQTT 3.1.1 / 5.0 wire format, zero-copy decode, single-reserve encode | pure |
+//! | [`topic`] | topic name / filter rules, the subscription trie, the retained index | pure |
+//! | [`config`] | every setting and every limit, with defaults and validation | pure |
+//! | `runtime` | glommio executors, sockets, the clock, the mesh | the only I/O |
+//!
+//! ## The pure / runtime rule
+//!
+//! Everything outside `runtime` is deterministic: it never touches a socket, the clock or
+//! glommio, and time comes in as an argument. That keeps the protocol testable without a
+//! network and lets the runtime be replaced without touching the protocol.
+
+pub mod codec;
+pub mod runtime;
+pub mod topic;

@@ -1,0 +1,1 @@
+//! Process limits (placeholder; see issue 5).

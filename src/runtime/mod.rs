@@ -1,0 +1,3 @@
+//! The only code that touches glommio, sockets, the clock and process limits.
+
+pub mod limits;
