@@ -3,6 +3,6 @@
 mod validate;
 
 pub use validate::{
-    is_shared_filter, parse_shared_filter, validate_topic_filter, validate_topic_name, SharedFilter,
-    TopicError,
+    is_shared_filter, parse_shared_filter, validate_topic_filter, validate_topic_name,
+    SharedFilter, TopicError,
 };

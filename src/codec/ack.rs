@@ -1,0 +1,110 @@
+//! PUBACK (§3.4), PUBREC (§3.5), PUBREL (§3.6) and PUBCOMP (§3.7): one shape, four types.
+
+use bytes::{Bytes, BytesMut};
+
+use super::error::{DecodeError, EncodeError};
+use super::properties::{block_len, read_block, AckProperties};
+use super::reason::{allowed, ReasonCode};
+use super::types::Protocol;
+use super::wire::{check_remaining, frame_len, write_frame, Reader};
+
+/// Packet type nibble of PUBACK.
+pub const PUBACK: u8 = 4;
+/// Packet type nibble of PUBREC.
+pub const PUBREC: u8 = 5;
+/// Packet type nibble of PUBREL.
+pub const PUBREL: u8 = 6;
+/// Packet type nibble of PUBCOMP.
+pub const PUBCOMP: u8 = 7;
+
+/// The body of a QoS 1 / QoS 2 acknowledgement.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PubResponse {
+    /// The PUBLISH being acknowledged.
+    pub packet_id: u16,
+    /// MQTT 5 reason code (Success when absent on the wire).
+    pub reason_code: ReasonCode,
+    /// MQTT 5 properties.
+    pub properties: AckProperties,
+}
+
+impl PubResponse {
+    /// A successful acknowledgement of `packet_id`.
+    pub fn new(packet_id: u16) -> PubResponse {
+        PubResponse {
+            packet_id,
+            ..PubResponse::default()
+        }
+    }
+
+    pub(crate) fn decode(
+        packet_type: u8,
+        body: Bytes,
+        protocol: Protocol,
+    ) -> Result<PubResponse, DecodeError> {
+        let mut r = Reader::new(body);
+        let packet_id = r.u16()?;
+        if packet_id == 0 {
+            return Err(DecodeError::ZeroPacketId);
+        }
+        let mut ack = PubResponse::new(packet_id);
+        if protocol.is_v5() && r.remaining() > 0 {
+            // [MQTT-3.4.2-1]: reason code and properties may be omitted.
+            let code = r.u8()?;
+            let allowed = if matches!(packet_type, PUBACK | PUBREC) {
+                allowed::PUBACK_PUBREC
+            } else {
+                allowed::PUBREL_PUBCOMP
+            };
+            if !allowed.contains(&code) {
+                return Err(DecodeError::InvalidReasonCode { packet_type, code });
+            }
+            ack.reason_code = ReasonCode(code);
+            if r.remaining() > 0 {
+                ack.properties = AckProperties::decode(read_block(&mut r)?, packet_type)?;
+            }
+        }
+        r.finish()?;
+        Ok(ack)
+    }
+
+    /// Encodes the packet at the end of `out` as `packet_type` (PUBACK..PUBCOMP).
+    #[inline]
+    pub fn encode(
+        &self,
+        packet_type: u8,
+        protocol: Protocol,
+        out: &mut BytesMut,
+    ) -> Result<(), EncodeError> {
+        if self.packet_id == 0 {
+            return Err(EncodeError::ZeroPacketId);
+        }
+        let first = (packet_type << 4) | if packet_type == PUBREL { 0x02 } else { 0 };
+        if !protocol.is_v5()
+            || (self.reason_code == ReasonCode::SUCCESS && self.properties.is_empty())
+        {
+            write_frame(out, 4, |w| {
+                w.put_header(first, 2);
+                w.put_u16(self.packet_id);
+            });
+            return Ok(());
+        }
+        let props_len = self.properties.encoded_len();
+        let remaining = if props_len == 0 {
+            3
+        } else {
+            3 + block_len(props_len)
+        };
+        check_remaining(remaining)?;
+        write_frame(out, frame_len(remaining), |w| {
+            w.put_header(first, remaining);
+            w.put_u16(self.packet_id);
+            w.put_u8(self.reason_code.0);
+            if props_len > 0 {
+                w.put_var_int(props_len);
+                self.properties.write(w);
+            }
+        });
+        Ok(())
+    }
+}

@@ -1,0 +1,214 @@
+//! PUBLISH (§3.3), and the encode-once / send-to-many form used for fan-out.
+
+use bytes::{Bytes, BytesMut};
+
+use super::error::{DecodeError, EncodeError};
+use super::properties::{block_len, read_block, PublishProperties};
+use super::types::{MqttStr, Protocol, QoS};
+use super::wire::{binary_len, check_field, check_remaining, frame_len, write_frame, Reader};
+use crate::topic::validate_topic_name;
+
+/// Packet type nibble of PUBLISH.
+pub const PUBLISH: u8 = 3;
+
+const DUP: u8 = 0x08;
+const RETAIN: u8 = 0x01;
+
+/// An application message on its way to or from a client.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Publish {
+    /// This is a redelivery [MQTT-3.3.1-1].
+    pub dup: bool,
+    /// Delivery guarantee.
+    pub qos: QoS,
+    /// Retain on the server / was retained.
+    pub retain: bool,
+    /// Topic name; empty in MQTT 5 when a Topic Alias stands in for it.
+    pub topic: MqttStr,
+    /// Packet identifier; 0 for QoS 0.
+    pub packet_id: u16,
+    /// MQTT 5 properties.
+    pub properties: PublishProperties,
+    /// Application payload, a slice of the received frame.
+    pub payload: Bytes,
+}
+
+impl Publish {
+    /// A QoS 0 message with no properties.
+    pub fn new(topic: impl Into<MqttStr>, payload: impl Into<Bytes>) -> Publish {
+        Publish {
+            topic: topic.into(),
+            payload: payload.into(),
+            ..Publish::default()
+        }
+    }
+
+    pub(crate) fn decode(
+        flags: u8,
+        body: Bytes,
+        protocol: Protocol,
+    ) -> Result<Publish, DecodeError> {
+        let qos = QoS::from_bits((flags >> 1) & 0x03)?;
+        let dup = flags & DUP != 0;
+        if dup && qos == QoS::AtMostOnce {
+            return Err(DecodeError::DupOnQoS0);
+        }
+        let mut r = Reader::new(body);
+        let topic = r.string()?;
+        let packet_id = if qos == QoS::AtMostOnce {
+            0
+        } else {
+            match r.u16()? {
+                0 => return Err(DecodeError::ZeroPacketId),
+                id => id,
+            }
+        };
+        let properties = if protocol.is_v5() {
+            PublishProperties::decode(read_block(&mut r)?, PUBLISH)?
+        } else {
+            PublishProperties::default()
+        };
+        if topic.is_empty() {
+            if properties.topic_alias.is_none() {
+                return Err(DecodeError::EmptyTopicWithoutAlias);
+            }
+        } else {
+            validate_topic_name(&topic).map_err(DecodeError::TopicNameInvalid)?;
+        }
+        let payload = r.rest();
+        Ok(Publish {
+            dup,
+            qos,
+            retain: flags & RETAIN != 0,
+            topic,
+            packet_id,
+            properties,
+            payload,
+        })
+    }
+
+    #[inline]
+    fn header_byte(&self) -> u8 {
+        let mut b = (PUBLISH << 4) | ((self.qos as u8) << 1);
+        if self.dup {
+            b |= DUP;
+        }
+        if self.retain {
+            b |= RETAIN;
+        }
+        b
+    }
+
+    /// Remaining length and property length for this protocol.
+    #[inline]
+    fn lengths(&self, protocol: Protocol) -> Result<(usize, usize), EncodeError> {
+        check_field(self.topic.len())?;
+        let props_len = if protocol.is_v5() {
+            self.properties.encoded_len()
+        } else {
+            0
+        };
+        let mut remaining = binary_len(self.topic.as_bytes()) + self.payload.len();
+        if self.qos != QoS::AtMostOnce {
+            remaining += 2;
+        }
+        if protocol.is_v5() {
+            remaining += block_len(props_len);
+        }
+        check_remaining(remaining)?;
+        Ok((remaining, props_len))
+    }
+
+    /// Size of the whole encoded frame, to compare with a client's Maximum Packet Size.
+    pub fn encoded_len(&self, protocol: Protocol) -> Result<usize, EncodeError> {
+        Ok(frame_len(self.lengths(protocol)?.0))
+    }
+
+    /// Encodes the packet at the end of `out`.
+    #[inline]
+    pub fn encode(&self, protocol: Protocol, out: &mut BytesMut) -> Result<(), EncodeError> {
+        if self.qos != QoS::AtMostOnce && self.packet_id == 0 {
+            return Err(EncodeError::ZeroPacketId);
+        }
+        self.encode_with_id(protocol, self.packet_id, out)
+    }
+
+    #[inline]
+    fn encode_with_id(
+        &self,
+        protocol: Protocol,
+        packet_id: u16,
+        out: &mut BytesMut,
+    ) -> Result<(), EncodeError> {
+        let (remaining, props_len) = self.lengths(protocol)?;
+        write_frame(out, frame_len(remaining), |w| {
+            w.put_header(self.header_byte(), remaining);
+            w.put_binary(self.topic.as_bytes());
+            if self.qos != QoS::AtMostOnce {
+                w.put_u16(packet_id);
+            }
+            if protocol.is_v5() {
+                w.put_var_int(props_len);
+                self.properties.write(w);
+            }
+            w.put_slice(&self.payload);
+        });
+        Ok(())
+    }
+
+    /// Encodes once for many receivers: the frame is shared, and only the packet
+    /// identifier and DUP flag differ per receiver (see [`EncodedPublish::write`]).
+    pub fn encode_shared(&self, protocol: Protocol) -> Result<EncodedPublish, EncodeError> {
+        let mut out = BytesMut::new();
+        self.encode_with_id(protocol, 0, &mut out)?;
+        let packet_id_offset = if self.qos == QoS::AtMostOnce {
+            0
+        } else {
+            let remaining = self.lengths(protocol)?.0;
+            frame_len(remaining) - remaining + binary_len(self.topic.as_bytes())
+        };
+        Ok(EncodedPublish {
+            frame: out.freeze(),
+            packet_id_offset,
+        })
+    }
+}
+
+/// A PUBLISH encoded once and copied into each receiver's write buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedPublish {
+    /// The whole frame.
+    pub frame: Bytes,
+    /// Offset of the 2-byte packet identifier; 0 for QoS 0 (there is none).
+    pub packet_id_offset: usize,
+}
+
+impl EncodedPublish {
+    /// Appends the frame to `out`, patching in this receiver's packet identifier and DUP flag.
+    #[inline]
+    pub fn write(&self, packet_id: u16, dup: bool, out: &mut BytesMut) {
+        let start = out.len();
+        out.extend_from_slice(&self.frame);
+        if self.packet_id_offset != 0 {
+            let at = start + self.packet_id_offset;
+            out[at..at + 2].copy_from_slice(&packet_id.to_be_bytes());
+            if dup {
+                out[start] |= DUP;
+            } else {
+                out[start] &= !DUP;
+            }
+        }
+    }
+
+    /// Frame size, for Maximum Packet Size checks.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.frame.len()
+    }
+
+    /// Never true for a real frame; present for API symmetry.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.frame.is_empty()
+    }
+}
