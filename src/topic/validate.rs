@@ -114,7 +114,16 @@ mod tests {
 
     #[test]
     fn filters() {
-        for ok in ["#", "+", "a/#", "+/+", "/+", "a//b", "$SYS/#", "sport/+/player1"] {
+        for ok in [
+            "#",
+            "+",
+            "a/#",
+            "+/+",
+            "/+",
+            "a//b",
+            "$SYS/#",
+            "sport/+/player1",
+        ] {
             assert_eq!(validate_topic_filter(ok), Ok(()), "{ok}");
         }
         assert_eq!(validate_topic_filter(""), Err(TopicError::Empty));
