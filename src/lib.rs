@@ -28,5 +28,8 @@
 //! network and lets the runtime be replaced without touching the protocol.
 
 pub mod codec;
+pub mod config;
 pub mod runtime;
+pub mod session;
+pub mod shard;
 pub mod topic;

@@ -1,3 +1,166 @@
-//! The only code that touches glommio, sockets, the clock and process limits.
+//! The only code that touches glommio, sockets, the clock, signals and process limits.
+//!
+//! [`run`] checks the host (open files, io_uring), binds one SO_REUSEPORT listener per
+//! shard, starts one pinned glommio executor per shard joined by a channel mesh, prints
+//! `listening ADDR` on stdout once every shard accepts, and on SIGINT/SIGTERM shuts the
+//! shards down (MQTT 5 clients get DISCONNECT 0x8B) and returns.
 
+mod connection;
 pub mod limits;
+mod listener;
+mod shard_task;
+
+pub use listener::bind_listeners;
+pub use shard_task::Control;
+
+use glommio::channels::channel_mesh::MeshBuilder;
+use glommio::{LocalExecutorBuilder, Placement};
+use std::net::SocketAddr;
+use std::os::fd::IntoRawFd;
+use std::time::Instant;
+use thiserror::Error;
+
+use crate::config::Config;
+use shard_task::{run_shard, ShardStart};
+
+/// Why the broker could not start or run.
+#[derive(Debug, Error)]
+pub enum RuntimeError {
+    /// A host limit (open files, io_uring) is in the way; the message names the fix.
+    #[error("{0}")]
+    Limit(#[from] limits::LimitError),
+    /// The listening address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// An executor could not be started.
+    #[error("cannot start shard {shard}: {message}")]
+    Executor {
+        /// The shard.
+        shard: usize,
+        /// What glommio said.
+        message: String,
+    },
+    /// Reading or raising the open-file limit failed.
+    #[error("cannot read RLIMIT_NOFILE: {0}")]
+    Rlimit(std::io::Error),
+}
+
+/// Number of shards for a configuration: `shards`, or one per available core.
+pub fn shard_count(config: &Config) -> usize {
+    if config.shards > 0 {
+        return config.shards;
+    }
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(crate::config::MAX_SHARDS)
+}
+
+/// Blocks SIGINT and SIGTERM in this thread (threads spawned later inherit the mask) so
+/// that [`wait_for_signal`] receives them.
+fn block_signals() -> libc::sigset_t {
+    // SAFETY: plain libc calls on a local, initialised sigset.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}
+
+fn wait_for_signal(set: &libc::sigset_t) -> i32 {
+    let mut sig: libc::c_int = 0;
+    // SAFETY: `set` is initialised and its signals are blocked in every thread.
+    unsafe { libc::sigwait(set, &mut sig) };
+    sig
+}
+
+/// Runs the broker until SIGINT or SIGTERM.
+pub fn run(mut config: Config) -> Result<(), RuntimeError> {
+    let shards = shard_count(&config);
+    let nofile = limits::raise_nofile_limit().map_err(RuntimeError::Rlimit)?;
+    if config.limits.max_connections == 0 {
+        config.limits.max_connections = nofile
+            .soft
+            .saturating_sub(limits::fd_reserve(shards as u64))
+            .max(1);
+    }
+    limits::check_fd_budget(config.limits.max_connections, &nofile, shards as u64)?;
+    limits::probe_io_uring()?;
+
+    let addr = SocketAddr::new(config.bind, config.port);
+    let (sockets, bound) = bind_listeners(addr, shards, config.listen_backlog)
+        .map_err(|source| RuntimeError::Bind { addr, source })?;
+    let cores = core_affinity::get_core_ids().unwrap_or_default();
+    let signals = block_signals();
+    let epoch = Instant::now();
+    let instance = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0);
+    let mesh = (shards > 1).then(|| MeshBuilder::full(shards, config.mesh.channel_batches));
+    let (ready_tx, ready_rx) = crossbeam_channel::unbounded();
+    let mut controls = Vec::new();
+    let mut handles = Vec::new();
+    for (id, socket) in sockets.into_iter().enumerate() {
+        let (control_tx, control_rx) = crossbeam_channel::unbounded();
+        controls.push(control_tx);
+        let placement = match cores.get(id % cores.len().max(1)) {
+            Some(core) if cores.len() >= shards => Placement::Fixed(core.id),
+            _ => Placement::Unbound,
+        };
+        let start = ShardStart {
+            id,
+            shards,
+            config: config.clone(),
+            listener_fd: socket.into_raw_fd(),
+            mesh: mesh.clone(),
+            control: control_rx,
+            ready: ready_tx.clone(),
+            epoch,
+            instance,
+        };
+        let core = match &placement {
+            Placement::Fixed(c) => Some(*c),
+            _ => None,
+        };
+        let handle = LocalExecutorBuilder::new(placement)
+            .name(&format!("shard-{id}"))
+            .io_memory(512 * 1024)
+            .spawn(move || run_shard(start))
+            .map_err(|e| RuntimeError::Executor {
+                shard: id,
+                message: e.to_string(),
+            })?;
+        handles.push((id, core, handle));
+    }
+    for _ in 0..shards {
+        let _ = ready_rx.recv();
+    }
+    for (id, core, _) in &handles {
+        match core {
+            Some(core) => tracing::info!("shard {id} on core {core} listening on {bound}"),
+            None => tracing::info!("shard {id} (unpinned) listening on {bound}"),
+        }
+    }
+    println!("listening {bound}");
+    let sig = wait_for_signal(&signals);
+    tracing::info!("signal {sig}: shutting down");
+    for c in &controls {
+        let _ = c.send(Control::Shutdown);
+    }
+    for (id, _, handle) in handles {
+        if handle.join().is_err() {
+            tracing::warn!("shard {id} ended abnormally");
+        }
+    }
+    tracing::info!("stopped");
+    Ok(())
+}

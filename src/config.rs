@@ -1,0 +1,274 @@
+//! Every setting and every limit in one place.
+//!
+//! A TOML file (`--config`) and the command line fill one [`Config`]; every flag has a key.
+//! Unknown keys and out-of-range values stop startup with a message that names the key.
+//! Each limit documents its policy: what happens when it is hit, and which metric counts it.
+
+use serde::Deserialize;
+use std::net::IpAddr;
+use std::path::Path;
+use thiserror::Error;
+
+/// A configuration problem, worded for the operator.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The path given with --config.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has an unknown key / wrong type.
+    #[error("config file {path}: {message}")]
+    Parse {
+        /// The path given with --config.
+        path: String,
+        /// What the TOML parser said, naming the key.
+        message: String,
+    },
+    /// A value out of its allowed range.
+    #[error("config key `{key}`: {problem}")]
+    Invalid {
+        /// The dotted key.
+        key: &'static str,
+        /// What is wrong and what is allowed.
+        problem: String,
+    },
+}
+
+/// What to do with a connection whose outgoing buffer is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SlowConsumerPolicy {
+    /// Drop QoS 0 messages for that subscriber (counted); QoS 1/2 wait in its queue.
+    #[default]
+    Drop,
+    /// Disconnect the subscriber (MQTT 5: reason 0x97 Quota exceeded).
+    Disconnect,
+}
+
+/// The broker's whole configuration. Field names are the TOML keys.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on (`--bind`).
+    pub bind: IpAddr,
+    /// TCP port (`--port`); 0 picks a free port, logged at start.
+    pub port: u16,
+    /// Number of shards (`--shards`); 0 means one per available core.
+    pub shards: usize,
+    /// Listen backlog of each shard's socket.
+    pub listen_backlog: u32,
+    /// Log filter (`--log`), in `tracing` env-filter syntax.
+    pub log: String,
+    /// Limits and their policies.
+    pub limits: Limits,
+    /// Cross-shard mesh sizing.
+    pub mesh: MeshConfig,
+}
+
+/// Every bound the broker enforces. Each names its policy and metric.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Connections accepted by the whole broker, split evenly over shards. Over it: CONNACK
+    /// 0x97 Quota exceeded (3.1.1: 0x03 Server unavailable) and close. Metric:
+    /// `connections_rejected`. 0 (the default) means as many as the open-file limit allows;
+    /// a value above that limit stops startup with the fix to apply.
+    pub max_connections: u64,
+    /// Largest packet accepted from a client, also announced as Maximum Packet Size.
+    /// Over it: DISCONNECT 0x95 and close. Metric: `packets_too_large`.
+    pub max_packet_bytes: u32,
+    /// Receive Maximum announced to clients: QoS 2 PUBLISH awaiting PUBREL per client. Over it:
+    /// DISCONNECT 0x93. Also caps the outgoing in-flight window. Metric:
+    /// `receive_maximum_exceeded`.
+    pub max_inflight: u16,
+    /// QoS 1/2 messages queued per session (offline, or beyond the in-flight window). Over it:
+    /// the message is dropped for that session. Metric: `queue_drops`.
+    pub max_queued_messages: usize,
+    /// Bytes waiting to be written to one socket. Over it QoS 0 messages are dropped (or the
+    /// client disconnected, see `slow_consumer`); QoS 1/2 wait in the session queue.
+    /// Metric: `qos0_drops`, `slow_consumer_disconnects`.
+    pub max_outgoing_bytes: usize,
+    /// Policy for subscribers whose outgoing buffer is full.
+    pub slow_consumer: SlowConsumerPolicy,
+    /// Subscriptions per client. Over it: SUBACK 0x97 Quota exceeded for that filter
+    /// (3.1.1: 0x80). Metric: `subscription_quota_hits`.
+    pub max_subscriptions_per_client: usize,
+    /// Bytes in a topic name or filter. Over it: 0x90 / 0x8F. Metric: `topic_rejects`.
+    pub max_topic_bytes: usize,
+    /// Levels in a topic name or filter. Over it: 0x90 / 0x8F. Metric: `topic_rejects`.
+    pub max_topic_levels: usize,
+    /// Cap on Session Expiry Interval (seconds); longer requests are lowered and the
+    /// CONNACK says so. 3.1.1 persistent sessions get this value.
+    pub max_session_expiry_secs: u32,
+    /// Largest keep alive accepted; a client asking for more (or for 0) gets this value as
+    /// Server Keep Alive (MQTT 5). 0 accepts whatever the client asks.
+    pub max_keepalive_secs: u16,
+    /// Topic Alias Maximum announced to clients (aliases they may use towards us).
+    pub topic_alias_maximum: u16,
+    /// Bytes read from one socket before other connections get a turn.
+    pub read_budget_bytes: usize,
+}
+
+/// Cross-shard channel sizing.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MeshConfig {
+    /// Batches each SPSC channel holds.
+    pub channel_batches: usize,
+    /// Messages a shard may hold for one peer before it stops reading publishing sockets.
+    pub outbox_high_water: usize,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            bind: IpAddr::from([127, 0, 0, 1]),
+            port: 1883,
+            shards: 0,
+            listen_backlog: 4096,
+            log: "info".to_string(),
+            limits: Limits::default(),
+            mesh: MeshConfig::default(),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_connections: 0,
+            max_packet_bytes: 1024 * 1024,
+            max_inflight: 64,
+            max_queued_messages: 1000,
+            max_outgoing_bytes: 1024 * 1024,
+            slow_consumer: SlowConsumerPolicy::Drop,
+            max_subscriptions_per_client: 1000,
+            max_topic_bytes: 1024,
+            max_topic_levels: 32,
+            max_session_expiry_secs: 7 * 24 * 3600,
+            max_keepalive_secs: 0,
+            topic_alias_maximum: 32,
+            read_budget_bytes: 64 * 1024,
+        }
+    }
+}
+
+impl Default for MeshConfig {
+    fn default() -> MeshConfig {
+        MeshConfig {
+            channel_batches: 256,
+            outbox_high_water: 8192,
+        }
+    }
+}
+
+/// Most shards one broker runs: interest masks are 64-bit.
+pub const MAX_SHARDS: usize = 64;
+
+impl Config {
+    /// Reads and validates a TOML file.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Config::from_toml(&text).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.display().to_string(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses and validates TOML text.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: String::new(),
+            message: e.to_string().trim().replace('\n', " "),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks every range; called after file and flags are merged.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        fn bad(key: &'static str, problem: impl Into<String>) -> Result<(), ConfigError> {
+            Err(ConfigError::Invalid {
+                key,
+                problem: problem.into(),
+            })
+        }
+        let l = &self.limits;
+        if self.shards > MAX_SHARDS {
+            return bad(
+                "shards",
+                format!("{} is more than {MAX_SHARDS}", self.shards),
+            );
+        }
+        if l.max_packet_bytes < 64 || l.max_packet_bytes > 268_435_460 {
+            return bad(
+                "limits.max_packet_bytes",
+                "must be between 64 and 268435460",
+            );
+        }
+        if l.max_inflight == 0 {
+            return bad("limits.max_inflight", "must be at least 1");
+        }
+        if l.max_outgoing_bytes < 4096 {
+            return bad("limits.max_outgoing_bytes", "must be at least 4096");
+        }
+        if l.max_topic_bytes == 0 || l.max_topic_bytes > 65535 {
+            return bad("limits.max_topic_bytes", "must be between 1 and 65535");
+        }
+        if l.max_topic_levels == 0 {
+            return bad("limits.max_topic_levels", "must be at least 1");
+        }
+        if l.read_budget_bytes < 1024 {
+            return bad("limits.read_budget_bytes", "must be at least 1024");
+        }
+        if self.mesh.channel_batches == 0 {
+            return bad("mesh.channel_batches", "must be at least 1");
+        }
+        if self.mesh.outbox_high_water == 0 {
+            return bad("mesh.outbox_high_water", "must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_defaults() {
+        let c = Config::from_toml("").unwrap();
+        assert_eq!(c.port, 1883);
+        assert_eq!(c.limits.max_inflight, 64);
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = Config::from_toml("[limits]\nmax_conections = 5\n").unwrap_err();
+        assert!(e.to_string().contains("max_conections"), "{e}");
+    }
+
+    #[test]
+    fn out_of_range_is_named() {
+        let e = Config::from_toml("[limits]\nmax_inflight = 0\n").unwrap_err();
+        assert!(e.to_string().contains("limits.max_inflight"), "{e}");
+        let e = Config::from_toml("shards = 65\n").unwrap_err();
+        assert!(e.to_string().contains("`shards`"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_is_named() {
+        let e = Config::from_toml("port = \"x\"\n").unwrap_err();
+        assert!(e.to_string().contains("port"), "{e}");
+    }
+}

@@ -1,0 +1,99 @@
+//! One live network connection as the shard sees it: buffers, protocol, keep alive,
+//! topic aliases. The socket itself stays in the runtime.
+
+use ahash::AHashMap;
+use bytes::BytesMut;
+use std::task::Waker;
+
+use super::slab::Key;
+use crate::codec::{Connect, MqttStr, Protocol};
+
+/// Where the connection is in its life.
+#[derive(Debug)]
+pub enum ConnState {
+    /// Waiting for CONNECT [MQTT-3.1.0-1].
+    AwaitingConnect,
+    /// CONNECT received; waiting for the client id's home shard to answer.
+    Connecting {
+        /// The CONNECT being answered.
+        connect: Box<Connect>,
+        /// Token of the registry claim.
+        token: u64,
+        /// The client id was empty and assigned by us (returned in CONNACK).
+        assigned_id: bool,
+    },
+    /// CONNACK sent; packets flow.
+    Active,
+    /// Finished: flush what is buffered, then close.
+    Closing,
+}
+
+/// A connection's shard-side state.
+#[derive(Debug)]
+pub struct Conn {
+    /// Lifecycle.
+    pub state: ConnState,
+    /// Protocol fixed by CONNECT.
+    pub protocol: Protocol,
+    /// The session once connected.
+    pub session: Option<Key>,
+    /// Bytes to write; allocated on first use, released when idle.
+    pub out: BytesMut,
+    /// Bytes of an incomplete packet (empty for almost every idle connection).
+    pub input: BytesMut,
+    /// True while an operation waits for other shards (SUBACK barrier, CONNECT claim):
+    /// no further packet of this connection is processed meanwhile, which keeps order.
+    pub blocked: bool,
+    /// Woken when output is added or the connection is unblocked or closed.
+    pub waker: Option<Waker>,
+    /// Negotiated keep alive (seconds, 0 = none).
+    pub keepalive_secs: u16,
+    /// Time of the last packet received (ms).
+    pub last_packet_ms: u64,
+    /// Publish the Will when this connection ends (cleared by a normal DISCONNECT).
+    pub will_on_close: bool,
+    /// Client → broker topic aliases (index = alias - 1); allocated on first alias.
+    pub inbound_aliases: Vec<Option<MqttStr>>,
+    /// Broker → client topic aliases; allocated on first use.
+    pub outbound_aliases: Option<Box<AHashMap<MqttStr, u16>>>,
+}
+
+impl Conn {
+    /// A new connection waiting for CONNECT.
+    pub fn new(now_ms: u64) -> Conn {
+        Conn {
+            state: ConnState::AwaitingConnect,
+            protocol: Protocol::V311,
+            session: None,
+            out: BytesMut::new(),
+            input: BytesMut::new(),
+            blocked: false,
+            waker: None,
+            keepalive_secs: 0,
+            last_packet_ms: now_ms,
+            will_on_close: true,
+            inbound_aliases: Vec::new(),
+            outbound_aliases: None,
+        }
+    }
+
+    /// Wakes the connection's task (after output was added, or a state change).
+    #[inline]
+    pub fn wake(&self) {
+        if let Some(w) = &self.waker {
+            w.wake_by_ref();
+        }
+    }
+
+    /// True once the connection is finishing.
+    #[inline]
+    pub fn is_closing(&self) -> bool {
+        matches!(self.state, ConnState::Closing)
+    }
+
+    /// True when the connection's task may decode more input now.
+    #[inline]
+    pub fn can_process_input(&self) -> bool {
+        !self.blocked && !self.is_closing()
+    }
+}

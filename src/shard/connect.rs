@@ -1,0 +1,489 @@
+//! CONNECT, the client-id registry (home shard), session takeover and hand-over, the end of
+//! a connection and of a session, and Wills.
+//!
+//! Flow: the connection's shard C sends `Claim` to the home shard H of the client id. H
+//! records C as the owner and either answers `Claimed` at once, or asks the previous owner O
+//! to `TakeOver`: O disconnects the old connection (0x8E), then ships the session to C (or
+//! drops it on Clean Start) in `Claimed`. C then sends CONNACK.
+
+use std::sync::Arc;
+
+use super::conn::ConnState;
+use super::mesh::{MeshMsg, ShardId};
+use super::slab::Key;
+use super::{Pending, RegistryEntry, SessionSlot, Shard};
+use crate::codec::{
+    ConnAck, Connect, Disconnect, MqttStr, Protocol, PublishProperties, ReasonCode,
+};
+use crate::session::{ClientLimits, Message, Session};
+
+impl Shard {
+    pub(super) fn on_connect(&mut self, key: Key, connect: Box<Connect>, now_ms: u64) {
+        let limits = &self.config.limits;
+        let per_shard_cap = limits.max_connections.div_ceil(self.shards as u64) as usize;
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        conn.protocol = connect.protocol;
+        let v5 = connect.protocol.is_v5();
+        let refuse = if self.shutting_down {
+            Some(ReasonCode::SERVER_UNAVAILABLE)
+        } else if self.conns.len() > per_shard_cap {
+            self.metrics.connections_rejected += 1;
+            Some(if v5 {
+                ReasonCode::QUOTA_EXCEEDED
+            } else {
+                ReasonCode::SERVER_UNAVAILABLE
+            })
+        } else if connect.client_id.is_empty() && !connect.clean_start && !v5 {
+            // [MQTT-3.1.3-8]: 3.1.1 needs Clean Session = 1 with an empty client id.
+            Some(ReasonCode::CLIENT_IDENTIFIER_NOT_VALID)
+        } else if v5 && connect.properties.authentication_method.is_some() {
+            // Extended authentication is not supported [MQTT-4.12.0-1].
+            Some(ReasonCode::BAD_AUTHENTICATION_METHOD)
+        } else if connect
+            .will
+            .as_ref()
+            .is_some_and(|w| !self.topic_within_limits(&w.topic))
+        {
+            self.metrics.topic_rejects += 1;
+            Some(ReasonCode::TOPIC_NAME_INVALID)
+        } else {
+            None
+        };
+        if let Some(reason) = refuse {
+            self.refuse_connect(key, reason);
+            return;
+        }
+        let mut connect = connect;
+        let assigned_id = connect.client_id.is_empty();
+        if assigned_id {
+            self.assigned_ids += 1;
+            connect.client_id = MqttStr::from(format!(
+                "shardmq-{:x}-{}-{}",
+                self.instance, self.id, self.assigned_ids
+            ));
+        }
+        let token = self.token();
+        let client_id = connect.client_id.clone();
+        let clean_start = connect.clean_start;
+        let conn = self.conns.get_mut(key).expect("checked above");
+        conn.keepalive_secs = connect.keep_alive_secs;
+        conn.state = ConnState::Connecting {
+            connect,
+            token,
+            assigned_id,
+        };
+        conn.blocked = true;
+        self.pending.insert(
+            token,
+            Pending::Connect {
+                conn: key,
+                client_id: client_id.clone(),
+            },
+        );
+        let home = self.home_shard(&client_id);
+        self.send(
+            home,
+            MeshMsg::Claim {
+                client_id,
+                token,
+                clean_start,
+            },
+        );
+        let _ = now_ms;
+    }
+
+    fn refuse_connect(&mut self, key: Key, reason: ReasonCode) {
+        if let Some(conn) = self.conns.get_mut(key) {
+            let ack = ConnAck {
+                reason_code: reason,
+                ..ConnAck::default()
+            };
+            let _ = ack.encode(conn.protocol, &mut conn.out);
+            conn.will_on_close = false;
+        }
+        self.close(key, None);
+    }
+
+    /// Home shard: records the new owner and starts the takeover of the previous one.
+    pub(super) fn on_claim(
+        &mut self,
+        from: ShardId,
+        client_id: MqttStr,
+        token: u64,
+        clean_start: bool,
+    ) {
+        let generation = self.next_generation;
+        self.next_generation += 1;
+        let previous = self.registry.insert(
+            client_id.clone(),
+            RegistryEntry {
+                shard: from,
+                generation,
+            },
+        );
+        match previous {
+            None => self.send(
+                from,
+                MeshMsg::Claimed {
+                    token,
+                    generation,
+                    session: None,
+                },
+            ),
+            Some(prev) => self.send(
+                prev.shard,
+                MeshMsg::TakeOver {
+                    client_id,
+                    previous_generation: prev.generation,
+                    new_shard: from,
+                    token,
+                    generation,
+                    clean_start,
+                },
+            ),
+        }
+    }
+
+    /// Previous owner: ends the old connection and ships (or drops) the session.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn on_takeover(
+        &mut self,
+        client_id: MqttStr,
+        previous_generation: u64,
+        new_shard: ShardId,
+        token: u64,
+        generation: u64,
+        clean_start: bool,
+        now_ms: u64,
+    ) {
+        let found = self.by_client.get(&client_id).copied().filter(|k| {
+            self.sessions
+                .get(*k)
+                .is_some_and(|s| s.session.generation == previous_generation)
+        });
+        let mut shipped = None;
+        if let Some(skey) = found {
+            self.metrics.takeovers += 1;
+            if let Some(ckey) = self.sessions.get_mut(skey).and_then(|s| s.conn.take()) {
+                // The old connection ends with 0x8E [MQTT-3.1.4-3]. Its Will goes out now if
+                // the session ends or has no delay; otherwise the reconnect cancels it.
+                let will_on_close = self
+                    .conns
+                    .get_mut(ckey)
+                    .map(|c| {
+                        c.session = None;
+                        std::mem::replace(&mut c.will_on_close, false)
+                    })
+                    .unwrap_or(false);
+                self.close(ckey, Some(ReasonCode::SESSION_TAKEN_OVER));
+                let slot = self.sessions.get_mut(skey).expect("found above");
+                let no_delay = slot
+                    .session
+                    .will
+                    .as_ref()
+                    .is_some_and(|w| w.properties.will_delay_interval.unwrap_or(0) == 0);
+                if will_on_close && (clean_start || no_delay) {
+                    self.publish_will(skey, now_ms);
+                }
+            }
+            let slot = self.remove_session(skey);
+            if clean_start {
+                if slot.will_pending {
+                    // The session ends: a delayed Will is due now [MQTT-3.1.3-9].
+                    self.publish_will_of(slot.session, now_ms);
+                }
+            } else {
+                let mut session = slot.session;
+                session.will = None;
+                shipped = Some(Box::new(session));
+            }
+        }
+        self.send(
+            new_shard,
+            MeshMsg::Claimed {
+                token,
+                generation,
+                session: shipped,
+            },
+        );
+    }
+
+    /// New owner: the claim is settled; send CONNACK and resume the session.
+    pub(super) fn on_claimed(
+        &mut self,
+        token: u64,
+        generation: u64,
+        previous: Option<Box<Session>>,
+        now_ms: u64,
+    ) {
+        let Some(Pending::Connect {
+            conn: key,
+            client_id,
+        }) = self.pending.remove(&token)
+        else {
+            return;
+        };
+        let (connect, assigned) = match self.conns.get_mut(key).map(|c| &mut c.state) {
+            Some(state @ ConnState::Connecting { .. }) => {
+                match std::mem::replace(state, ConnState::Active) {
+                    ConnState::Connecting {
+                        connect,
+                        assigned_id,
+                        ..
+                    } => (connect, assigned_id),
+                    _ => unreachable!(),
+                }
+            }
+            _ => {
+                // The connection went away while we waited. Keep a shipped session (its
+                // expiry still runs); otherwise give the claim back.
+                match previous {
+                    Some(mut session) => {
+                        session.generation = generation;
+                        let skey = self.install_session(*session, None);
+                        self.start_session_expiry(skey, now_ms);
+                    }
+                    None => {
+                        let home = self.home_shard(&client_id);
+                        self.send(
+                            home,
+                            MeshMsg::Release {
+                                client_id,
+                                generation,
+                            },
+                        );
+                    }
+                }
+                return;
+            }
+        };
+        let limits = self.config.limits.clone();
+        let v5 = connect.protocol.is_v5();
+        let (mut session, session_present) = match previous {
+            Some(s) if !connect.clean_start => (*s, true),
+            _ => (
+                Session::new(connect.client_id.clone(), generation, connect.protocol),
+                false,
+            ),
+        };
+        session.generation = generation;
+        session.protocol = connect.protocol;
+        let requested_expiry = if v5 {
+            connect.properties.session_expiry_interval.unwrap_or(0)
+        } else if connect.clean_start {
+            0
+        } else {
+            u32::MAX
+        };
+        session.expiry_secs = requested_expiry.min(limits.max_session_expiry_secs);
+        session.will = connect.will.clone();
+        session.limits = ClientLimits {
+            receive_maximum: connect.properties.receive_maximum.unwrap_or(u16::MAX),
+            max_packet_bytes: connect.properties.maximum_packet_size.unwrap_or(u32::MAX),
+            topic_alias_maximum: connect.properties.topic_alias_maximum.unwrap_or(0),
+            problem_information: connect.properties.request_problem_information != Some(0),
+        };
+        let skey = self.install_session(session, Some(key));
+
+        let mut ack = ConnAck {
+            session_present,
+            ..ConnAck::default()
+        };
+        let conn = self.conns.get_mut(key).expect("checked above");
+        conn.session = Some(skey);
+        conn.blocked = false;
+        let mut keepalive = connect.keep_alive_secs;
+        if limits.max_keepalive_secs > 0
+            && (keepalive == 0 || keepalive > limits.max_keepalive_secs)
+        {
+            keepalive = limits.max_keepalive_secs;
+            ack.properties.server_keep_alive = Some(keepalive);
+        }
+        conn.keepalive_secs = keepalive;
+        if v5 {
+            let p = &mut ack.properties;
+            p.receive_maximum = Some(limits.max_inflight);
+            p.maximum_packet_size = Some(limits.max_packet_bytes);
+            if limits.topic_alias_maximum > 0 {
+                p.topic_alias_maximum = Some(limits.topic_alias_maximum);
+            }
+            if requested_expiry > limits.max_session_expiry_secs {
+                p.session_expiry_interval = Some(limits.max_session_expiry_secs);
+            }
+            if assigned {
+                p.assigned_client_identifier = Some(connect.client_id.clone());
+            }
+        }
+        let _ = ack.encode(conn.protocol, &mut conn.out);
+        conn.wake();
+        self.timers.watch_keepalive(key, keepalive, now_ms);
+        self.resume_outbound(skey, now_ms);
+    }
+
+    /// Puts a session on this shard and its subscriptions into the trie.
+    fn install_session(&mut self, session: Session, conn: Option<Key>) -> Key {
+        let client_id = session.client_id.clone();
+        let subscriptions: Vec<_> = session
+            .subscriptions
+            .iter()
+            .map(|(f, s)| (f.clone(), *s))
+            .collect();
+        let skey = self.sessions.insert(SessionSlot {
+            session,
+            conn,
+            will_pending: false,
+        });
+        if let Some(old) = self.by_client.insert(client_id, skey) {
+            // Unreachable with a consistent registry; never leak the old one.
+            if old != skey {
+                tracing::warn!("two sessions for one client id on one shard");
+            }
+        }
+        for (filter, sub) in subscriptions {
+            self.insert_subscription(skey, &filter, sub, 0);
+        }
+        skey
+    }
+
+    /// Takes a session off this shard: trie entries, client-id index, timers.
+    fn remove_session(&mut self, skey: Key) -> SessionSlot {
+        let slot = self.sessions.remove(skey).expect("caller checked the key");
+        let filters: Vec<MqttStr> = slot.session.subscriptions.keys().cloned().collect();
+        for f in &filters {
+            self.remove_subscription_entry(skey, f);
+        }
+        if self.by_client.get(&slot.session.client_id) == Some(&skey) {
+            self.by_client.remove(&slot.session.client_id);
+        }
+        slot
+    }
+
+    /// The connection of `skey` ended. `will_on_close` is false after a normal DISCONNECT.
+    pub(super) fn detach_session(&mut self, skey: Key, will_on_close: bool, now_ms: u64) {
+        let Some(slot) = self.sessions.get_mut(skey) else {
+            return;
+        };
+        slot.conn = None;
+        if !will_on_close {
+            // [MQTT-3.1.2-10]: a normal DISCONNECT discards the Will.
+            slot.session.will = None;
+        }
+        if slot.session.expiry_secs == 0 {
+            self.end_session(skey, now_ms);
+            return;
+        }
+        let delay = slot
+            .session
+            .will
+            .as_ref()
+            .map(|w| w.properties.will_delay_interval.unwrap_or(0));
+        match delay {
+            Some(0) => self.publish_will(skey, now_ms),
+            Some(d) => {
+                slot.will_pending = true;
+                let d = d.min(slot.session.expiry_secs);
+                let generation = slot.session.generation;
+                self.timers
+                    .will_delay(skey, generation, now_ms + d as u64 * 1000);
+            }
+            None => {}
+        }
+        self.start_session_expiry(skey, now_ms);
+    }
+
+    fn start_session_expiry(&mut self, skey: Key, now_ms: u64) {
+        if let Some(slot) = self.sessions.get(skey) {
+            let generation = slot.session.generation;
+            let at = now_ms.saturating_add(slot.session.expiry_secs as u64 * 1000);
+            self.timers.session_expiry(skey, generation, at);
+        }
+    }
+
+    /// Ends a session here: publishes a Will still due, clears its subscriptions and tells
+    /// the home shard.
+    pub(super) fn end_session(&mut self, skey: Key, now_ms: u64) {
+        if self.sessions.get(skey).is_none() {
+            return;
+        }
+        let slot = self.remove_session(skey);
+        let client_id = slot.session.client_id.clone();
+        let generation = slot.session.generation;
+        self.publish_will_of(slot.session, now_ms);
+        let home = self.home_shard(&client_id);
+        self.send(
+            home,
+            MeshMsg::Release {
+                client_id,
+                generation,
+            },
+        );
+    }
+
+    /// Publishes and clears the Will of a session that stays on this shard.
+    pub(super) fn publish_will(&mut self, skey: Key, now_ms: u64) {
+        let Some(slot) = self.sessions.get_mut(skey) else {
+            return;
+        };
+        slot.will_pending = false;
+        if let Some(will) = slot.session.will.take() {
+            self.route_will(will, now_ms);
+        }
+    }
+
+    fn publish_will_of(&mut self, mut session: Session, now_ms: u64) {
+        if let Some(will) = session.will.take() {
+            self.route_will(will, now_ms);
+        }
+    }
+
+    fn route_will(&mut self, will: crate::codec::Will, now_ms: u64) {
+        self.metrics.wills_published += 1;
+        let wp = will.properties;
+        let props = PublishProperties {
+            payload_format_indicator: wp.payload_format_indicator,
+            message_expiry_interval: None,
+            topic_alias: None,
+            response_topic: wp.response_topic,
+            correlation_data: wp.correlation_data,
+            user_properties: wp.user_properties,
+            subscription_identifiers: Vec::new(),
+            content_type: wp.content_type,
+        };
+        let message = Arc::new(Message {
+            topic: will.topic,
+            payload: will.payload,
+            qos: will.qos,
+            retain: will.retain,
+            properties: (!props.is_empty()).then(|| Arc::new(props)),
+            expires_at_ms: wp.message_expiry_interval.map(|s| now_ms + s as u64 * 1000),
+        });
+        self.publish_message(message, None, now_ms);
+    }
+
+    pub(super) fn on_disconnect(&mut self, key: Key, d: Disconnect) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let session = conn.session;
+        if conn.protocol == Protocol::V5 {
+            if let (Some(new_expiry), Some(skey)) = (d.properties.session_expiry_interval, session)
+            {
+                let cap = self.config.limits.max_session_expiry_secs;
+                if let Some(slot) = self.sessions.get_mut(skey) {
+                    if slot.session.expiry_secs == 0 && new_expiry > 0 {
+                        // [MQTT-3.14.2-2]: cannot turn a session that ends into one that stays.
+                        self.fail_connection(key, ReasonCode::PROTOCOL_ERROR);
+                        return;
+                    }
+                    slot.session.expiry_secs = new_expiry.min(cap);
+                }
+            }
+        }
+        let conn = self.conns.get_mut(key).expect("checked above");
+        // 0x00 discards the Will [MQTT-3.14.4-3]; 0x04 and error codes keep it.
+        conn.will_on_close = d.reason_code != ReasonCode::NORMAL_DISCONNECTION;
+        self.close(key, None);
+    }
+}

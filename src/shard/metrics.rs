@@ -1,0 +1,76 @@
+//! Per-shard counters: plain integers, never shared; gathered over the mesh on request.
+
+use serde::Serialize;
+
+/// Counters of one shard. Every limit has a counter for its hits.
+#[derive(Debug, Default, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct Metrics {
+    /// Connections accepted.
+    pub connections_accepted: u64,
+    /// Connections refused by `max_connections`.
+    pub connections_rejected: u64,
+    /// PUBLISH packets received from clients.
+    pub publishes_received: u64,
+    /// PUBLISH packets written to clients.
+    pub publishes_sent: u64,
+    /// Messages forwarded to other shards (one per interested shard).
+    pub mesh_forwards: u64,
+    /// QoS 0 messages dropped for slow subscribers (`max_outgoing_bytes`).
+    pub qos0_drops: u64,
+    /// QoS 1/2 messages dropped because a session queue was full (`max_queued_messages`).
+    pub queue_drops: u64,
+    /// Messages not sent because they exceed the client's Maximum Packet Size.
+    pub oversize_drops: u64,
+    /// Messages dropped because their Message Expiry Interval passed.
+    pub expired_drops: u64,
+    /// Slow subscribers disconnected (`slow_consumer = "disconnect"`).
+    pub slow_consumer_disconnects: u64,
+    /// Packets over `max_packet_bytes`.
+    pub packets_too_large: u64,
+    /// Clients disconnected for exceeding Receive Maximum (0x93).
+    pub receive_maximum_exceeded: u64,
+    /// SUBSCRIBE filters refused by `max_subscriptions_per_client`.
+    pub subscription_quota_hits: u64,
+    /// Topics refused by `max_topic_bytes` / `max_topic_levels`.
+    pub topic_rejects: u64,
+    /// Malformed packets and protocol errors.
+    pub protocol_errors: u64,
+    /// Keep-alive timeouts.
+    pub keepalive_timeouts: u64,
+    /// Session takeovers handled as the old owner.
+    pub takeovers: u64,
+    /// Wills published.
+    pub wills_published: u64,
+    /// Times the mesh outbox passed its high-water mark.
+    pub mesh_backpressure: u64,
+}
+
+impl Metrics {
+    /// Adds another shard's counters.
+    pub fn add(&mut self, o: &Metrics) {
+        macro_rules! sum {
+            ($($f:ident),*) => { $( self.$f += o.$f; )* };
+        }
+        sum!(
+            connections_accepted,
+            connections_rejected,
+            publishes_received,
+            publishes_sent,
+            mesh_forwards,
+            qos0_drops,
+            queue_drops,
+            oversize_drops,
+            expired_drops,
+            slow_consumer_disconnects,
+            packets_too_large,
+            receive_maximum_exceeded,
+            subscription_quota_hits,
+            topic_rejects,
+            protocol_errors,
+            keepalive_timeouts,
+            takeovers,
+            wills_published,
+            mesh_backpressure
+        );
+    }
+}

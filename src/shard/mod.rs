@@ -1,0 +1,475 @@
+//! What one core owns: its connections and sessions, its part of the subscription trie, its
+//! partition of the client-id registry and of the retained messages, its timers.
+//!
+//! Everything here is pure: the runtime hands in bytes, mesh messages and the current time
+//! (ms on a clock shared by all shards) and takes out bytes (in each [`Conn`]'s `out`) and
+//! mesh messages (the per-peer outbox). A connection waiting for other shards is `blocked`;
+//! its next packets wait, which keeps per-connection order.
+
+mod conn;
+mod connect;
+mod mesh;
+mod metrics;
+mod publish;
+mod router;
+mod slab;
+mod subscribe;
+mod timers;
+
+pub use conn::{Conn, ConnState};
+pub use mesh::{MeshMsg, ShardId};
+pub use metrics::Metrics;
+pub use slab::{Key, Slab};
+
+use ahash::AHashMap;
+use bytes::BytesMut;
+use std::collections::VecDeque;
+
+use crate::codec::{Disconnect, MqttStr, Packet, Protocol, ReasonCode};
+use crate::config::Config;
+use crate::session::{Session, SharedMessage};
+use crate::topic::{RetainedIndex, TopicTrie};
+use router::FilterEntry;
+use timers::Timers;
+
+/// A session on this shard and its link to a live connection.
+#[derive(Debug)]
+pub struct SessionSlot {
+    /// The session state (shipped whole on takeover).
+    pub session: Session,
+    /// Its connection, while connected.
+    pub conn: Option<Key>,
+    /// A Will waits for its Will Delay Interval (MQTT 5) while the client is away.
+    pub will_pending: bool,
+}
+
+/// The home shard's record of where a client id's session lives.
+#[derive(Debug, Clone, Copy)]
+struct RegistryEntry {
+    shard: ShardId,
+    generation: u64,
+}
+
+/// An operation waiting for answers from other shards.
+#[derive(Debug)]
+enum Pending {
+    /// CONNACK waits for the client id's home shard (and maybe the previous owner).
+    Connect {
+        /// The waiting connection.
+        conn: Key,
+        /// Its client id (to release the claim if the connection is gone by then).
+        client_id: MqttStr,
+    },
+    /// SUBACK waits for interest acknowledgements and retained answers.
+    Subscribe(Box<subscribe::PendingSubscribe>),
+    /// A retained query for one filter of a pending SUBSCRIBE.
+    Retained {
+        /// Token of the pending SUBSCRIBE.
+        subscribe: u64,
+        /// Granted QoS of that filter.
+        qos: crate::codec::QoS,
+    },
+}
+
+/// Deterministic hash shared by all shards: client id → home shard, topic → retained
+/// partition. Every shard must compute the same value, so the seeds are fixed.
+pub fn stable_hash(bytes: &[u8]) -> u64 {
+    ahash::RandomState::with_seeds(0x5ad1, 0x6d71, 0x7368, 0x6172).hash_one(bytes)
+}
+
+/// One shard's whole state.
+pub struct Shard {
+    id: ShardId,
+    shards: usize,
+    config: Config,
+    conns: Slab<Conn>,
+    sessions: Slab<SessionSlot>,
+    by_client: AHashMap<MqttStr, Key>,
+    trie: TopicTrie<FilterEntry>,
+    registry: AHashMap<MqttStr, RegistryEntry>,
+    next_generation: u64,
+    retained: RetainedIndex<SharedMessage>,
+    pending: AHashMap<u64, Pending>,
+    next_token: u64,
+    outbox: Vec<Vec<MeshMsg>>,
+    local_queue: VecDeque<MeshMsg>,
+    timers: Timers,
+    metrics: Metrics,
+    assigned_ids: u64,
+    instance: u64,
+    shutting_down: bool,
+    draining: bool,
+    scratch: Vec<router::Target>,
+}
+
+impl Shard {
+    /// A shard `id` of `shards`. `instance` makes assigned client ids unique across restarts.
+    pub fn new(id: ShardId, shards: usize, config: Config, instance: u64) -> Shard {
+        assert!(id < shards && shards <= crate::config::MAX_SHARDS);
+        Shard {
+            id,
+            shards,
+            config,
+            conns: Slab::default(),
+            sessions: Slab::default(),
+            by_client: AHashMap::new(),
+            trie: TopicTrie::new(),
+            registry: AHashMap::new(),
+            next_generation: 1,
+            retained: RetainedIndex::new(),
+            pending: AHashMap::new(),
+            next_token: 1,
+            outbox: (0..shards).map(|_| Vec::new()).collect(),
+            local_queue: VecDeque::new(),
+            timers: Timers::default(),
+            metrics: Metrics::default(),
+            assigned_ids: 0,
+            instance,
+            shutting_down: false,
+            draining: false,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// This shard's index.
+    pub fn id(&self) -> ShardId {
+        self.id
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Counters.
+    pub fn metrics(&self) -> Metrics {
+        self.metrics
+    }
+
+    /// Live connections.
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Sessions held (connected or not).
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Registers a new connection (CONNECT not yet received).
+    pub fn accept(&mut self, now_ms: u64) -> Key {
+        self.metrics.connections_accepted += 1;
+        let key = self.conns.insert(Conn::new(now_ms));
+        self.timers.no_connect_deadline(key, now_ms);
+        key
+    }
+
+    /// The connection, for the runtime to flush its output and register its waker.
+    #[inline]
+    pub fn conn_mut(&mut self, key: Key) -> Option<&mut Conn> {
+        self.conns.get_mut(key)
+    }
+
+    /// Decodes and handles packets from `input` until it holds no complete packet, the
+    /// connection blocks on other shards, or it closes. Unconsumed bytes stay in `input`.
+    pub fn on_input(&mut self, key: Key, input: &mut BytesMut, now_ms: u64) {
+        let max_packet = self.config.limits.max_packet_bytes as usize;
+        loop {
+            let before = input.len();
+            self.decode_packets(key, input, max_packet, now_ms);
+            self.drain_local(now_ms);
+            // A SUBSCRIBE or CONNECT served on this shard alone unblocks during the drain:
+            // go on with the packets behind it.
+            let resumable = self.conns.get(key).is_some_and(|c| c.can_process_input());
+            if !resumable || input.is_empty() || input.len() == before {
+                break;
+            }
+        }
+    }
+
+    fn decode_packets(&mut self, key: Key, input: &mut BytesMut, max_packet: usize, now_ms: u64) {
+        loop {
+            let Some(conn) = self.conns.get_mut(key) else {
+                return;
+            };
+            if !conn.can_process_input() {
+                break;
+            }
+            let protocol = conn.protocol;
+            match Packet::decode(input, protocol, max_packet) {
+                Ok(Some(packet)) => {
+                    conn.last_packet_ms = now_ms;
+                    self.on_packet(key, packet, now_ms);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    if matches!(e, crate::codec::DecodeError::PacketTooLarge { .. }) {
+                        self.metrics.packets_too_large += 1;
+                    }
+                    self.metrics.protocol_errors += 1;
+                    tracing::debug!(shard = self.id, error = %e, "closing connection on bad packet");
+                    self.fail_connection(key, e.reason_code());
+                    input.clear();
+                    break;
+                }
+            }
+        }
+    }
+
+    fn on_packet(&mut self, key: Key, packet: Packet, now_ms: u64) {
+        let awaiting_connect = matches!(
+            self.conns.get(key).map(|c| &c.state),
+            Some(ConnState::AwaitingConnect)
+        );
+        match packet {
+            Packet::Connect(connect) if awaiting_connect => self.on_connect(key, connect, now_ms),
+            // [MQTT-3.1.0-1]: the first packet must be CONNECT; [MQTT-3.1.0-2]: only one.
+            _ if awaiting_connect => self.close(key, None),
+            Packet::Connect(_) => self.fail_connection(key, ReasonCode::PROTOCOL_ERROR),
+            Packet::Publish(p) => self.on_publish(key, p, now_ms),
+            Packet::PubAck(a) => self.on_puback(key, a.packet_id, now_ms),
+            Packet::PubRec(a) => self.on_pubrec(key, a, now_ms),
+            Packet::PubRel(a) => self.on_pubrel(key, a.packet_id),
+            Packet::PubComp(a) => self.on_pubcomp(key, a.packet_id, now_ms),
+            Packet::Subscribe(s) => self.on_subscribe(key, s, now_ms),
+            Packet::Unsubscribe(u) => self.on_unsubscribe(key, u),
+            Packet::PingReq => self.write(key, &Packet::PingResp),
+            Packet::Disconnect(d) => self.on_disconnect(key, d),
+            Packet::Auth(_) => self.fail_connection(key, ReasonCode::BAD_AUTHENTICATION_METHOD),
+            // Packets only a server sends.
+            Packet::ConnAck(_) | Packet::SubAck(_) | Packet::UnsubAck(_) | Packet::PingResp => {
+                self.fail_connection(key, ReasonCode::PROTOCOL_ERROR)
+            }
+        }
+    }
+
+    /// Encodes a packet into the connection's output and wakes its task.
+    fn write(&mut self, key: Key, packet: &Packet) {
+        if let Some(conn) = self.conns.get_mut(key) {
+            if conn.is_closing() {
+                return;
+            }
+            if let Err(e) = packet.encode(conn.protocol, &mut conn.out) {
+                tracing::warn!(error = %e, "could not encode a packet");
+            }
+            conn.wake();
+        }
+    }
+
+    /// Ends a connection after a protocol violation: MQTT 5 gets a DISCONNECT with the
+    /// reason (after CONNECT), then the socket closes once the output is flushed.
+    fn fail_connection(&mut self, key: Key, reason: ReasonCode) {
+        self.close(key, Some(reason));
+    }
+
+    /// Starts closing: optional DISCONNECT (MQTT 5 only, and only once connected), then the
+    /// runtime flushes and calls [`Shard::on_closed`].
+    fn close(&mut self, key: Key, reason: Option<ReasonCode>) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        if conn.is_closing() {
+            return;
+        }
+        if let (Some(reason), Protocol::V5, ConnState::Active) =
+            (reason, conn.protocol, &conn.state)
+        {
+            let _ =
+                Packet::Disconnect(Disconnect::new(reason)).encode(conn.protocol, &mut conn.out);
+        }
+        conn.state = ConnState::Closing;
+        conn.blocked = false;
+        conn.wake();
+    }
+
+    /// Starts shutting down: MQTT 5 clients get DISCONNECT 0x8B, everyone is closed after
+    /// their output is flushed; Wills of closed connections are not published.
+    pub fn shutdown(&mut self) {
+        self.shutting_down = true;
+        for key in self.conns.keys() {
+            if let Some(conn) = self.conns.get_mut(key) {
+                conn.will_on_close = false;
+            }
+            self.close(key, Some(ReasonCode::SERVER_SHUTTING_DOWN));
+        }
+    }
+
+    /// True once [`Shard::shutdown`] ran.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down
+    }
+
+    /// Allocates an operation token.
+    fn token(&mut self) -> u64 {
+        let t = self.next_token;
+        self.next_token += 1;
+        t
+    }
+
+    /// Sends a mesh message; to itself it is queued and handled before the current call
+    /// returns.
+    fn send(&mut self, to: ShardId, msg: MeshMsg) {
+        if to == self.id {
+            self.local_queue.push_back(msg);
+        } else {
+            if let MeshMsg::Forward { .. } = msg {
+                self.metrics.mesh_forwards += 1;
+            }
+            self.outbox[to].push(msg);
+        }
+    }
+
+    /// Sends a message to every other shard.
+    fn broadcast(&mut self, mut make: impl FnMut() -> MeshMsg) -> usize {
+        let mut n = 0;
+        for to in 0..self.shards {
+            if to != self.id {
+                let m = make();
+                self.send(to, m);
+                n += 1;
+            }
+        }
+        n
+    }
+
+    fn drain_local(&mut self, now_ms: u64) {
+        if self.draining {
+            return;
+        }
+        self.draining = true;
+        while let Some(msg) = self.local_queue.pop_front() {
+            self.handle_mesh(self.id, msg, now_ms);
+        }
+        self.draining = false;
+    }
+
+    /// Messages waiting for peer `to`; the runtime sends them as one batch.
+    pub fn take_outbox(&mut self, to: ShardId) -> Vec<MeshMsg> {
+        std::mem::take(&mut self.outbox[to])
+    }
+
+    /// Messages queued for all peers: above the high-water mark the runtime stops reading
+    /// from client sockets (backpressure).
+    pub fn outbox_len(&self) -> usize {
+        self.outbox.iter().map(Vec::len).sum()
+    }
+
+    /// True when the outbox is over its high-water mark.
+    pub fn mesh_congested(&self) -> bool {
+        self.outbox_len() > self.config.mesh.outbox_high_water
+    }
+
+    /// Counts a backpressure episode.
+    pub fn note_backpressure(&mut self) {
+        self.metrics.mesh_backpressure += 1;
+    }
+
+    /// Handles a batch from peer `from`.
+    pub fn on_mesh(&mut self, from: ShardId, batch: Vec<MeshMsg>, now_ms: u64) {
+        for msg in batch {
+            self.handle_mesh(from, msg, now_ms);
+        }
+        self.drain_local(now_ms);
+    }
+
+    fn handle_mesh(&mut self, from: ShardId, msg: MeshMsg, now_ms: u64) {
+        match msg {
+            MeshMsg::Forward {
+                message,
+                ordinary,
+                groups,
+            } => self.on_forward(&message, ordinary, &groups, now_ms),
+            MeshMsg::Interest {
+                filter,
+                group,
+                add,
+                token,
+            } => {
+                self.apply_interest(from, &filter, group.as_ref(), add);
+                if token != 0 {
+                    self.send(from, MeshMsg::InterestAck { token });
+                }
+            }
+            MeshMsg::InterestAck { token } => self.on_interest_ack(token, now_ms),
+            MeshMsg::Claim {
+                client_id,
+                token,
+                clean_start,
+            } => self.on_claim(from, client_id, token, clean_start),
+            MeshMsg::TakeOver {
+                client_id,
+                previous_generation,
+                new_shard,
+                token,
+                generation,
+                clean_start,
+            } => self.on_takeover(
+                client_id,
+                previous_generation,
+                new_shard,
+                token,
+                generation,
+                clean_start,
+                now_ms,
+            ),
+            MeshMsg::Claimed {
+                token,
+                generation,
+                session,
+            } => self.on_claimed(token, generation, session, now_ms),
+            MeshMsg::Release {
+                client_id,
+                generation,
+            } => {
+                if let Some(e) = self.registry.get(&client_id) {
+                    if e.generation == generation {
+                        self.registry.remove(&client_id);
+                    }
+                }
+            }
+            MeshMsg::RetainSet { topic, message } => self.set_retained(&topic, message),
+            MeshMsg::RetainQuery { filter, token } => {
+                let messages = self.retained_matching(&filter, now_ms);
+                self.send(from, MeshMsg::RetainReply { token, messages });
+            }
+            MeshMsg::RetainReply { token, messages } => {
+                self.on_retain_reply(token, messages, now_ms)
+            }
+            MeshMsg::StatsQuery { token } => {
+                let metrics = self.metrics;
+                self.send(from, MeshMsg::Stats { token, metrics });
+            }
+            MeshMsg::Stats { .. } => {}
+        }
+    }
+
+    /// The runtime's connection task ended (peer closed, I/O error, or a close we asked
+    /// for was flushed). Detaches the session: Will, expiry, or the end of the session.
+    pub fn on_closed(&mut self, key: Key, now_ms: u64) {
+        let Some(conn) = self.conns.remove(key) else {
+            return;
+        };
+        // A connection closed while `Connecting` leaves its claim pending: the answer finds
+        // no connection and parks the session offline (see `on_claimed`).
+        if let Some(session_key) = conn.session {
+            self.detach_session(session_key, conn.will_on_close, now_ms);
+        }
+        self.drain_local(now_ms);
+    }
+
+    /// Runs the timers: keep alive, CONNECT deadline, delayed Wills, session expiry.
+    pub fn tick(&mut self, now_ms: u64) {
+        self.run_timers(now_ms);
+        self.drain_local(now_ms);
+    }
+
+    /// Home shard of a client id.
+    fn home_shard(&self, client_id: &str) -> ShardId {
+        (stable_hash(client_id.as_bytes()) % self.shards as u64) as ShardId
+    }
+
+    /// Retained partition of a topic.
+    fn retained_shard(&self, topic: &str) -> ShardId {
+        (stable_hash(topic.as_bytes()) % self.shards as u64) as ShardId
+    }
+}

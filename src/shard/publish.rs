@@ -1,0 +1,539 @@
+//! PUBLISH in both directions: QoS flows with the client, routing through the trie and the
+//! mesh, delivery into a connection's output or a session's queue, and retained messages.
+
+use bytes::Bytes;
+use std::sync::Arc;
+
+use super::mesh::MeshMsg;
+use super::router::{merge_duplicates, Target};
+use super::slab::Key;
+use super::Shard;
+use crate::codec::{MqttStr, Packet, PubResponse, Publish, QoS, ReasonCode};
+use crate::config::SlowConsumerPolicy;
+use crate::session::{Delivery, Inflight, InflightState, Message, SharedMessage};
+
+impl Shard {
+    /// True when a topic name or filter is within `max_topic_bytes` and `max_topic_levels`.
+    pub(super) fn topic_within_limits(&self, topic: &str) -> bool {
+        let l = &self.config.limits;
+        topic.len() <= l.max_topic_bytes
+            && topic.bytes().filter(|&b| b == b'/').count() < l.max_topic_levels
+    }
+
+    pub(super) fn on_publish(&mut self, key: Key, mut p: Publish, now_ms: u64) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let Some(skey) = conn.session else {
+            return;
+        };
+        // Topic Alias, client → broker (MQTT 5 §3.3.2.3.4).
+        if let Some(alias) = p.properties.topic_alias.take() {
+            if alias > self.config.limits.topic_alias_maximum {
+                self.fail_connection(key, ReasonCode::TOPIC_ALIAS_INVALID);
+                return;
+            }
+            let slot = alias as usize - 1;
+            if p.topic.is_empty() {
+                match conn.inbound_aliases.get(slot).and_then(|t| t.clone()) {
+                    Some(topic) => p.topic = topic,
+                    None => {
+                        // [MQTT-3.3.2-7]... an unknown alias without a topic.
+                        self.fail_connection(key, ReasonCode::PROTOCOL_ERROR);
+                        return;
+                    }
+                }
+            } else {
+                if conn.inbound_aliases.is_empty() {
+                    conn.inbound_aliases =
+                        vec![None; self.config.limits.topic_alias_maximum as usize];
+                }
+                // Copy: an alias lives as long as the connection, not the read buffer.
+                conn.inbound_aliases[slot] = Some(MqttStr::from(p.topic.as_str()));
+            }
+        }
+        if !self.topic_within_limits(&p.topic) {
+            self.metrics.topic_rejects += 1;
+            self.fail_connection(key, ReasonCode::TOPIC_NAME_INVALID);
+            return;
+        }
+        self.metrics.publishes_received += 1;
+        match p.qos {
+            QoS::AtMostOnce => self.publish_from_client(skey, p, now_ms),
+            QoS::AtLeastOnce => {
+                let id = p.packet_id;
+                self.publish_from_client(skey, p, now_ms);
+                self.write(key, &Packet::PubAck(PubResponse::new(id)));
+            }
+            QoS::ExactlyOnce => {
+                let id = p.packet_id;
+                let max = self.config.limits.max_inflight as usize;
+                let Some(slot) = self.sessions.get_mut(skey) else {
+                    return;
+                };
+                let received = &mut slot.session.inbound_qos2;
+                if !received.contains(&id) {
+                    if received.len() >= max {
+                        // [MQTT-3.3.4-9]: more unacknowledged QoS 2 than Receive Maximum.
+                        self.metrics.receive_maximum_exceeded += 1;
+                        self.fail_connection(key, ReasonCode::RECEIVE_MAXIMUM_EXCEEDED);
+                        return;
+                    }
+                    received.push(id);
+                    self.publish_from_client(skey, p, now_ms);
+                }
+                // A duplicate is acknowledged again but not routed again: exactly once.
+                self.write(key, &Packet::PubRec(PubResponse::new(id)));
+            }
+        }
+    }
+
+    fn publish_from_client(&mut self, publisher: Key, p: Publish, now_ms: u64) {
+        let mut props = p.properties;
+        let expires_at_ms = props
+            .message_expiry_interval
+            .take()
+            .map(|s| now_ms + s as u64 * 1000);
+        props.subscription_identifiers.clear();
+        let message = Arc::new(Message {
+            topic: p.topic,
+            payload: p.payload,
+            qos: p.qos,
+            retain: p.retain,
+            properties: (!props.is_empty()).then(|| Arc::new(props)),
+            expires_at_ms,
+        });
+        self.publish_message(message, Some(publisher), now_ms);
+    }
+
+    /// Routes a message from a client (or a Will): retained partition, local subscribers,
+    /// and one forward per interested shard.
+    pub(super) fn publish_message(
+        &mut self,
+        message: SharedMessage,
+        publisher: Option<Key>,
+        now_ms: u64,
+    ) {
+        if message.retain {
+            let owner = self.retained_shard(&message.topic);
+            let stored = (!message.payload.is_empty()).then(|| compact(&message));
+            self.send(
+                owner,
+                MeshMsg::RetainSet {
+                    topic: MqttStr::from(message.topic.as_str()),
+                    message: stored,
+                },
+            );
+        }
+        let me = self.id;
+        let mut targets = std::mem::take(&mut self.scratch);
+        let mut remote: u64 = 0;
+        let mut group_forwards: Vec<(usize, MqttStr, MqttStr)> = Vec::new();
+        let mut merge = false;
+        self.trie.for_each_match(&message.topic, |entry| {
+            remote |= entry.remote;
+            if !entry.local.is_empty() {
+                merge |= !targets.is_empty();
+                for sub in &entry.local {
+                    if sub.options.no_local && Some(sub.session) == publisher {
+                        continue; // [MQTT-3.8.3-3]
+                    }
+                    targets.push(target(sub));
+                }
+            }
+            for g in &entry.groups {
+                match g.pick_shard(me) {
+                    Some(s) if s == me => {
+                        if let Some(m) = g.pick_member() {
+                            merge |= !targets.is_empty();
+                            targets.push(target(m));
+                        }
+                    }
+                    Some(s) => group_forwards.push((s, entry.filter.clone(), g.name.clone())),
+                    None => {}
+                }
+            }
+        });
+        if merge {
+            merge_duplicates(&mut targets);
+        }
+        for t in targets.drain(..) {
+            self.deliver_target(t, &message, now_ms);
+        }
+        self.scratch = targets;
+        for s in 0..self.shards {
+            if s == me {
+                continue;
+            }
+            let ordinary = remote & (1 << s) != 0;
+            let groups: Vec<(MqttStr, MqttStr)> = group_forwards
+                .iter()
+                .filter(|(to, _, _)| *to == s)
+                .map(|(_, f, g)| (f.clone(), g.clone()))
+                .collect();
+            if ordinary || !groups.is_empty() {
+                self.send(
+                    s,
+                    MeshMsg::Forward {
+                        message: message.clone(),
+                        ordinary,
+                        groups,
+                    },
+                );
+            }
+        }
+    }
+
+    /// A publish forwarded by another shard: deliver to this shard's subscribers only.
+    pub(super) fn on_forward(
+        &mut self,
+        message: &SharedMessage,
+        ordinary: bool,
+        groups: &[(MqttStr, MqttStr)],
+        now_ms: u64,
+    ) {
+        let mut targets = std::mem::take(&mut self.scratch);
+        if ordinary {
+            let mut merge = false;
+            self.trie.for_each_match(&message.topic, |entry| {
+                if !entry.local.is_empty() {
+                    merge |= !targets.is_empty();
+                    targets.extend(entry.local.iter().map(target));
+                }
+            });
+            if merge {
+                merge_duplicates(&mut targets);
+            }
+        }
+        for (filter, group) in groups {
+            let member = self
+                .trie
+                .get(filter)
+                .and_then(|e| e.groups.iter().find(|g| &g.name == group))
+                .and_then(|g| g.pick_member())
+                .map(target);
+            targets.extend(member);
+        }
+        for t in targets.drain(..) {
+            self.deliver_target(t, message, now_ms);
+        }
+        self.scratch = targets;
+    }
+
+    fn deliver_target(&mut self, t: Target, message: &SharedMessage, now_ms: u64) {
+        let delivery = Delivery {
+            message: message.clone(),
+            qos: message.qos.min(t.qos),
+            // [MQTT-3.3.1-12]: RETAIN is kept only with Retain As Published.
+            retain: message.retain && t.retain_as_published,
+            subscription_ids: t.ids,
+        };
+        self.deliver(t.session, delivery, now_ms);
+    }
+
+    /// Hands a message to one session: written now, queued, or dropped by policy.
+    pub(super) fn deliver(&mut self, skey: Key, delivery: Delivery, now_ms: u64) {
+        if delivery.message.is_expired(now_ms) {
+            self.metrics.expired_drops += 1;
+            return;
+        }
+        let max_outgoing = self.config.limits.max_outgoing_bytes;
+        let max_queued = self.config.limits.max_queued_messages;
+        let max_inflight = self.config.limits.max_inflight;
+        let Some(slot) = self.sessions.get_mut(skey) else {
+            return;
+        };
+        let conn_key = slot.conn;
+        if delivery.qos == QoS::AtMostOnce {
+            let Some(ckey) = conn_key else {
+                return; // QoS 0 is not kept for offline sessions.
+            };
+            let over = self
+                .conns
+                .get(ckey)
+                .is_some_and(|c| c.out.len() >= max_outgoing);
+            if over {
+                match self.config.limits.slow_consumer {
+                    SlowConsumerPolicy::Drop => self.metrics.qos0_drops += 1,
+                    SlowConsumerPolicy::Disconnect => {
+                        self.metrics.slow_consumer_disconnects += 1;
+                        self.fail_connection(ckey, ReasonCode::QUOTA_EXCEEDED);
+                    }
+                }
+                return;
+            }
+            self.write_publish(skey, ckey, &delivery, 0, false, now_ms);
+            return;
+        }
+        let window = slot.session.send_window(max_inflight);
+        let outbound = &mut slot.session.outbound;
+        if let (Some(ckey), true) = (
+            conn_key,
+            outbound.queue.is_empty() && outbound.inflight.len() < window,
+        ) {
+            let packet_id = outbound.next_packet_id();
+            if self.write_publish(skey, ckey, &delivery, packet_id, false, now_ms) {
+                let slot = self.sessions.get_mut(skey).expect("checked above");
+                slot.session.outbound.inflight.push_back(Inflight {
+                    packet_id,
+                    delivery,
+                    state: InflightState::AwaitingAck,
+                });
+            }
+            return;
+        }
+        if outbound.queue.len() >= max_queued {
+            self.metrics.queue_drops += 1;
+            return;
+        }
+        outbound.queue.push_back(delivery);
+    }
+
+    /// Encodes one PUBLISH for a receiver into its connection's output. False when it was
+    /// not sent (larger than the client's Maximum Packet Size [MQTT-3.1.2-25]).
+    fn write_publish(
+        &mut self,
+        skey: Key,
+        ckey: Key,
+        d: &Delivery,
+        packet_id: u16,
+        dup: bool,
+        now_ms: u64,
+    ) -> bool {
+        let Some(slot) = self.sessions.get(skey) else {
+            return false;
+        };
+        let limits = slot.session.limits;
+        let Some(conn) = self.conns.get_mut(ckey) else {
+            return false;
+        };
+        if conn.is_closing() {
+            return false;
+        }
+        let m = &d.message;
+        let mut publish = Publish {
+            dup,
+            qos: d.qos,
+            retain: d.retain,
+            topic: m.topic.clone(),
+            packet_id,
+            properties: Default::default(),
+            payload: m.payload.clone(),
+        };
+        if conn.protocol.is_v5() {
+            if let Some(props) = &m.properties {
+                publish.properties = (**props).clone();
+            }
+            publish.properties.message_expiry_interval = m.remaining_expiry_secs(now_ms);
+            publish.properties.subscription_identifiers = d.subscription_ids.clone();
+            if limits.topic_alias_maximum > 0 {
+                let aliases = conn.outbound_aliases.get_or_insert_with(Default::default);
+                match aliases.get(m.topic.as_str()) {
+                    Some(&alias) => {
+                        publish.properties.topic_alias = Some(alias);
+                        publish.topic = MqttStr::default();
+                    }
+                    None if aliases.len() < limits.topic_alias_maximum as usize => {
+                        let alias = aliases.len() as u16 + 1;
+                        aliases.insert(MqttStr::from(m.topic.as_str()), alias);
+                        publish.properties.topic_alias = Some(alias);
+                    }
+                    None => {}
+                }
+            }
+        }
+        let fits = publish
+            .encoded_len(conn.protocol)
+            .is_ok_and(|n| n <= limits.max_packet_bytes as usize);
+        if !fits {
+            self.metrics.oversize_drops += 1;
+            return false;
+        }
+        let was_empty = conn.out.is_empty();
+        if publish.encode(conn.protocol, &mut conn.out).is_err() {
+            return false;
+        }
+        self.metrics.publishes_sent += 1;
+        if was_empty {
+            conn.wake();
+        }
+        true
+    }
+
+    /// Sends again what was unacknowledged (DUP) and fills the window from the queue
+    /// [MQTT-4.4.0-1].
+    pub(super) fn resume_outbound(&mut self, skey: Key, now_ms: u64) {
+        let Some(slot) = self.sessions.get(skey) else {
+            return;
+        };
+        let Some(ckey) = slot.conn else {
+            return;
+        };
+        let inflight: Vec<(u16, InflightState, Delivery)> = slot
+            .session
+            .outbound
+            .inflight
+            .iter()
+            .map(|f| (f.packet_id, f.state, f.delivery.clone()))
+            .collect();
+        for (packet_id, state, delivery) in inflight {
+            match state {
+                InflightState::AwaitingAck => {
+                    self.write_publish(skey, ckey, &delivery, packet_id, true, now_ms);
+                }
+                InflightState::AwaitingComp => {
+                    self.write(ckey, &Packet::PubRel(PubResponse::new(packet_id)));
+                }
+            }
+        }
+        self.pump_queue(skey, now_ms);
+    }
+
+    /// Moves queued messages into the window while it has room.
+    fn pump_queue(&mut self, skey: Key, now_ms: u64) {
+        let max_inflight = self.config.limits.max_inflight;
+        loop {
+            let Some(slot) = self.sessions.get_mut(skey) else {
+                return;
+            };
+            let Some(ckey) = slot.conn else {
+                return;
+            };
+            let window = slot.session.send_window(max_inflight);
+            let outbound = &mut slot.session.outbound;
+            if outbound.inflight.len() >= window {
+                return;
+            }
+            let Some(delivery) = outbound.queue.pop_front() else {
+                return;
+            };
+            if delivery.message.is_expired(now_ms) {
+                self.metrics.expired_drops += 1;
+                continue;
+            }
+            let packet_id = outbound.next_packet_id();
+            if self.write_publish(skey, ckey, &delivery, packet_id, false, now_ms) {
+                let slot = self.sessions.get_mut(skey).expect("checked above");
+                slot.session.outbound.inflight.push_back(Inflight {
+                    packet_id,
+                    delivery,
+                    state: InflightState::AwaitingAck,
+                });
+            }
+        }
+    }
+
+    fn session_of(&self, key: Key) -> Option<Key> {
+        self.conns.get(key).and_then(|c| c.session)
+    }
+
+    pub(super) fn on_puback(&mut self, key: Key, packet_id: u16, now_ms: u64) {
+        let Some(skey) = self.session_of(key) else {
+            return;
+        };
+        if let Some(slot) = self.sessions.get_mut(skey) {
+            slot.session.outbound.on_puback(packet_id);
+        }
+        self.pump_queue(skey, now_ms);
+    }
+
+    pub(super) fn on_pubrec(&mut self, key: Key, ack: PubResponse, now_ms: u64) {
+        let Some(skey) = self.session_of(key) else {
+            return;
+        };
+        let Some(slot) = self.sessions.get_mut(skey) else {
+            return;
+        };
+        if ack.reason_code.is_error() {
+            // The receiver refused the message: the flow ends here (MQTT 5 §4.3.3).
+            slot.session.outbound.abandon(ack.packet_id);
+            self.pump_queue(skey, now_ms);
+            return;
+        }
+        let known = slot.session.outbound.on_pubrec(ack.packet_id);
+        let mut rel = PubResponse::new(ack.packet_id);
+        if !known {
+            rel.reason_code = ReasonCode::PACKET_IDENTIFIER_NOT_FOUND;
+        }
+        self.write(key, &Packet::PubRel(rel));
+    }
+
+    pub(super) fn on_pubrel(&mut self, key: Key, packet_id: u16) {
+        let Some(skey) = self.session_of(key) else {
+            return;
+        };
+        let Some(slot) = self.sessions.get_mut(skey) else {
+            return;
+        };
+        let received = &mut slot.session.inbound_qos2;
+        let mut comp = PubResponse::new(packet_id);
+        match received.iter().position(|&id| id == packet_id) {
+            Some(i) => {
+                received.swap_remove(i);
+            }
+            None => comp.reason_code = ReasonCode::PACKET_IDENTIFIER_NOT_FOUND,
+        }
+        self.write(key, &Packet::PubComp(comp));
+    }
+
+    pub(super) fn on_pubcomp(&mut self, key: Key, packet_id: u16, now_ms: u64) {
+        let Some(skey) = self.session_of(key) else {
+            return;
+        };
+        if let Some(slot) = self.sessions.get_mut(skey) {
+            slot.session.outbound.on_pubcomp(packet_id);
+        }
+        self.pump_queue(skey, now_ms);
+    }
+
+    /// Retained partition: set or clear a topic's retained message.
+    pub(super) fn set_retained(&mut self, topic: &MqttStr, message: Option<SharedMessage>) {
+        match message {
+            Some(m) => {
+                self.retained.insert(topic, m);
+            }
+            None => {
+                self.retained.remove(topic);
+            }
+        }
+    }
+
+    /// Retained partition: the live retained messages matching a filter.
+    pub(super) fn retained_matching(&mut self, filter: &str, now_ms: u64) -> Vec<SharedMessage> {
+        let mut out = Vec::new();
+        let mut expired = Vec::new();
+        self.retained.for_each_match(filter, |topic, m| {
+            if m.is_expired(now_ms) {
+                expired.push(topic.to_string());
+            } else {
+                out.push(m.clone());
+            }
+        });
+        for t in expired {
+            self.retained.remove(&t);
+        }
+        out
+    }
+}
+
+fn target(sub: &super::router::LocalSub) -> Target {
+    Target {
+        session: sub.session,
+        qos: sub.options.qos,
+        retain_as_published: sub.options.retain_as_published,
+        ids: sub.id.into_iter().collect(),
+    }
+}
+
+/// A copy of a message that owns its bytes, for long-term storage (retained): it must not
+/// keep a whole socket read buffer alive.
+fn compact(m: &Message) -> SharedMessage {
+    Arc::new(Message {
+        topic: MqttStr::from(m.topic.as_str()),
+        payload: Bytes::copy_from_slice(&m.payload),
+        qos: m.qos,
+        retain: true,
+        properties: m.properties.clone(),
+        expires_at_ms: m.expires_at_ms,
+    })
+}

@@ -1,0 +1,230 @@
+//! What one trie node holds on a shard: this shard's subscribers of the filter, which other
+//! shards have subscribers (the interest), and shared subscription groups.
+//!
+//! DESIGN.md draws a local trie and an interest trie; they are one trie here with both in
+//! the node, so a PUBLISH walks the topic once to find local receivers and remote shards.
+
+use std::cell::Cell;
+
+use super::mesh::ShardId;
+use super::slab::Key;
+use crate::codec::{MqttStr, QoS, SubscriptionOptions};
+
+/// A subscription of a session on this shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalSub {
+    /// The subscribing session.
+    pub session: Key,
+    /// Its options.
+    pub options: SubscriptionOptions,
+    /// Its Subscription Identifier.
+    pub id: Option<u32>,
+}
+
+/// A `$share/{name}/{filter}` group on one filter.
+#[derive(Debug)]
+pub struct SharedGroup {
+    /// Share name.
+    pub name: MqttStr,
+    /// Members on this shard.
+    pub members: Vec<LocalSub>,
+    /// Other shards with members (bit per shard).
+    pub remote: u64,
+    /// Round-robin cursor over shards.
+    pub next_shard: Cell<u32>,
+    /// Round-robin cursor over local members.
+    pub next_member: Cell<u32>,
+}
+
+impl SharedGroup {
+    /// Picks the shard that receives the next message of this group (round robin over
+    /// shards with members). `None` when the group is empty everywhere.
+    pub fn pick_shard(&self, me: ShardId) -> Option<ShardId> {
+        let mut mask = self.remote;
+        if !self.members.is_empty() {
+            mask |= 1 << me;
+        }
+        if mask == 0 {
+            return None;
+        }
+        let start = self.next_shard.get();
+        for step in 0..64u32 {
+            let s = (start + step) % 64;
+            if mask & (1 << s) != 0 {
+                self.next_shard.set(s + 1);
+                return Some(s as ShardId);
+            }
+        }
+        None
+    }
+
+    /// Picks the local member that receives the next message (round robin).
+    pub fn pick_member(&self) -> Option<&LocalSub> {
+        if self.members.is_empty() {
+            return None;
+        }
+        let i = self.next_member.get() as usize % self.members.len();
+        self.next_member.set((i + 1) as u32);
+        self.members.get(i)
+    }
+}
+
+/// The value of one filter in the shard's trie.
+#[derive(Debug)]
+pub struct FilterEntry {
+    /// The plain filter, kept to name it in cross-shard messages.
+    pub filter: MqttStr,
+    /// Ordinary subscriptions of this shard's sessions.
+    pub local: Vec<LocalSub>,
+    /// Other shards with ordinary subscribers (bit per shard).
+    pub remote: u64,
+    /// Shared subscription groups on this filter.
+    pub groups: Vec<SharedGroup>,
+}
+
+impl FilterEntry {
+    /// An empty entry for `filter`.
+    pub fn new(filter: MqttStr) -> FilterEntry {
+        FilterEntry {
+            filter,
+            local: Vec::new(),
+            remote: 0,
+            groups: Vec::new(),
+        }
+    }
+
+    /// True when the entry can be removed from the trie.
+    pub fn is_empty(&self) -> bool {
+        self.local.is_empty() && self.remote == 0 && self.groups.is_empty()
+    }
+
+    /// The group with this name, created if absent.
+    pub fn group_mut(&mut self, name: &MqttStr) -> &mut SharedGroup {
+        let i = match self.groups.iter().position(|g| &g.name == name) {
+            Some(i) => i,
+            None => {
+                self.groups.push(SharedGroup {
+                    name: name.clone(),
+                    members: Vec::new(),
+                    remote: 0,
+                    next_shard: Cell::new(0),
+                    next_member: Cell::new(0),
+                });
+                self.groups.len() - 1
+            }
+        };
+        &mut self.groups[i]
+    }
+
+    /// Drops groups with no member anywhere.
+    pub fn prune_groups(&mut self) {
+        self.groups
+            .retain(|g| !g.members.is_empty() || g.remote != 0);
+    }
+}
+
+/// Inserts or replaces `session`'s subscription in a member list. True if it is new.
+pub fn upsert(list: &mut Vec<LocalSub>, sub: LocalSub) -> bool {
+    match list.iter_mut().find(|s| s.session == sub.session) {
+        Some(existing) => {
+            *existing = sub;
+            false
+        }
+        None => {
+            list.push(sub);
+            true
+        }
+    }
+}
+
+/// Removes `session` from a member list. True if it was there.
+pub fn remove_member(list: &mut Vec<LocalSub>, session: Key) -> bool {
+    match list.iter().position(|s| s.session == session) {
+        Some(i) => {
+            list.swap_remove(i);
+            true
+        }
+        None => false,
+    }
+}
+
+/// One receiver found while matching a topic, before duplicates are merged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// Receiving session.
+    pub session: Key,
+    /// Highest granted QoS of its matching subscriptions.
+    pub qos: QoS,
+    /// Retain As Published on any matching subscription.
+    pub retain_as_published: bool,
+    /// Subscription identifiers of the matching subscriptions.
+    pub ids: Vec<u32>,
+}
+
+/// Merges targets of the same session (overlapping subscriptions) into one delivery with
+/// the maximum QoS and every subscription identifier [MQTT-3.3.4-2], [MQTT-3.3.4-4].
+pub fn merge_duplicates(targets: &mut Vec<Target>) {
+    if targets.len() < 2 {
+        return;
+    }
+    targets.sort_unstable_by_key(|t| t.session);
+    let mut w = 0;
+    for r in 1..targets.len() {
+        if targets[r].session == targets[w].session {
+            let ids = std::mem::take(&mut targets[r].ids);
+            let (qos, rap) = (targets[r].qos, targets[r].retain_as_published);
+            let keep = &mut targets[w];
+            keep.qos = keep.qos.max(qos);
+            keep.retain_as_published |= rap;
+            keep.ids.extend(ids);
+        } else {
+            w += 1;
+            targets.swap(w, r);
+        }
+    }
+    targets.truncate(w + 1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shard::slab::Slab;
+
+    #[test]
+    fn merge_keeps_max_qos_and_all_ids() {
+        let mut slab = Slab::default();
+        let a = slab.insert(());
+        let b = slab.insert(());
+        let t = |s, q, id: Option<u32>| Target {
+            session: s,
+            qos: q,
+            retain_as_published: false,
+            ids: id.into_iter().collect(),
+        };
+        let mut v = vec![
+            t(a, QoS::AtMostOnce, Some(1)),
+            t(b, QoS::AtLeastOnce, None),
+            t(a, QoS::ExactlyOnce, Some(2)),
+        ];
+        merge_duplicates(&mut v);
+        assert_eq!(v.len(), 2);
+        let ta = v.iter().find(|x| x.session == a).unwrap();
+        assert_eq!(ta.qos, QoS::ExactlyOnce);
+        let mut ids = ta.ids.clone();
+        ids.sort();
+        assert_eq!(ids, vec![1, 2]);
+    }
+
+    #[test]
+    fn shared_group_round_robin_over_shards() {
+        let g = SharedGroup {
+            name: "g".into(),
+            members: Vec::new(),
+            remote: 0b110,
+            next_shard: Cell::new(0),
+            next_member: Cell::new(0),
+        };
+        let picks: Vec<_> = (0..4).map(|_| g.pick_shard(0).unwrap()).collect();
+        assert_eq!(picks, vec![1, 2, 1, 2]);
+    }
+}

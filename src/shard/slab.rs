@@ -1,0 +1,152 @@
+//! A generational slab: O(1) insert/remove with handles that go stale instead of aliasing.
+//!
+//! Connections and sessions are referred to by handle from tries, timers and pending
+//! operations; a handle kept after its slot was reused must not reach the new occupant.
+
+/// A handle into a [`Slab`]: slot index plus the slot's generation at insertion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Key {
+    index: u32,
+    generation: u32,
+}
+
+impl Key {
+    /// The slot index (stable while the entry lives).
+    pub fn index(self) -> u32 {
+        self.index
+    }
+}
+
+#[derive(Debug)]
+enum Slot<T> {
+    Occupied(u32, T),
+    Vacant(u32, Option<u32>),
+}
+
+/// Storage with reusable slots and stale-proof keys.
+#[derive(Debug)]
+pub struct Slab<T> {
+    slots: Vec<Slot<T>>,
+    free_head: Option<u32>,
+    len: usize,
+}
+
+impl<T> Default for Slab<T> {
+    fn default() -> Self {
+        Slab {
+            slots: Vec::new(),
+            free_head: None,
+            len: 0,
+        }
+    }
+}
+
+impl<T> Slab<T> {
+    /// Number of occupied slots.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when nothing is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Stores a value and returns its key.
+    pub fn insert(&mut self, value: T) -> Key {
+        self.len += 1;
+        match self.free_head {
+            Some(index) => {
+                let slot = &mut self.slots[index as usize];
+                let (generation, next) = match slot {
+                    Slot::Vacant(g, next) => (g.wrapping_add(1), *next),
+                    Slot::Occupied(..) => unreachable!("free list points at an occupied slot"),
+                };
+                *slot = Slot::Occupied(generation, value);
+                self.free_head = next;
+                Key { index, generation }
+            }
+            None => {
+                let index =
+                    u32::try_from(self.slots.len()).expect("slab holds at most 2^32 entries");
+                self.slots.push(Slot::Occupied(0, value));
+                Key {
+                    index,
+                    generation: 0,
+                }
+            }
+        }
+    }
+
+    /// The value for a live key.
+    #[inline]
+    pub fn get(&self, key: Key) -> Option<&T> {
+        match self.slots.get(key.index as usize) {
+            Some(Slot::Occupied(g, v)) if *g == key.generation => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The value for a live key, mutably.
+    #[inline]
+    pub fn get_mut(&mut self, key: Key) -> Option<&mut T> {
+        match self.slots.get_mut(key.index as usize) {
+            Some(Slot::Occupied(g, v)) if *g == key.generation => Some(v),
+            _ => None,
+        }
+    }
+
+    /// Removes and returns the value; the key (and copies of it) go stale.
+    pub fn remove(&mut self, key: Key) -> Option<T> {
+        let slot = self.slots.get_mut(key.index as usize)?;
+        match slot {
+            Slot::Occupied(g, _) if *g == key.generation => {
+                let old = std::mem::replace(slot, Slot::Vacant(key.generation, self.free_head));
+                self.free_head = Some(key.index);
+                self.len -= 1;
+                match old {
+                    Slot::Occupied(_, v) => Some(v),
+                    Slot::Vacant(..) => unreachable!(),
+                }
+            }
+            _ => None,
+        }
+    }
+
+    /// Every live key and value.
+    pub fn iter(&self) -> impl Iterator<Item = (Key, &T)> {
+        self.slots.iter().enumerate().filter_map(|(i, s)| match s {
+            Slot::Occupied(g, v) => Some((
+                Key {
+                    index: i as u32,
+                    generation: *g,
+                },
+                v,
+            )),
+            Slot::Vacant(..) => None,
+        })
+    }
+
+    /// Every live key.
+    pub fn keys(&self) -> Vec<Key> {
+        self.iter().map(|(k, _)| k).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stale_keys_miss() {
+        let mut s = Slab::default();
+        let a = s.insert("a");
+        assert_eq!(s.remove(a), Some("a"));
+        let b = s.insert("b");
+        assert_eq!(a.index(), b.index());
+        assert_eq!(s.get(a), None);
+        assert_eq!(s.get(b), Some(&"b"));
+        assert_eq!(s.remove(a), None);
+        assert_eq!(s.len(), 1);
+    }
+}

@@ -1,0 +1,351 @@
+//! SUBSCRIBE and UNSUBSCRIBE: the session's subscriptions, the trie, interest replication
+//! with the SUBACK barrier, and retained messages for new subscriptions.
+//!
+//! When this shard's first subscriber of a filter appears, every other shard is told
+//! (`Interest`) and SUBACK waits for all their acknowledgements: once a client holds SUBACK,
+//! a publish from any shard reaches it.
+
+use super::mesh::MeshMsg;
+use super::router::{remove_member, upsert, FilterEntry, LocalSub};
+use super::slab::Key;
+use super::{Pending, Shard};
+use crate::codec::{
+    MqttStr, Packet, QoS, ReasonCode, RetainHandling, SubAck, Subscribe, UnsubAck, Unsubscribe,
+};
+use crate::session::{Delivery, SharedMessage, Subscription};
+use crate::topic::parse_shared_filter;
+
+/// A SUBSCRIBE waiting for other shards.
+#[derive(Debug)]
+pub(super) struct PendingSubscribe {
+    conn: Key,
+    session: Key,
+    acks_left: usize,
+    retained_left: usize,
+    suback: SubAck,
+    subscription_id: Option<u32>,
+    retained: Vec<(SharedMessage, QoS)>,
+}
+
+/// Splits `$share/{group}/{filter}` (already validated by the codec).
+fn split_filter(filter: &str) -> (&str, Option<&str>) {
+    match parse_shared_filter(filter) {
+        Some(Ok(s)) => (s.filter, Some(s.group)),
+        _ => (filter, None),
+    }
+}
+
+impl Shard {
+    pub(super) fn on_subscribe(&mut self, key: Key, s: Subscribe, now_ms: u64) {
+        let Some(skey) = self.conns.get(key).and_then(|c| c.session) else {
+            return;
+        };
+        let v5 = self.conns.get(key).is_some_and(|c| c.protocol.is_v5());
+        let token = self.token();
+        let mut pending = PendingSubscribe {
+            conn: key,
+            session: skey,
+            acks_left: 0,
+            retained_left: 0,
+            suback: SubAck {
+                packet_id: s.packet_id,
+                ..SubAck::default()
+            },
+            subscription_id: s.properties.subscription_identifier,
+            retained: Vec::new(),
+        };
+        for f in s.filters {
+            let code = self.add_subscription(skey, &f.filter, f.options, &mut pending, token, v5);
+            pending.suback.reason_codes.push(code);
+        }
+        if pending.acks_left == 0 && pending.retained_left == 0 {
+            self.complete_subscribe(pending, now_ms);
+        } else {
+            if let Some(conn) = self.conns.get_mut(key) {
+                conn.blocked = true;
+            }
+            self.pending
+                .insert(token, Pending::Subscribe(Box::new(pending)));
+        }
+    }
+
+    fn add_subscription(
+        &mut self,
+        skey: Key,
+        filter: &MqttStr,
+        options: crate::codec::SubscriptionOptions,
+        pending: &mut PendingSubscribe,
+        token: u64,
+        v5: bool,
+    ) -> ReasonCode {
+        if !self.topic_within_limits(filter) {
+            self.metrics.topic_rejects += 1;
+            return ReasonCode::TOPIC_FILTER_INVALID;
+        }
+        let max_subs = self.config.limits.max_subscriptions_per_client;
+        let Some(slot) = self.sessions.get_mut(skey) else {
+            return ReasonCode::UNSPECIFIED_ERROR;
+        };
+        let existed = slot.session.subscriptions.contains_key(filter.as_str());
+        if !existed && slot.session.subscriptions.len() >= max_subs {
+            self.metrics.subscription_quota_hits += 1;
+            return if v5 {
+                ReasonCode::QUOTA_EXCEEDED
+            } else {
+                ReasonCode::UNSPECIFIED_ERROR
+            };
+        }
+        // Copy: the filter outlives the packet's read buffer.
+        let filter = MqttStr::from(filter.as_str());
+        let sub = Subscription {
+            options,
+            id: pending.subscription_id,
+        };
+        slot.session.subscriptions.insert(filter.clone(), sub);
+        let acks = self.insert_subscription(skey, &filter, sub, token);
+        pending.acks_left += acks;
+        let (plain, group) = split_filter(&filter);
+        let send_retained = group.is_none()
+            && match options.retain_handling {
+                RetainHandling::OnSubscribe => true,
+                RetainHandling::OnNewSubscription => !existed,
+                RetainHandling::Never => false,
+            };
+        if send_retained {
+            let qtoken = self.token();
+            self.pending.insert(
+                qtoken,
+                Pending::Retained {
+                    subscribe: token,
+                    qos: options.qos,
+                },
+            );
+            let plain = MqttStr::from(plain);
+            if plain.contains(['+', '#']) {
+                for to in 0..self.shards {
+                    self.send(
+                        to,
+                        MeshMsg::RetainQuery {
+                            filter: plain.clone(),
+                            token: qtoken,
+                        },
+                    );
+                }
+                pending.retained_left += self.shards;
+            } else {
+                let owner = self.retained_shard(&plain);
+                self.send(
+                    owner,
+                    MeshMsg::RetainQuery {
+                        filter: plain,
+                        token: qtoken,
+                    },
+                );
+                pending.retained_left += 1;
+            }
+        }
+        ReasonCode(options.qos as u8)
+    }
+
+    /// Adds a subscription to the trie; on this shard's first subscriber of the filter (or
+    /// group) tells the other shards. Returns how many acknowledgements to wait for
+    /// (`token` 0: none are asked).
+    pub(super) fn insert_subscription(
+        &mut self,
+        skey: Key,
+        filter: &MqttStr,
+        sub: Subscription,
+        token: u64,
+    ) -> usize {
+        let (plain, group) = split_filter(filter);
+        let entry = self
+            .trie
+            .entry_or_insert_with(plain, || FilterEntry::new(MqttStr::from(plain)));
+        let local = LocalSub {
+            session: skey,
+            options: sub.options,
+            id: sub.id,
+        };
+        let first = match group {
+            Some(g) => {
+                let g = entry.group_mut(&MqttStr::from(g));
+                let was_empty = g.members.is_empty();
+                upsert(&mut g.members, local);
+                was_empty
+            }
+            None => {
+                let was_empty = entry.local.is_empty();
+                upsert(&mut entry.local, local);
+                was_empty
+            }
+        };
+        if !first || self.shards == 1 {
+            return 0;
+        }
+        let plain = MqttStr::from(plain);
+        let group = group.map(MqttStr::from);
+        self.broadcast(|| MeshMsg::Interest {
+            filter: plain.clone(),
+            group: group.clone(),
+            add: true,
+            token,
+        })
+    }
+
+    /// Removes a session's subscription from the trie; tells the other shards when this
+    /// shard's last subscriber of the filter (or group) left.
+    pub(super) fn remove_subscription_entry(&mut self, skey: Key, filter: &MqttStr) {
+        let (plain, group) = split_filter(filter);
+        let Some(entry) = self.trie.get_mut(plain) else {
+            return;
+        };
+        let last = match group {
+            Some(g) => match entry.groups.iter_mut().find(|x| x.name.as_str() == g) {
+                Some(grp) => remove_member(&mut grp.members, skey) && grp.members.is_empty(),
+                None => false,
+            },
+            None => remove_member(&mut entry.local, skey) && entry.local.is_empty(),
+        };
+        entry.prune_groups();
+        if entry.is_empty() {
+            self.trie.remove(plain);
+        }
+        if last && self.shards > 1 {
+            let plain = MqttStr::from(plain);
+            let group = group.map(MqttStr::from);
+            self.broadcast(|| MeshMsg::Interest {
+                filter: plain.clone(),
+                group: group.clone(),
+                add: false,
+                token: 0,
+            });
+        }
+    }
+
+    /// Applies another shard's interest change.
+    pub(super) fn apply_interest(
+        &mut self,
+        from: usize,
+        filter: &MqttStr,
+        group: Option<&MqttStr>,
+        add: bool,
+    ) {
+        let bit = 1u64 << from;
+        if add {
+            let entry = self
+                .trie
+                .entry_or_insert_with(filter, || FilterEntry::new(filter.clone()));
+            match group {
+                Some(g) => entry.group_mut(g).remote |= bit,
+                None => entry.remote |= bit,
+            }
+            return;
+        }
+        let Some(entry) = self.trie.get_mut(filter) else {
+            return;
+        };
+        match group {
+            Some(g) => {
+                if let Some(grp) = entry.groups.iter_mut().find(|x| &x.name == g) {
+                    grp.remote &= !bit;
+                }
+                entry.prune_groups();
+            }
+            None => entry.remote &= !bit,
+        }
+        if entry.is_empty() {
+            self.trie.remove(filter);
+        }
+    }
+
+    pub(super) fn on_interest_ack(&mut self, token: u64, now_ms: u64) {
+        if let Some(Pending::Subscribe(p)) = self.pending.get_mut(&token) {
+            p.acks_left = p.acks_left.saturating_sub(1);
+        }
+        self.maybe_complete_subscribe(token, now_ms);
+    }
+
+    pub(super) fn on_retain_reply(
+        &mut self,
+        qtoken: u64,
+        messages: Vec<SharedMessage>,
+        now_ms: u64,
+    ) {
+        let Some(Pending::Retained { subscribe, qos }) = self.pending.get(&qtoken) else {
+            return;
+        };
+        let (subscribe, qos) = (*subscribe, *qos);
+        let mut done = false;
+        if let Some(Pending::Subscribe(p)) = self.pending.get_mut(&subscribe) {
+            p.retained.extend(messages.into_iter().map(|m| (m, qos)));
+            p.retained_left = p.retained_left.saturating_sub(1);
+            done = true;
+        }
+        // The query token is finished once its subscribe no longer counts on it; remove it
+        // when the subscribe completes (a wildcard query has one answer per shard).
+        if !done {
+            self.pending.remove(&qtoken);
+        }
+        self.maybe_complete_subscribe(subscribe, now_ms);
+    }
+
+    fn maybe_complete_subscribe(&mut self, token: u64, now_ms: u64) {
+        let ready = matches!(
+            self.pending.get(&token),
+            Some(Pending::Subscribe(p)) if p.acks_left == 0 && p.retained_left == 0
+        );
+        if !ready {
+            return;
+        }
+        if let Some(Pending::Subscribe(p)) = self.pending.remove(&token) {
+            self.pending.retain(
+                |_, v| !matches!(v, Pending::Retained { subscribe, .. } if *subscribe == token),
+            );
+            self.complete_subscribe(*p, now_ms);
+        }
+    }
+
+    /// SUBACK, then the retained messages [MQTT-3.3.1-9] (RETAIN set), then unblock.
+    fn complete_subscribe(&mut self, p: PendingSubscribe, now_ms: u64) {
+        self.write(p.conn, &Packet::SubAck(p.suback));
+        for (message, qos) in p.retained {
+            let delivery = Delivery {
+                qos: message.qos.min(qos),
+                retain: true,
+                subscription_ids: p.subscription_id.into_iter().collect(),
+                message,
+            };
+            self.deliver(p.session, delivery, now_ms);
+        }
+        if let Some(conn) = self.conns.get_mut(p.conn) {
+            if !conn.is_closing() {
+                conn.blocked = false;
+            }
+            conn.wake();
+        }
+    }
+
+    pub(super) fn on_unsubscribe(&mut self, key: Key, u: Unsubscribe) {
+        let Some(skey) = self.conns.get(key).and_then(|c| c.session) else {
+            return;
+        };
+        let mut ack = UnsubAck {
+            packet_id: u.packet_id,
+            ..UnsubAck::default()
+        };
+        for filter in &u.filters {
+            let removed = self
+                .sessions
+                .get_mut(skey)
+                .and_then(|s| s.session.subscriptions.remove_entry(filter.as_str()));
+            match removed {
+                Some((stored, _)) => {
+                    self.remove_subscription_entry(skey, &stored);
+                    ack.reason_codes.push(ReasonCode::SUCCESS);
+                }
+                None => ack.reason_codes.push(ReasonCode::NO_SUBSCRIPTION_EXISTED),
+            }
+        }
+        self.write(key, &Packet::UnsubAck(ack));
+    }
+}

@@ -1,0 +1,151 @@
+//! Time-driven work of one shard, swept coarsely instead of a timer per connection:
+//! keep alive (a wheel of one-second slots), the CONNECT deadline, delayed Wills and session
+//! expiry (an ordered map; these are rare).
+
+use std::collections::BTreeMap;
+
+use super::slab::Key;
+use super::Shard;
+use crate::codec::ReasonCode;
+
+/// Slots of the keep-alive wheel (seconds). Deadlines further out are re-checked each turn.
+const WHEEL_SLOTS: u64 = 1024;
+/// A connection must send CONNECT within this time.
+pub const CONNECT_TIMEOUT_MS: u64 = 10_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Event {
+    /// Close the connection if it is still waiting for CONNECT.
+    ConnectDeadline(Key),
+    /// Publish the Will of a session whose client did not come back in time.
+    WillDelay(Key, u64),
+    /// End a session whose client did not come back in time.
+    SessionExpiry(Key, u64),
+}
+
+/// The shard's timers.
+#[derive(Debug)]
+pub(super) struct Timers {
+    wheel: Vec<Vec<Key>>,
+    /// Next wheel second to sweep.
+    wheel_second: Option<u64>,
+    events: BTreeMap<(u64, u64), Event>,
+    sequence: u64,
+}
+
+impl Default for Timers {
+    fn default() -> Timers {
+        Timers {
+            wheel: (0..WHEEL_SLOTS).map(|_| Vec::new()).collect(),
+            wheel_second: None,
+            events: BTreeMap::new(),
+            sequence: 0,
+        }
+    }
+}
+
+impl Timers {
+    fn add(&mut self, at_ms: u64, event: Event) {
+        self.sequence += 1;
+        self.events.insert((at_ms, self.sequence), event);
+    }
+
+    pub(super) fn no_connect_deadline(&mut self, conn: Key, now_ms: u64) {
+        self.add(now_ms + CONNECT_TIMEOUT_MS, Event::ConnectDeadline(conn));
+    }
+
+    pub(super) fn will_delay(&mut self, session: Key, generation: u64, at_ms: u64) {
+        self.add(at_ms, Event::WillDelay(session, generation));
+    }
+
+    pub(super) fn session_expiry(&mut self, session: Key, generation: u64, at_ms: u64) {
+        self.add(at_ms, Event::SessionExpiry(session, generation));
+    }
+
+    /// Starts watching a connection's keep alive (0: not watched).
+    pub(super) fn watch_keepalive(&mut self, conn: Key, keepalive_secs: u16, now_ms: u64) {
+        if keepalive_secs == 0 {
+            return;
+        }
+        self.place(conn, deadline_ms(now_ms, keepalive_secs), now_ms);
+    }
+
+    fn place(&mut self, conn: Key, deadline_ms: u64, now_ms: u64) {
+        let now_s = now_ms / 1000;
+        let second = (deadline_ms / 1000).clamp(now_s + 1, now_s + WHEEL_SLOTS - 1);
+        self.wheel[(second % WHEEL_SLOTS) as usize].push(conn);
+    }
+}
+
+/// When a connection that was last heard from at `last_ms` times out: 1.5 × keep alive
+/// [MQTT-3.1.2-22 (3.1.1) / MQTT-3.1.2-22 (5.0)].
+fn deadline_ms(last_ms: u64, keepalive_secs: u16) -> u64 {
+    last_ms + keepalive_secs as u64 * 1500
+}
+
+impl Shard {
+    pub(super) fn run_timers(&mut self, now_ms: u64) {
+        self.sweep_keepalive(now_ms);
+        while let Some((&(at, seq), &event)) = self.timers.events.first_key_value() {
+            if at > now_ms {
+                break;
+            }
+            self.timers.events.remove(&(at, seq));
+            match event {
+                Event::ConnectDeadline(conn) => {
+                    let waiting = self
+                        .conns
+                        .get(conn)
+                        .is_some_and(|c| matches!(c.state, super::ConnState::AwaitingConnect));
+                    if waiting {
+                        self.close(conn, None);
+                    }
+                }
+                Event::WillDelay(skey, generation) => {
+                    let due = self.sessions.get(skey).is_some_and(|s| {
+                        s.session.generation == generation && s.conn.is_none() && s.will_pending
+                    });
+                    if due {
+                        self.publish_will(skey, now_ms);
+                    }
+                }
+                Event::SessionExpiry(skey, generation) => {
+                    let expired = self
+                        .sessions
+                        .get(skey)
+                        .is_some_and(|s| s.session.generation == generation && s.conn.is_none());
+                    if expired {
+                        self.end_session(skey, now_ms);
+                    }
+                }
+            }
+        }
+    }
+
+    fn sweep_keepalive(&mut self, now_ms: u64) {
+        let now_s = now_ms / 1000;
+        let start = self.timers.wheel_second.unwrap_or(now_s);
+        // After a long stall, one pass over the whole wheel is enough.
+        let start = start.max(now_s.saturating_sub(WHEEL_SLOTS - 1));
+        for second in start..=now_s {
+            let slot = (second % WHEEL_SLOTS) as usize;
+            let due = std::mem::take(&mut self.timers.wheel[slot]);
+            for conn in due {
+                let Some(c) = self.conns.get(conn) else {
+                    continue;
+                };
+                if c.keepalive_secs == 0 || c.is_closing() {
+                    continue;
+                }
+                let deadline = deadline_ms(c.last_packet_ms, c.keepalive_secs);
+                if deadline <= now_ms {
+                    self.metrics.keepalive_timeouts += 1;
+                    self.close(conn, Some(ReasonCode::KEEP_ALIVE_TIMEOUT));
+                } else {
+                    self.timers.place(conn, deadline, now_ms);
+                }
+            }
+        }
+        self.timers.wheel_second = Some(now_s + 1);
+    }
+}
