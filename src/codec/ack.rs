@@ -89,7 +89,7 @@ impl PubResponse {
             });
             return Ok(());
         }
-        let props_len = self.properties.encoded_len();
+        let props_len = self.properties.checked_len()?;
         let remaining = if props_len == 0 {
             3
         } else {

@@ -154,13 +154,13 @@ impl Connect {
         let v5 = self.protocol.is_v5();
         let mut len = binary_len(self.protocol.name().as_bytes()) + 1 + 1 + 2;
         if v5 {
-            len += block_len(self.properties.encoded_len());
+            len += block_len(self.properties.checked_len()?);
         }
         check_field(self.client_id.len())?;
         len += binary_len(self.client_id.as_bytes());
         if let Some(will) = &self.will {
             if v5 {
-                len += block_len(will.properties.encoded_len());
+                len += block_len(will.properties.checked_len()?);
             }
             check_field(will.topic.len())?;
             check_field(will.payload.len())?;
@@ -277,7 +277,11 @@ impl ConnAck {
     /// Encodes the packet at the end of `out`.
     pub fn encode(&self, protocol: Protocol, out: &mut BytesMut) -> Result<(), EncodeError> {
         let v5 = protocol.is_v5();
-        let props_len = if v5 { self.properties.encoded_len() } else { 0 };
+        let props_len = if v5 {
+            self.properties.checked_len()?
+        } else {
+            0
+        };
         let remaining = 2 + if v5 { block_len(props_len) } else { 0 };
         check_remaining(remaining)?;
         let code = if v5 {

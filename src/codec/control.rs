@@ -118,7 +118,7 @@ impl Disconnect {
             out.extend_from_slice(&[DISCONNECT << 4, 0]);
             return Ok(());
         }
-        let props_len = self.properties.encoded_len();
+        let props_len = self.properties.checked_len()?;
         encode_reason_tail(
             DISCONNECT << 4,
             self.reason_code,
@@ -145,7 +145,7 @@ impl Auth {
         if !protocol.is_v5() {
             return Err(EncodeError::NotInProtocol(AUTH));
         }
-        let props_len = self.properties.encoded_len();
+        let props_len = self.properties.checked_len()?;
         encode_reason_tail(
             AUTH << 4,
             self.reason_code,

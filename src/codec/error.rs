@@ -165,4 +165,8 @@ pub enum EncodeError {
     /// A packet that requires a packet identifier has 0.
     #[error("packet identifier 0")]
     ZeroPacketId,
+    /// A property value the wire format cannot carry (a Subscription Identifier outside
+    /// 1..=268,435,455).
+    #[error("invalid value for property {0:#04x}")]
+    InvalidPropertyValue(u8),
 }

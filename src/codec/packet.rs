@@ -122,20 +122,23 @@ impl Packet {
         protocol: Protocol,
         max_packet_bytes: usize,
     ) -> Result<Option<Packet>, DecodeError> {
+        // The type and flags are checked from the first byte alone, before the rest of the
+        // frame arrives.
+        let Some(&first) = buf.first() else {
+            return Ok(None);
+        };
+        let (packet_type, flags) = (first >> 4, first & 0x0F);
+        if packet_type == 0 || (packet_type == AUTH && !protocol.is_v5()) {
+            return Err(DecodeError::UnknownPacketType(packet_type));
+        }
+        if let Some(required) = required_flags(packet_type) {
+            if flags != required {
+                return Err(DecodeError::InvalidHeaderFlags { packet_type, flags });
+            }
+        }
         let Some(header) = parse_frame_header(buf, max_packet_bytes)? else {
             return Ok(None);
         };
-        if header.packet_type == 0 || (header.packet_type == AUTH && !protocol.is_v5()) {
-            return Err(DecodeError::UnknownPacketType(header.packet_type));
-        }
-        if let Some(required) = required_flags(header.packet_type) {
-            if header.flags != required {
-                return Err(DecodeError::InvalidHeaderFlags {
-                    packet_type: header.packet_type,
-                    flags: header.flags,
-                });
-            }
-        }
         let mut frame = buf.split_to(header.frame_len());
         let _ = frame.split_to(header.header_len);
         let body = frame.freeze();

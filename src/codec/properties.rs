@@ -6,9 +6,9 @@
 
 use bytes::Bytes;
 
-use super::error::DecodeError;
+use super::error::{DecodeError, EncodeError};
 use super::types::MqttStr;
-use super::wire::{binary_len, var_int_len, FrameWriter, Reader};
+use super::wire::{binary_len, check_field, var_int_len, FrameWriter, Reader, MAX_VAR_INT};
 
 /// Property identifiers (§2.2.2.2).
 pub mod id {
@@ -184,6 +184,27 @@ macro_rules! write_kind {
     }};
 }
 
+macro_rules! check_kind {
+    (str, $v:expr, $id:expr) => {
+        check_field($v.len())?
+    };
+    (bin, $v:expr, $id:expr) => {
+        check_field($v.len())?
+    };
+    (pair, $v:expr, $id:expr) => {{
+        check_field($v.0.len())?;
+        check_field($v.1.len())?
+    }};
+    (var_int, $v:expr, $id:expr) => {
+        if *$v == 0 || *$v > MAX_VAR_INT {
+            return Err(EncodeError::InvalidPropertyValue($id));
+        }
+    };
+    ($other:ident, $v:expr, $id:expr) => {{
+        let _ = $v;
+    }};
+}
+
 macro_rules! slot_set {
     (once, $slot:expr, $value:expr, $id:expr) => {{
         if $slot.is_some() {
@@ -235,6 +256,18 @@ macro_rules! properties {
                 let mut len = 0;
                 $( slot_for_each!($mult, self.$field, |v| len += 1 + kind_len!($kind, v)); )*
                 len
+            }
+
+            /// Size of the properties, without the property length prefix, after checking
+            /// that every value can be encoded (strings and binary data fit their 16-bit
+            /// length, variable byte integers are in range).
+            pub(crate) fn checked_len(&self) -> Result<usize, EncodeError> {
+                let mut len = 0;
+                $( slot_for_each!($mult, self.$field, |v| {
+                    check_kind!($kind, v, $id);
+                    len += 1 + kind_len!($kind, v)
+                }); )*
+                Ok(len)
             }
 
             /// Writes the properties, without the property length prefix.

@@ -104,7 +104,7 @@ impl Publish {
     fn lengths(&self, protocol: Protocol) -> Result<(usize, usize), EncodeError> {
         check_field(self.topic.len())?;
         let props_len = if protocol.is_v5() {
-            self.properties.encoded_len()
+            self.properties.checked_len()?
         } else {
             0
         };

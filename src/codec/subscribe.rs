@@ -152,7 +152,7 @@ impl Subscribe {
             return Err(EncodeError::ZeroPacketId);
         }
         let props_len = if protocol.is_v5() {
-            self.properties.encoded_len()
+            self.properties.checked_len()?
         } else {
             0
         };
@@ -273,7 +273,7 @@ fn encode_ack_list(
     out: &mut BytesMut,
 ) -> Result<(), EncodeError> {
     let v5 = protocol.is_v5();
-    let props_len = if v5 { properties.encoded_len() } else { 0 };
+    let props_len = if v5 { properties.checked_len()? } else { 0 };
     let codes_len = if v5 || codes_in_v3 { codes.len() } else { 0 };
     let remaining = 2 + codes_len + if v5 { block_len(props_len) } else { 0 };
     check_remaining(remaining)?;
@@ -335,7 +335,11 @@ impl Unsubscribe {
             return Err(EncodeError::ZeroPacketId);
         }
         let v5 = protocol.is_v5();
-        let props_len = if v5 { self.properties.encoded_len() } else { 0 };
+        let props_len = if v5 {
+            self.properties.checked_len()?
+        } else {
+            0
+        };
         let mut remaining = 2 + if v5 { block_len(props_len) } else { 0 };
         for f in &self.filters {
             check_field(f.len())?;
