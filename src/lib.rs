@@ -3,7 +3,7 @@
 //! A thread-per-core, shared-nothing MQTT 3.1.1 / 5.0 broker for Linux.
 //!
 //! ```text
-//!             one glommio LocalExecutor per core, pinned (shard i runs on core i)
+//!             one io_uring event loop per core, pinned (shard i runs on core i)
 //!  clients ─► SO_REUSEPORT listener (one per shard, same port) ─► connection tasks
 //!             │  codec (pure)  →  session state machine (pure, takes `now`)  →  shard state
 //!             │  local subscription trie        (filter → this shard's subscribers)
@@ -19,7 +19,7 @@
 //! | [`codec`] | the MQTT 3.1.1 / 5.0 wire format, zero-copy decode, single-reserve encode | pure |
 //! | [`topic`] | topic name / filter rules, the subscription trie, the retained index | pure |
 //! | [`config`] | every setting and every limit, with defaults and validation | pure |
-//! | `runtime` | glommio executors, sockets, the clock, the mesh | the only I/O |
+//! | [`runtime`] | io_uring event loops (one pinned thread per shard), sockets, the clock, the mesh | the only I/O |
 //!
 //! ## The pure / runtime rule
 //!

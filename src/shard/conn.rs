@@ -3,7 +3,6 @@
 
 use ahash::AHashMap;
 use bytes::BytesMut;
-use std::task::Waker;
 
 use super::slab::Key;
 use crate::codec::{Connect, MqttStr, Protocol};
@@ -44,8 +43,8 @@ pub struct Conn {
     /// True while an operation waits for other shards (SUBACK barrier, CONNECT claim):
     /// no further packet of this connection is processed meanwhile, which keeps order.
     pub blocked: bool,
-    /// Woken when output is added or the connection is unblocked or closed.
-    pub waker: Option<Waker>,
+    /// Already in the shard's ready list (output added, unblocked, or closing).
+    pub ready: bool,
     /// Negotiated keep alive (seconds, 0 = none).
     pub keepalive_secs: u16,
     /// Time of the last packet received (ms).
@@ -68,20 +67,12 @@ impl Conn {
             out: BytesMut::new(),
             input: BytesMut::new(),
             blocked: false,
-            waker: None,
+            ready: false,
             keepalive_secs: 0,
             last_packet_ms: now_ms,
             will_on_close: true,
             inbound_aliases: Vec::new(),
             outbound_aliases: None,
-        }
-    }
-
-    /// Wakes the connection's task (after output was added, or a state change).
-    #[inline]
-    pub fn wake(&self) {
-        if let Some(w) = &self.waker {
-            w.wake_by_ref();
         }
     }
 

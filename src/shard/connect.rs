@@ -317,7 +317,7 @@ impl Shard {
             }
         }
         let _ = ack.encode(conn.protocol, &mut conn.out);
-        conn.wake();
+        self.notify(key);
         self.timers.watch_keepalive(key, keepalive, now_ms);
         self.resume_outbound(skey, now_ms);
     }

@@ -100,6 +100,7 @@ pub struct Shard {
     shutting_down: bool,
     draining: bool,
     scratch: Vec<router::Target>,
+    ready: Vec<Key>,
 }
 
 impl Shard {
@@ -128,6 +129,7 @@ impl Shard {
             shutting_down: false,
             draining: false,
             scratch: Vec::new(),
+            ready: Vec::new(),
         }
     }
 
@@ -252,7 +254,30 @@ impl Shard {
             if let Err(e) = packet.encode(conn.protocol, &mut conn.out) {
                 tracing::warn!(error = %e, "could not encode a packet");
             }
-            conn.wake();
+            self.notify(key);
+        }
+    }
+
+    /// Puts a connection on the ready list: the runtime flushes its output, or notices that
+    /// it was unblocked or is closing.
+    #[inline]
+    fn notify(&mut self, key: Key) {
+        if let Some(conn) = self.conns.get_mut(key) {
+            if !conn.ready {
+                conn.ready = true;
+                self.ready.push(key);
+            }
+        }
+    }
+
+    /// Moves the ready list into `into` (cleared first) and resets the connections' flags.
+    pub fn take_ready(&mut self, into: &mut Vec<Key>) {
+        into.clear();
+        std::mem::swap(into, &mut self.ready);
+        for &key in into.iter() {
+            if let Some(conn) = self.conns.get_mut(key) {
+                conn.ready = false;
+            }
         }
     }
 
@@ -279,7 +304,7 @@ impl Shard {
         }
         conn.state = ConnState::Closing;
         conn.blocked = false;
-        conn.wake();
+        self.notify(key);
     }
 
     /// Starts shutting down: MQTT 5 clients get DISCONNECT 0x8B, everyone is closed after

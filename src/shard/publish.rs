@@ -349,13 +349,13 @@ impl Shard {
             self.metrics.oversize_drops += 1;
             return false;
         }
-        let was_empty = conn.out.is_empty();
         if publish.encode(conn.protocol, &mut conn.out).is_err() {
             return false;
         }
         self.metrics.publishes_sent += 1;
-        if was_empty {
-            conn.wake();
+        if !conn.ready {
+            conn.ready = true;
+            self.ready.push(ckey);
         }
         true
     }

@@ -15,6 +15,11 @@ impl Key {
     pub fn index(self) -> u32 {
         self.index
     }
+
+    /// The slot's generation when the entry was inserted.
+    pub fn generation(self) -> u32 {
+        self.generation
+    }
 }
 
 #[derive(Debug)]
@@ -109,6 +114,17 @@ impl<T> Slab<T> {
                     Slot::Vacant(..) => unreachable!(),
                 }
             }
+            _ => None,
+        }
+    }
+
+    /// The live key at slot `index`, if any.
+    pub fn key_at(&self, index: u32) -> Option<Key> {
+        match self.slots.get(index as usize) {
+            Some(Slot::Occupied(g, _)) => Some(Key {
+                index,
+                generation: *g,
+            }),
             _ => None,
         }
     }

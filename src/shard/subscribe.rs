@@ -321,8 +321,8 @@ impl Shard {
             if !conn.is_closing() {
                 conn.blocked = false;
             }
-            conn.wake();
         }
+        self.notify(p.conn);
     }
 
     pub(super) fn on_unsubscribe(&mut self, key: Key, u: Unsubscribe) {

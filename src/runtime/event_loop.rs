@@ -1,0 +1,576 @@
+//! One shard's thread: an io_uring event loop around the pure [`Shard`].
+//!
+//! Every socket operation is an io_uring request, submitted in one batch per loop turn:
+//! a multishot accept, one receive per connection drawing from the shard's buffer ring (an
+//! idle connection holds no buffer), and at most one send per connection carrying everything
+//! the shard wrote for it during the turn. Each turn: completions → mesh inbound → timers →
+//! flush ready connections → mesh outbound → sleep until the next completion, doorbell or
+//! tick.
+
+use bytes::{Bytes, BytesMut};
+use crossbeam_channel::Sender;
+use io_uring::{cqueue, opcode, squeue, types, IoUring};
+use std::io;
+use std::os::fd::RawFd;
+use std::time::{Duration, Instant};
+
+use super::buffers::BufferRing;
+use super::mesh::MeshPort;
+use crate::codec::parse_frame_header;
+use crate::config::Config;
+use crate::shard::{Key, Shard, Slab};
+
+const OP_ACCEPT: u64 = 1;
+const OP_RECV: u64 = 2;
+const OP_SEND: u64 = 3;
+const OP_DOORBELL: u64 = 4;
+const GEN_MASK: u32 = 0x0FFF_FFFF;
+
+/// Buffers in the shard's receive pool, and their size.
+const RECV_BUFFERS: u16 = 512;
+const RECV_BUFFER_BYTES: usize = 4096;
+/// Timers run at this period; also the longest sleep.
+const TICK: Duration = Duration::from_millis(100);
+/// Batches taken from one peer per turn, so no source starves the others.
+const MESH_BATCHES_PER_TURN: usize = 64;
+/// How long shutdown waits for clients to be flushed.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+fn user_data(op: u64, index: u32, generation: u32) -> u64 {
+    (op << 60) | (((generation & GEN_MASK) as u64) << 32) | index as u64
+}
+
+fn split_user_data(ud: u64) -> (u64, u32, u32) {
+    (ud >> 60, ud as u32, ((ud >> 32) as u32) & GEN_MASK)
+}
+
+/// Runtime-side state of one connection.
+#[derive(Debug, Clone, Copy)]
+struct IoConn {
+    fd: RawFd,
+    key: Key,
+    recv_armed: bool,
+    send_inflight: bool,
+}
+
+/// Everything a shard's thread needs to start.
+pub(super) struct LoopStart {
+    pub(super) id: usize,
+    pub(super) shards: usize,
+    pub(super) config: Config,
+    pub(super) listener_fd: RawFd,
+    pub(super) port: MeshPort,
+    pub(super) ready: Sender<Result<usize, String>>,
+    pub(super) epoch: Instant,
+    pub(super) instance: u64,
+}
+
+struct EventLoop {
+    ring: IoUring,
+    bufs: BufferRing,
+    shard: Shard,
+    port: MeshPort,
+    io: Vec<Option<IoConn>>,
+    sends: Slab<(Key, Bytes)>,
+    read_buf: BytesMut,
+    listener_fd: RawFd,
+    doorbell_buf: Box<u64>,
+    epoch: Instant,
+    max_outgoing: usize,
+    max_packet: usize,
+    congested: bool,
+    paused: Vec<Key>,
+    service: Vec<Key>,
+}
+
+/// Runs one shard until shutdown. Errors only at setup.
+pub(super) fn run_loop(start: LoopStart) {
+    let LoopStart {
+        id,
+        shards,
+        config,
+        listener_fd,
+        port,
+        ready,
+        epoch,
+        instance,
+    } = start;
+    let mut ev = match EventLoop::new(id, shards, config, listener_fd, port, epoch, instance) {
+        Ok(ev) => ev,
+        Err(e) => {
+            let _ = ready.send(Err(format!("shard {id}: io_uring setup failed: {e}")));
+            return;
+        }
+    };
+    let _ = ready.send(Ok(id));
+    ev.run();
+}
+
+impl EventLoop {
+    fn new(
+        id: usize,
+        shards: usize,
+        config: Config,
+        listener_fd: RawFd,
+        port: MeshPort,
+        epoch: Instant,
+        instance: u64,
+    ) -> io::Result<EventLoop> {
+        let ring = IoUring::builder()
+            .setup_single_issuer()
+            .setup_coop_taskrun()
+            .build(4096)
+            .or_else(|_| IoUring::new(4096))?;
+        let bufs = BufferRing::register(&ring, 0, RECV_BUFFERS, RECV_BUFFER_BYTES)?;
+        let max_outgoing = config.limits.max_outgoing_bytes;
+        let max_packet = config.limits.max_packet_bytes as usize;
+        let mut ev = EventLoop {
+            ring,
+            bufs,
+            shard: Shard::new(id, shards, config, instance),
+            port,
+            io: Vec::new(),
+            sends: Slab::default(),
+            read_buf: BytesMut::with_capacity(64 * 1024),
+            listener_fd,
+            doorbell_buf: Box::new(0),
+            epoch,
+            max_outgoing,
+            max_packet,
+            congested: false,
+            paused: Vec::new(),
+            service: Vec::new(),
+        };
+        ev.arm_accept();
+        ev.arm_doorbell();
+        Ok(ev)
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    fn push(&mut self, sqe: squeue::Entry) {
+        // SAFETY: every buffer named by an entry outlives its completion: receive buffers
+        // belong to the registered ring, send data is held in `sends` until its completion,
+        // and the doorbell buffer lives as long as the loop.
+        unsafe {
+            while self.ring.submission().push(&sqe).is_err() {
+                let _ = self.ring.submit();
+            }
+        }
+    }
+
+    fn arm_accept(&mut self) {
+        let sqe = opcode::AcceptMulti::new(types::Fd(self.listener_fd))
+            .build()
+            .user_data(user_data(OP_ACCEPT, 0, 0));
+        self.push(sqe);
+    }
+
+    fn arm_doorbell(&mut self) {
+        let fd = self.port.doorbells[self.port.me].fd();
+        let sqe = opcode::Read::new(
+            types::Fd(fd),
+            &mut *self.doorbell_buf as *mut u64 as *mut u8,
+            8,
+        )
+        .build()
+        .user_data(user_data(OP_DOORBELL, 0, 0));
+        self.push(sqe);
+    }
+
+    fn io_of(&self, index: u32, generation: u32) -> Option<IoConn> {
+        self.io
+            .get(index as usize)
+            .copied()
+            .flatten()
+            .filter(|c| c.key.generation() & GEN_MASK == generation)
+    }
+
+    fn io_mut(&mut self, key: Key) -> Option<&mut IoConn> {
+        self.io
+            .get_mut(key.index() as usize)
+            .and_then(|c| c.as_mut())
+            .filter(|c| c.key == key)
+    }
+
+    fn arm_recv(&mut self, key: Key) {
+        let group = self.bufs.group();
+        let Some(c) = self.io_mut(key) else {
+            return;
+        };
+        if c.recv_armed {
+            return;
+        }
+        c.recv_armed = true;
+        let fd = c.fd;
+        let sqe = opcode::Recv::new(
+            types::Fd(fd),
+            std::ptr::null_mut(),
+            RECV_BUFFER_BYTES as u32,
+        )
+        .buf_group(group)
+        .build()
+        .flags(squeue::Flags::BUFFER_SELECT)
+        .user_data(user_data(OP_RECV, key.index(), key.generation()));
+        self.push(sqe);
+    }
+
+    fn submit_send(&mut self, key: Key, data: Bytes) {
+        let Some(c) = self.io_mut(key) else {
+            return;
+        };
+        c.send_inflight = true;
+        let fd = c.fd;
+        let (ptr, len) = (data.as_ptr(), data.len().min(u32::MAX as usize) as u32);
+        let sid = self.sends.insert((key, data));
+        let sqe = opcode::Send::new(types::Fd(fd), ptr, len)
+            .flags(libc::MSG_NOSIGNAL)
+            .build()
+            .user_data(user_data(OP_SEND, sid.index(), sid.generation()));
+        self.push(sqe);
+    }
+
+    fn run(&mut self) {
+        let mut completions: Vec<(u64, i32, u32)> = Vec::with_capacity(1024);
+        let mut ready = Vec::new();
+        let mut last_tick = Instant::now();
+        let mut shutdown_deadline: Option<Instant> = None;
+        loop {
+            completions.clear();
+            completions.extend(
+                self.ring
+                    .completion()
+                    .map(|c| (c.user_data(), c.result(), c.flags())),
+            );
+            for &(ud, res, flags) in &completions {
+                self.on_completion(ud, res, flags);
+            }
+            self.drain_mesh_inbound();
+            if last_tick.elapsed() >= TICK {
+                last_tick = Instant::now();
+                let now = self.now_ms();
+                self.shard.tick(now);
+            }
+            let me = self.port.me;
+            if shutdown_deadline.is_none()
+                && self.port.doorbells[me]
+                    .shutdown
+                    .load(std::sync::atomic::Ordering::SeqCst)
+            {
+                self.shard.shutdown();
+                shutdown_deadline = Some(Instant::now() + SHUTDOWN_GRACE);
+            }
+            self.flush_connections(&mut ready);
+            self.flush_mesh();
+            if let Some(deadline) = shutdown_deadline {
+                if self.shard.connection_count() == 0 || Instant::now() > deadline {
+                    break;
+                }
+            }
+            self.wait();
+        }
+        self.close_all();
+    }
+
+    fn wait(&mut self) {
+        let me = self.port.me;
+        let doorbell = self.port.doorbells[me].clone();
+        doorbell.prepare_sleep();
+        let busy = self.port.has_inbound()
+            || !self.service.is_empty()
+            || !self.ring.completion().is_empty();
+        let result = if busy {
+            self.ring.submit()
+        } else {
+            let ts = types::Timespec::new().nsec(TICK.as_nanos() as u32);
+            let args = types::SubmitArgs::new().timespec(&ts);
+            self.ring.submitter().submit_with_args(1, &args)
+        };
+        doorbell.awake();
+        if let Err(e) = result {
+            match e.raw_os_error() {
+                Some(libc::ETIME) | Some(libc::EINTR) | Some(libc::EBUSY) => {}
+                _ => tracing::warn!(error = %e, "io_uring_enter failed"),
+            }
+        }
+    }
+
+    fn on_completion(&mut self, ud: u64, res: i32, flags: u32) {
+        let (op, index, generation) = split_user_data(ud);
+        match op {
+            OP_ACCEPT => {
+                if res >= 0 {
+                    self.on_accept(res);
+                } else {
+                    tracing::warn!(error = %io::Error::from_raw_os_error(-res), "accept failed");
+                }
+                if !cqueue::more(flags) {
+                    self.arm_accept();
+                }
+            }
+            OP_RECV => self.on_recv(index, generation, res, flags),
+            OP_SEND => self.on_send(index, generation, res),
+            OP_DOORBELL => self.arm_doorbell(),
+            _ => {}
+        }
+    }
+
+    fn on_accept(&mut self, fd: RawFd) {
+        let one: libc::c_int = 1;
+        // SAFETY: setsockopt on a socket we own, with a valid int.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                libc::IPPROTO_TCP,
+                libc::TCP_NODELAY,
+                &one as *const libc::c_int as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+        let now = self.now_ms();
+        let key = self.shard.accept(now);
+        let index = key.index() as usize;
+        if self.io.len() <= index {
+            self.io.resize(index + 1, None);
+        }
+        self.io[index] = Some(IoConn {
+            fd,
+            key,
+            recv_armed: false,
+            send_inflight: false,
+        });
+        self.arm_recv(key);
+    }
+
+    fn on_recv(&mut self, index: u32, generation: u32, res: i32, flags: u32) {
+        let bid = cqueue::buffer_select(flags);
+        let live = self.io_of(index, generation);
+        if let Some(c) = live {
+            if let Some(c) = self.io_mut(c.key) {
+                c.recv_armed = false;
+            }
+        }
+        if res > 0 {
+            if let (Some(c), Some(bid)) = (live, bid) {
+                let data = self.bufs.data(bid, res as usize);
+                self.read_buf.extend_from_slice(data);
+                self.bufs.recycle(bid);
+                self.process_read(c.key);
+                self.service.push(c.key);
+                return;
+            }
+        }
+        if let Some(bid) = bid {
+            self.bufs.recycle(bid);
+        }
+        let Some(c) = live else {
+            return;
+        };
+        match res {
+            r if r == -libc::ENOBUFS || r == -libc::EINTR || r == -libc::EAGAIN => {
+                self.service.push(c.key);
+            }
+            _ => self.drop_connection(c.key),
+        }
+    }
+
+    fn on_send(&mut self, index: u32, generation: u32, res: i32) {
+        let Some(sid) = self
+            .sends
+            .key_at(index)
+            .filter(|k| k.generation() & GEN_MASK == generation)
+        else {
+            return;
+        };
+        let (key, data) = self.sends.remove(sid).expect("found above");
+        if self.io_mut(key).is_none() {
+            return;
+        }
+        if res < 0 {
+            self.drop_connection(key);
+            return;
+        }
+        let sent = res as usize;
+        if sent < data.len() {
+            self.submit_send(key, data.slice(sent..));
+            return;
+        }
+        if let Some(c) = self.io_mut(key) {
+            c.send_inflight = false;
+        }
+        self.service.push(key);
+    }
+
+    /// New bytes are in `read_buf`: decode them in place when the connection has no
+    /// partial packet, and keep only an incomplete tail in the connection.
+    fn process_read(&mut self, key: Key) {
+        let now = self.now_ms();
+        let shard = &mut self.shard;
+        let rb = &mut self.read_buf;
+        let Some(conn) = shard.conn_mut(key) else {
+            rb.clear();
+            return;
+        };
+        if conn.input.is_empty() {
+            shard.on_input(key, rb, now);
+            if !rb.is_empty() {
+                if let Some(conn) = shard.conn_mut(key) {
+                    conn.input.extend_from_slice(rb);
+                }
+                rb.clear();
+            }
+        } else {
+            conn.input.extend_from_slice(rb);
+            rb.clear();
+            let mut input = std::mem::take(&mut conn.input);
+            shard.on_input(key, &mut input, now);
+            if let Some(conn) = shard.conn_mut(key) {
+                conn.input = input;
+            }
+        }
+    }
+
+    /// Decodes input that waited while the connection was blocked.
+    fn process_buffered(&mut self, key: Key) {
+        let now = self.now_ms();
+        let Some(conn) = self.shard.conn_mut(key) else {
+            return;
+        };
+        let mut input = std::mem::take(&mut conn.input);
+        self.shard.on_input(key, &mut input, now);
+        if let Some(conn) = self.shard.conn_mut(key) {
+            conn.input = input;
+        }
+    }
+
+    fn drain_mesh_inbound(&mut self) {
+        for peer in 0..self.port.inbound.len() {
+            for _ in 0..MESH_BATCHES_PER_TURN {
+                let Some(batch) = self.port.inbound[peer]
+                    .as_ref()
+                    .and_then(|rx| rx.try_recv().ok())
+                else {
+                    break;
+                };
+                let now = self.now_ms();
+                self.shard.on_mesh(peer, batch, now);
+            }
+        }
+    }
+
+    fn flush_mesh(&mut self) {
+        for peer in 0..self.port.outbound.len() {
+            if peer == self.port.me {
+                continue;
+            }
+            let batch = self.shard.take_outbox(peer);
+            if !batch.is_empty() {
+                self.port.send(peer, batch);
+            }
+        }
+        let was = self.congested;
+        self.congested = self.port.retry() || self.shard.mesh_congested();
+        if self.congested && !was {
+            self.shard.note_backpressure();
+        }
+        if was && !self.congested {
+            let paused = std::mem::take(&mut self.paused);
+            self.service.extend(paused);
+        }
+    }
+
+    /// Flushes output, re-arms receives and finishes closes for every connection that the
+    /// shard marked ready or that had I/O this turn.
+    fn flush_connections(&mut self, ready: &mut Vec<Key>) {
+        for _ in 0..4 {
+            self.shard.take_ready(ready);
+            ready.append(&mut self.service);
+            if ready.is_empty() {
+                return;
+            }
+            for &key in ready.iter() {
+                self.service_connection(key);
+            }
+        }
+    }
+
+    fn service_connection(&mut self, key: Key) {
+        let Some(io) = self.io_mut(key).copied() else {
+            return;
+        };
+        let Some(conn) = self.shard.conn_mut(key) else {
+            self.close_fd(key);
+            return;
+        };
+        if conn.is_closing() {
+            if !io.send_inflight {
+                if conn.out.is_empty() {
+                    self.drop_connection(key);
+                } else {
+                    let data = std::mem::take(&mut conn.out).freeze();
+                    self.submit_send(key, data);
+                }
+            }
+            return;
+        }
+        if !io.send_inflight && !conn.out.is_empty() {
+            let data = std::mem::take(&mut conn.out).freeze();
+            self.submit_send(key, data);
+        }
+        let Some(conn) = self.shard.conn_mut(key) else {
+            return;
+        };
+        if io.recv_armed || !conn.can_process_input() {
+            return;
+        }
+        if conn.out.len() >= self.max_outgoing {
+            return; // Writes first: read again once the client drained its output.
+        }
+        if matches!(
+            parse_frame_header(&conn.input, self.max_packet),
+            Ok(Some(_)) | Err(_)
+        ) {
+            self.process_buffered(key);
+            self.service.push(key);
+            return;
+        }
+        if self.congested {
+            self.paused.push(key);
+            return;
+        }
+        self.arm_recv(key);
+    }
+
+    /// Closes the socket and tells the shard the connection is gone.
+    fn drop_connection(&mut self, key: Key) {
+        self.close_fd(key);
+        let now = self.now_ms();
+        self.shard.on_closed(key, now);
+    }
+
+    fn close_fd(&mut self, key: Key) {
+        let index = key.index() as usize;
+        if let Some(Some(c)) = self.io.get(index) {
+            if c.key == key {
+                // SAFETY: we own the fd; shutdown completes any pending receive or send.
+                unsafe {
+                    libc::shutdown(c.fd, libc::SHUT_RDWR);
+                    libc::close(c.fd);
+                }
+                self.io[index] = None;
+            }
+        }
+    }
+
+    fn close_all(&mut self) {
+        let keys: Vec<Key> = self.io.iter().flatten().map(|c| c.key).collect();
+        for key in keys {
+            self.drop_connection(key);
+        }
+        // SAFETY: we own the listening socket.
+        unsafe { libc::close(self.listener_fd) };
+        let _ = self.ring.submit();
+    }
+}
