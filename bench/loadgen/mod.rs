@@ -1,0 +1,701 @@
+//! The load generator: command line, scenario orchestration, progress and the summary.
+//!
+//! The main thread plans the clients, starts one pinned worker thread per `--threads`
+//! (each its own io_uring, see [`engine`]), and steers them through the phases over
+//! crossbeam channels: connect (and subscribe) → start → publish for `--secs` → drain →
+//! finish. Workers send interval statistics every second; the main thread merges them,
+//! prints a progress line and, at the end, the summary.
+
+pub mod engine;
+pub mod pacing;
+pub mod payload;
+pub mod plan;
+pub mod report;
+pub mod stats;
+pub mod sys;
+pub mod track;
+
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+use crossbeam_channel::{unbounded, RecvTimeoutError};
+
+use shardmq::codec::{Protocol, QoS};
+
+use engine::{Cmd, EngineCfg, Report, Worker};
+use plan::{Mode, Shape};
+use report::Summary;
+use stats::{quantile_us, Totals};
+use sys::now_ns;
+
+/// MQTT load generator for shardmq (and any other broker on loopback).
+#[derive(Debug, Parser)]
+#[command(name = "shardmq-bench", version, about)]
+pub struct Cli {
+    /// Broker host (loopback only unless --allow-remote).
+    #[arg(long, default_value = "127.0.0.1", global = true)]
+    pub host: String,
+    /// Broker port.
+    #[arg(long, default_value_t = 1883, global = true)]
+    pub port: u16,
+    /// Permit a non-loopback --host.
+    #[arg(long, global = true)]
+    pub allow_remote: bool,
+    /// Worker threads (one io_uring each, pinned to consecutive cores).
+    #[arg(long, default_value_t = 1, global = true)]
+    pub threads: usize,
+    /// First core to pin workers to.
+    #[arg(long, default_value_t = 0, global = true)]
+    pub first_core: usize,
+    /// Do not pin worker threads.
+    #[arg(long, global = true)]
+    pub no_pin: bool,
+    /// MQTT version: 3 (3.1.1) or 5.
+    #[arg(long, default_value_t = 5, global = true, value_parser = clap::value_parser!(u8).range(3..=5))]
+    pub mqtt: u8,
+    /// QoS of publishes and subscriptions.
+    #[arg(long, default_value_t = 0, global = true, value_parser = clap::value_parser!(u8).range(0..=2))]
+    pub qos: u8,
+    /// Payload bytes (at least 20: publisher id, sequence number, timestamp).
+    #[arg(long, default_value_t = 64, global = true)]
+    pub size: usize,
+    /// Publishing (or holding) time, seconds.
+    #[arg(long, default_value_t = 10.0, global = true)]
+    pub secs: f64,
+    /// Messages per second per publisher (0: as fast as the broker accepts); for `conn` and
+    /// `reconnect-storm`: connects per second (default: unlimited).
+    #[arg(long, global = true)]
+    pub rate: Option<f64>,
+    /// QoS 1/2 publish window (capped by the broker's Receive Maximum); for `conn` and
+    /// `reconnect-storm`: connects in flight.
+    #[arg(long, default_value_t = 64, global = true)]
+    pub inflight: usize,
+    /// QoS 0 at --rate 0: a publisher pauses while this many bytes are unsent.
+    #[arg(long, default_value_t = 65536, global = true)]
+    pub max_unsent: usize,
+    /// Receive buffer per socket, bytes (default: 32768, 1024 for idle connections).
+    #[arg(long, global = true)]
+    pub rbuf: Option<usize>,
+    /// Broker process id: report its RSS and CPU.
+    #[arg(long, global = true)]
+    pub broker_pid: Option<u32>,
+    /// Print the summary as one JSON object on the last stdout line.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Label copied into the summary (e.g. the broker's name).
+    #[arg(long, default_value = "", global = true)]
+    pub label: String,
+    /// Source addresses 127.0.0.1..K for client sockets (0: one per 25,000 connections).
+    #[arg(long, default_value_t = 0, global = true)]
+    pub src_addrs: usize,
+    /// MQTT keep alive, seconds.
+    #[arg(long, default_value_t = 60, global = true)]
+    pub keepalive: u16,
+    /// Longest wait for late deliveries after the window, seconds.
+    #[arg(long, default_value_t = 5.0, global = true)]
+    pub drain_secs: f64,
+    /// Longest wait for connecting and subscribing, seconds.
+    #[arg(long, default_value_t = 60.0, global = true)]
+    pub setup_secs: f64,
+    /// Completion batching window, µs (default: 0 at a constant rate, 1000 at --rate 0).
+    #[arg(long, global = true)]
+    pub batch_us: Option<u32>,
+    /// No progress lines on stderr.
+    #[arg(long, global = true)]
+    pub quiet: bool,
+    /// Scenario.
+    #[command(subcommand)]
+    pub cmd: Scenario,
+}
+
+/// Scenarios.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Scenario {
+    /// Open N idle connections, hold them for --secs.
+    Conn {
+        /// Connections.
+        #[arg(long, default_value_t = 1000)]
+        conns: usize,
+    },
+    /// N publishers → 1 subscriber (or a $share group of K).
+    Fanin {
+        /// Publishers.
+        #[arg(long, default_value_t = 8)]
+        pubs: usize,
+        /// Shared-subscription group size (0: one plain subscriber).
+        #[arg(long, default_value_t = 0)]
+        share: usize,
+    },
+    /// 1 publisher → N subscribers.
+    Fanout {
+        /// Subscribers.
+        #[arg(long, default_value_t = 10)]
+        subs: usize,
+    },
+    /// N publisher/subscriber pairs, one topic each.
+    P2p {
+        /// Pairs.
+        #[arg(long, default_value_t = 10)]
+        pairs: usize,
+    },
+    /// Publishers on distinct topics, subscribers with + and # filters.
+    Wildcard {
+        /// Subscribers.
+        #[arg(long, default_value_t = 100)]
+        subs: usize,
+        /// Publishers.
+        #[arg(long, default_value_t = 10)]
+        pubs: usize,
+    },
+    /// Publish R retained topics, then subscribers fetch them with one wildcard.
+    Retained {
+        /// Retained topics.
+        #[arg(long, default_value_t = 1000)]
+        topics: usize,
+        /// Late subscribers.
+        #[arg(long, default_value_t = 1)]
+        subs: usize,
+    },
+    /// N clients disconnecting and reconnecting for --secs.
+    ReconnectStorm {
+        /// Clients.
+        #[arg(long, default_value_t = 100)]
+        clients: usize,
+        /// Time each connection stays up, ms.
+        #[arg(long, default_value_t = 0)]
+        hold_ms: u64,
+    },
+}
+
+impl Scenario {
+    fn name(&self) -> &'static str {
+        match self {
+            Scenario::Conn { .. } => "conn",
+            Scenario::Fanin { .. } => "fanin",
+            Scenario::Fanout { .. } => "fanout",
+            Scenario::P2p { .. } => "p2p",
+            Scenario::Wildcard { .. } => "wildcard",
+            Scenario::Retained { .. } => "retained",
+            Scenario::ReconnectStorm { .. } => "reconnect-storm",
+        }
+    }
+
+    fn shape(&self) -> Shape {
+        match *self {
+            Scenario::Conn { conns } => Shape::Conn { conns },
+            Scenario::Fanin { pubs, share } => Shape::Fanin { pubs, share },
+            Scenario::Fanout { subs } => Shape::Fanout { subs },
+            Scenario::P2p { pairs } => Shape::P2p { pairs },
+            Scenario::Wildcard { subs, pubs } => Shape::Wildcard { subs, pubs },
+            Scenario::Retained { topics, subs } => Shape::Retained { topics, subs },
+            Scenario::ReconnectStorm { clients, .. } => Shape::Storm { clients },
+        }
+    }
+}
+
+/// Resolves `--host`/`--port` and enforces the loopback rule.
+pub fn resolve_target(host: &str, port: u16, allow_remote: bool) -> Result<SocketAddr, String> {
+    let addr = if let Ok(ip) = host.parse::<IpAddr>() {
+        SocketAddr::new(ip, port)
+    } else {
+        (host, port)
+            .to_socket_addrs()
+            .map_err(|e| format!("cannot resolve {host}: {e}"))?
+            .next()
+            .ok_or_else(|| format!("{host} has no address"))?
+    };
+    if !addr.ip().is_loopback() && !allow_remote {
+        return Err(format!(
+            "{host} ({}) is not a loopback address; pass --allow-remote to load it anyway",
+            addr.ip()
+        ));
+    }
+    Ok(addr)
+}
+
+/// Entry point; returns the exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(s) => {
+            print!("{}", report::render_table(&s));
+            if cli.json {
+                println!("{}", report::render_json(&s));
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("shardmq-bench: {e}");
+            2
+        }
+    }
+}
+
+fn progress(cli: &Cli, t: &Totals, last: &stats::Counters, dt: f64, since: f64) {
+    if cli.quiet {
+        return;
+    }
+    let d = |a: u64, b: u64| (a - b) as f64 / dt.max(1e-3);
+    eprintln!(
+        "[{since:6.1}s] sent {:>9.0}/s  delivered {:>9.0}/s  p99 {:>9.0} µs  conns {:>6}  connects {:>7.0}/s  errors {}",
+        d(t.c.sent, last.sent),
+        d(t.c.delivered, last.delivered),
+        quantile_us(&t.lat, 0.99),
+        t.open(),
+        d(t.c.connects_ok, last.connects_ok),
+        t.error_count()
+    );
+}
+
+/// Runs one scenario and returns its summary.
+pub fn run(cli: &Cli) -> Result<Summary, String> {
+    let addr = resolve_target(&cli.host, cli.port, cli.allow_remote)?;
+    sys::ignore_sigpipe();
+    let nofile = sys::raise_nofile();
+    let threads = cli.threads.max(1);
+    let run_id = format!("{:x}", std::process::id());
+    let plan = plan::build(&cli.cmd.shape(), threads, &run_id);
+    let idle_like = matches!(plan.mode, Mode::Idle | Mode::Storm);
+    if plan.clients.len() as u64 + 64 > nofile {
+        return Err(format!(
+            "{} connections need more than the {nofile} open files this process may have; \
+             run several generator processes",
+            plan.clients.len()
+        ));
+    }
+    let size = cli.size.max(payload::HEADER_LEN);
+    let rate = if idle_like {
+        0.0
+    } else {
+        cli.rate.unwrap_or(1000.0)
+    };
+    let connect_rate = if idle_like {
+        cli.rate.unwrap_or(0.0)
+    } else {
+        0.0
+    };
+    let src_addrs = if cli.src_addrs > 0 {
+        cli.src_addrs
+    } else {
+        plan.clients.len().div_ceil(25_000).max(1)
+    };
+    let protocol = if cli.mqtt == 5 {
+        Protocol::V5
+    } else {
+        Protocol::V311
+    };
+    let qos = match cli.qos {
+        0 => QoS::AtMostOnce,
+        1 => QoS::AtLeastOnce,
+        _ => QoS::ExactlyOnce,
+    };
+    let hold_ms = match cli.cmd {
+        Scenario::ReconnectStorm { hold_ms, .. } => hold_ms,
+        _ => 0,
+    };
+    let cfg = EngineCfg {
+        addr,
+        src_addrs,
+        protocol,
+        qos,
+        size,
+        rate,
+        window: cli.inflight.clamp(1, 65_535) as u32,
+        connect_inflight: (cli.inflight / threads).max(1),
+        connect_rate: connect_rate / threads as f64,
+        max_unsent: cli.max_unsent.max(size + 64),
+        keepalive: cli.keepalive,
+        rbuf: cli.rbuf.unwrap_or(if idle_like { 1024 } else { 32 * 1024 }),
+        mode: plan.mode,
+        hold_ms,
+        batch_us: cli
+            .batch_us
+            .unwrap_or(if rate == 0.0 && !idle_like { 1000 } else { 0 }),
+    };
+
+    let pid = cli.broker_pid;
+    let rss_before = pid.and_then(sys::rss_kb);
+    let broker_cpu_connect0 = pid.and_then(sys::proc_cpu_us);
+
+    let (rep_tx, rep_rx) = unbounded::<Report>();
+    let mut cmd_txs = Vec::new();
+    let mut handles = Vec::new();
+    let cores = core_affinity::get_core_ids().unwrap_or_default();
+    for t in 0..threads {
+        let clients: Vec<_> = plan
+            .clients
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.thread == t)
+            .map(|(i, c)| (i, c.clone()))
+            .collect();
+        let (ctx, crx) = unbounded::<Cmd>();
+        cmd_txs.push(ctx);
+        let tx = rep_tx.clone();
+        let cfg = cfg.clone();
+        let core =
+            (!cli.no_pin && !cores.is_empty()).then(|| cores[(cli.first_core + t) % cores.len()]);
+        let target = plan.retained_topics;
+        handles.push(
+            std::thread::Builder::new()
+                .name(format!("bench-{t}"))
+                .spawn(move || {
+                    if let Some(core) = core {
+                        core_affinity::set_for_current(core);
+                    }
+                    match Worker::new(t, cfg, clients, crx, tx.clone(), target) {
+                        Ok(w) => w.run(),
+                        Err(e) => {
+                            eprintln!("shardmq-bench: thread {t}: io_uring setup failed: {e}");
+                            let mut iv = stats::Interval::new(t);
+                            iv.errors.insert(format!("io_uring: {e}"), 1);
+                            let _ = tx.send(Report::Ready { ok: 0, failed: 0 });
+                            let _ = tx.send(Report::Final {
+                                interval: Box::new(iv),
+                                streams: Default::default(),
+                            });
+                        }
+                    }
+                })
+                .map_err(|e| format!("spawn: {e}"))?,
+        );
+    }
+    drop(rep_tx);
+    let broadcast = |c: Cmd| {
+        for tx in &cmd_txs {
+            let _ = tx.send(c);
+        }
+    };
+
+    let started = Instant::now();
+    let mut totals = Totals::new(threads);
+    let mut finals = 0usize;
+    let mut last = totals.c;
+    let mut last_print = Instant::now();
+    let mut pub_done = 0usize;
+    // One step of the report pump: merge what arrived within `wait`, print progress.
+    let mut pump = |totals: &mut Totals,
+                    wait: Duration,
+                    ready: &mut Vec<(usize, usize)>,
+                    pub_done: &mut usize,
+                    finals: &mut usize|
+     -> bool {
+        let deadline = Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rep_rx.recv_timeout(left) {
+                Ok(Report::Interval(iv)) => totals.merge(&iv),
+                Ok(Report::Ready { ok, failed, .. }) => ready.push((ok, failed)),
+                Ok(Report::PubDone) => *pub_done += 1,
+                Ok(Report::Final { interval, streams }) => {
+                    totals.merge(&interval);
+                    totals.streams.merge(&streams);
+                    *finals += 1;
+                }
+                Err(RecvTimeoutError::Timeout) => break,
+                Err(RecvTimeoutError::Disconnected) => return false,
+            }
+        }
+        if last_print.elapsed() >= Duration::from_secs(1) {
+            let dt = last_print.elapsed().as_secs_f64();
+            progress(cli, totals, &last, dt, started.elapsed().as_secs_f64());
+            last = totals.c;
+            last_print = Instant::now();
+        }
+        true
+    };
+
+    // Phase 1: connect and subscribe.
+    let mut ready = Vec::new();
+    let setup_deadline = Instant::now() + Duration::from_secs_f64(cli.setup_secs);
+    while ready.len() < threads && Instant::now() < setup_deadline {
+        if !pump(
+            &mut totals,
+            Duration::from_millis(50),
+            &mut ready,
+            &mut pub_done,
+            &mut finals,
+        ) {
+            break;
+        }
+    }
+    let connected_at = now_ns();
+    let ok: usize = ready.iter().map(|r| r.0).sum();
+    let setup_failed = ready.len() < threads || (!idle_like && ok < plan.clients.len());
+    let broker_cpu_connect1 = pid.and_then(sys::proc_cpu_us);
+    let rss_connected = pid.and_then(sys::rss_kb);
+    let connect_phase = (
+        totals.c.connects_ok,
+        totals.first_connect_ns,
+        totals.last_connack_ns,
+    );
+
+    // Phase 2: the window.
+    let secs = cli.secs.max(0.0);
+    let t0 = now_ns() + 20_000_000;
+    let end = t0 + (secs * 1e9) as u64;
+    let gen_cpu0 = sys::self_cpu_us();
+    let broker_cpu0 = pid.and_then(sys::proc_cpu_us);
+    let mut window_start = totals.c;
+    let mut subscribe_sent = false;
+    let mut retained_deadline = None;
+    if !setup_failed {
+        // Counters before t0 (setup) are excluded from the window's rates.
+        while pump(
+            &mut totals,
+            Duration::ZERO,
+            &mut ready,
+            &mut pub_done,
+            &mut finals,
+        ) && !rep_rx.is_empty()
+        {}
+        window_start = totals.c;
+        broadcast(Cmd::Start { t0, end });
+        let publishers = plan.publishers();
+        loop {
+            let now = now_ns();
+            if plan.mode == Mode::Retained {
+                if !subscribe_sent && pub_done >= publishers {
+                    subscribe_sent = true;
+                    broadcast(Cmd::SubscribeNow);
+                    retained_deadline =
+                        Some(Instant::now() + Duration::from_secs_f64(secs.max(1.0) + 10.0));
+                }
+                let all = totals.retained_done_ns.len() >= plan.subscribers();
+                if all || retained_deadline.is_some_and(|d| Instant::now() > d) {
+                    break;
+                }
+                if !subscribe_sent && now > end + 30_000_000_000 {
+                    break;
+                }
+            } else if now >= end {
+                break;
+            }
+            if !pump(
+                &mut totals,
+                Duration::from_millis(50),
+                &mut ready,
+                &mut pub_done,
+                &mut finals,
+            ) {
+                break;
+            }
+        }
+    }
+    let window_end_counters = totals.c;
+    let rss_after = pid.and_then(sys::rss_kb);
+
+    // Phase 3: drain late deliveries.
+    if !setup_failed && matches!(plan.mode, Mode::Traffic) {
+        let drain_deadline = Instant::now() + Duration::from_secs_f64(cli.drain_secs);
+        let mut last_delivered = totals.c.delivered;
+        let mut last_change = Instant::now();
+        while Instant::now() < drain_deadline {
+            let acked_all = cfg.qos == QoS::AtMostOnce || totals.c.acked >= totals.c.sent;
+            if totals.c.delivered >= totals.c.expected && acked_all {
+                break;
+            }
+            if totals.c.delivered != last_delivered {
+                last_delivered = totals.c.delivered;
+                last_change = Instant::now();
+            } else if last_change.elapsed() > Duration::from_millis(1500) {
+                break;
+            }
+            if !pump(
+                &mut totals,
+                Duration::from_millis(50),
+                &mut ready,
+                &mut pub_done,
+                &mut finals,
+            ) {
+                break;
+            }
+        }
+    }
+    let measured_end = now_ns();
+    let gen_cpu1 = sys::self_cpu_us();
+    let broker_cpu1 = pid.and_then(sys::proc_cpu_us);
+    let open_at_end = totals.open();
+
+    // Phase 4: finish.
+    broadcast(Cmd::Finish);
+    while finals < threads {
+        if !pump(
+            &mut totals,
+            Duration::from_millis(100),
+            &mut ready,
+            &mut pub_done,
+            &mut finals,
+        ) {
+            break;
+        }
+    }
+    for h in handles {
+        let _ = h.join();
+    }
+    if setup_failed {
+        let mut why: Vec<String> = totals
+            .connect_failures
+            .iter()
+            .chain(totals.errors.iter())
+            .map(|(k, v)| format!("{v} × {k}"))
+            .collect();
+        if why.is_empty() {
+            why.push("timeout".into());
+        }
+        return Err(format!(
+            "setup failed: {ok} of {} clients ready ({})",
+            plan.clients.len(),
+            why.join(", ")
+        ));
+    }
+
+    // Summary.
+    let window_s = secs.max(1e-3);
+    let measured_s = (measured_end.saturating_sub(t0)) as f64 / 1e9;
+    let w = |f: fn(&stats::Counters) -> u64| f(&window_end_counters) - f(&window_start);
+    let delivered_total = totals.c.delivered;
+    let lost = track::lost(totals.c.expected, totals.streams.unique);
+    let mut s = Summary {
+        scenario: cli.cmd.name().into(),
+        label: cli.label.clone(),
+        mqtt: if cli.mqtt == 5 { 5 } else { 3 },
+        qos: cli.qos,
+        size,
+        rate: if idle_like { connect_rate } else { rate },
+        secs,
+        threads,
+        clients: plan.clients.len(),
+        publishers: plan.publishers(),
+        subscribers: plan.subscribers(),
+        sent: totals.c.sent,
+        expected: totals.c.expected,
+        delivered: delivered_total,
+        msgs_per_s: w(|c| c.delivered_in_window) as f64 / window_s,
+        sent_per_s: w(|c| c.sent) as f64 / window_s,
+        p50_us: quantile_us(&totals.lat, 0.5),
+        p90_us: quantile_us(&totals.lat, 0.9),
+        p99_us: quantile_us(&totals.lat, 0.99),
+        p999_us: quantile_us(&totals.lat, 0.999),
+        max_us: totals.lat.max() as f64 / 1000.0,
+        mean_us: if totals.lat.is_empty() {
+            0.0
+        } else {
+            totals.lat.mean() / 1000.0
+        },
+        lost,
+        dup: totals.streams.dup,
+        reordered: totals.streams.reordered,
+        connects: totals.c.connects_ok,
+        connect_p50_us: quantile_us(&totals.conn_lat, 0.5),
+        connect_p99_us: quantile_us(&totals.conn_lat, 0.99),
+        connect_failures: totals.connect_failures.clone(),
+        errors: totals.errors.clone(),
+        broker_rss_before_kb: rss_before,
+        broker_rss_after_kb: rss_after,
+        retained_rx: totals.c.retained_rx,
+        open_conns: open_at_end,
+        measured_s,
+        ..Summary::default()
+    };
+    s.connects_per_s = if plan.mode == Mode::Storm {
+        w(|c| c.connects_in_window) as f64 / window_s
+    } else {
+        match connect_phase {
+            (n, Some(a), Some(b)) if b > a => n as f64 / ((b - a) as f64 / 1e9),
+            _ => 0.0,
+        }
+    };
+    if plan.mode == Mode::Retained {
+        s.retained_ms = totals
+            .retained_done_ns
+            .iter()
+            .max()
+            .map(|&ns| ns as f64 / 1e6);
+        if let Some(ms) = s.retained_ms {
+            s.msgs_per_s = totals.c.retained_rx as f64 / (ms / 1e3).max(1e-6);
+        }
+        s.lost = (plan.retained_topics as u64 * plan.subscribers() as u64)
+            .saturating_sub(totals.c.retained_rx);
+    }
+    let msgs = if plan.mode == Mode::Retained {
+        totals.c.retained_rx
+    } else {
+        delivered_total
+    };
+    let gen_cpu = gen_cpu1.saturating_sub(gen_cpu0) as f64;
+    s.gen_cpu_pct = gen_cpu / 1e4 / measured_s.max(1e-3);
+    if msgs > 0 {
+        s.gen_cpu_us_per_msg = Some(gen_cpu / msgs as f64);
+    }
+    if let (Some(a), Some(b)) = (broker_cpu0, broker_cpu1) {
+        let cpu = b.saturating_sub(a) as f64;
+        s.broker_cpu_pct = Some(cpu / 1e4 / measured_s.max(1e-3));
+        if msgs > 0 {
+            s.broker_cpu_us_per_msg = Some(cpu / msgs as f64);
+        }
+        if plan.mode == Mode::Storm && s.connects > 0 {
+            s.broker_cpu_us_per_conn = Some(cpu / w(|c| c.connects_in_window).max(1) as f64);
+        }
+    }
+    if plan.mode != Mode::Storm {
+        if let (Some(a), Some(b)) = (broker_cpu_connect0, broker_cpu_connect1) {
+            if connect_phase.0 > 0 {
+                s.broker_cpu_us_per_conn =
+                    Some(b.saturating_sub(a) as f64 / connect_phase.0 as f64);
+            }
+        }
+    }
+    if let (Some(a), Some(b)) = (rss_before, rss_after.or(rss_connected)) {
+        if ok > 0 {
+            s.bytes_per_conn = Some((b as f64 - a as f64) * 1024.0 / ok as f64);
+        }
+    }
+    let _ = connected_at;
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_only_by_default() {
+        assert!(resolve_target("127.0.0.1", 1883, false).is_ok());
+        assert!(resolve_target("127.0.0.9", 1883, false).is_ok());
+        assert!(resolve_target("::1", 1883, false).is_ok());
+        assert!(resolve_target("localhost", 1883, false).is_ok());
+        let e = resolve_target("10.1.2.3", 1883, false).unwrap_err();
+        assert!(e.contains("--allow-remote"));
+        assert!(resolve_target("10.1.2.3", 1883, true).is_ok());
+    }
+
+    #[test]
+    fn cli_parses_the_documented_example() {
+        let cli = Cli::try_parse_from([
+            "shardmq-bench",
+            "--port",
+            "1883",
+            "fanin",
+            "--pubs",
+            "8",
+            "--qos",
+            "1",
+            "--size",
+            "64",
+            "--rate",
+            "5000",
+            "--secs",
+            "10",
+            "--json",
+        ])
+        .unwrap();
+        assert_eq!(cli.qos, 1);
+        assert_eq!(cli.rate, Some(5000.0));
+        assert!(cli.json);
+        assert!(matches!(cli.cmd, Scenario::Fanin { pubs: 8, share: 0 }));
+        assert!(Cli::try_parse_from(["shardmq-bench", "--qos", "3", "p2p"]).is_err());
+        assert!(Cli::try_parse_from(["shardmq-bench", "--mqtt", "4", "p2p"]).is_ok());
+    }
+}

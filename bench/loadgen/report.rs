@@ -1,0 +1,317 @@
+//! The end-of-run summary: a human table on stdout and, with `--json`, one JSON line.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use serde::Serialize;
+
+/// Everything a run reports. Field names are the JSON keys; `None` is `null`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Summary {
+    /// Scenario name (`p2p`, `fanin`, ...).
+    pub scenario: String,
+    /// Free-form label (`--label`, e.g. the broker's name).
+    pub label: String,
+    /// MQTT version: 3 (3.1.1) or 5.
+    pub mqtt: u8,
+    /// QoS.
+    pub qos: u8,
+    /// Payload bytes.
+    pub size: usize,
+    /// Offered rate per publisher, msg/s (0: as fast as possible).
+    pub rate: f64,
+    /// Publishing window, seconds.
+    pub secs: f64,
+    /// Generator threads.
+    pub threads: usize,
+    /// Clients in the plan.
+    pub clients: usize,
+    /// Publishing clients.
+    pub publishers: usize,
+    /// Subscribing clients.
+    pub subscribers: usize,
+    /// PUBLISH packets sent.
+    pub sent: u64,
+    /// Deliveries expected (sent × matching subscribers).
+    pub expected: u64,
+    /// Deliveries received (including after the window, while draining).
+    pub delivered: u64,
+    /// Delivered per second during the window.
+    pub msgs_per_s: f64,
+    /// Sent per second during the window.
+    pub sent_per_s: f64,
+    /// Latency from the scheduled send time, µs.
+    pub p50_us: f64,
+    /// p90.
+    pub p90_us: f64,
+    /// p99.
+    pub p99_us: f64,
+    /// p99.9.
+    pub p999_us: f64,
+    /// Largest.
+    pub max_us: f64,
+    /// Mean.
+    pub mean_us: f64,
+    /// Expected but never received.
+    pub lost: u64,
+    /// Received more than once.
+    pub dup: u64,
+    /// Received after a later message of the same publisher.
+    pub reordered: u64,
+    /// Successful connects (CONNACK success).
+    pub connects: u64,
+    /// Connects per second (connect phase, or the window for the reconnect storm).
+    pub connects_per_s: f64,
+    /// Connect latency (socket connect → CONNACK) p50, µs.
+    pub connect_p50_us: f64,
+    /// Connect latency p99, µs.
+    pub connect_p99_us: f64,
+    /// Failed connection attempts by reason.
+    pub connect_failures: BTreeMap<String, u64>,
+    /// Other errors by reason.
+    pub errors: BTreeMap<String, u64>,
+    /// Broker RSS before connecting, KiB.
+    pub broker_rss_before_kb: Option<u64>,
+    /// Broker RSS at the end of the window, KiB.
+    pub broker_rss_after_kb: Option<u64>,
+    /// Broker RSS growth per connection, bytes.
+    pub bytes_per_conn: Option<f64>,
+    /// Broker CPU per delivered message, µs.
+    pub broker_cpu_us_per_msg: Option<f64>,
+    /// Broker CPU per connection opened during the connect phase, µs.
+    pub broker_cpu_us_per_conn: Option<f64>,
+    /// Broker CPU used in the window, % of one core.
+    pub broker_cpu_pct: Option<f64>,
+    /// This generator's CPU per delivered message, µs.
+    pub gen_cpu_us_per_msg: Option<f64>,
+    /// This generator's CPU used in the window, % of one core.
+    pub gen_cpu_pct: f64,
+    /// Retained scenario: SUBSCRIBE → all retained messages received, ms (slowest subscriber).
+    pub retained_ms: Option<f64>,
+    /// Retained messages received.
+    pub retained_rx: u64,
+    /// Connections open at the end of the window.
+    pub open_conns: u64,
+    /// Wall time of the measured window incl. draining, seconds.
+    pub measured_s: f64,
+}
+
+fn fmt_rate(v: f64) -> String {
+    if v >= 1e6 {
+        format!("{:.2}M", v / 1e6)
+    } else if v >= 1e4 {
+        format!("{:.1}k", v / 1e3)
+    } else {
+        format!("{v:.0}")
+    }
+}
+
+fn fmt_us(v: f64) -> String {
+    if v >= 10_000.0 {
+        format!("{:.1} ms", v / 1000.0)
+    } else {
+        format!("{v:.0} µs")
+    }
+}
+
+fn opt(v: Option<f64>, unit: &str, prec: usize) -> String {
+    match v {
+        Some(v) => format!("{v:.prec$}{unit}"),
+        None => "-".into(),
+    }
+}
+
+/// The human-readable table.
+pub fn render_table(s: &Summary) -> String {
+    let mut o = String::new();
+    let rate = if s.rate > 0.0 {
+        format!("{}/s per publisher", fmt_rate(s.rate))
+    } else {
+        "max".into()
+    };
+    let label = if s.label.is_empty() {
+        String::new()
+    } else {
+        format!(" [{}]", s.label)
+    };
+    let _ = writeln!(
+        o,
+        "== {}{label}: MQTT {}, QoS {}, {} B, rate {rate}, {} s, {} thread(s)",
+        s.scenario, s.mqtt, s.qos, s.size, s.secs, s.threads
+    );
+    let mut row = |k: &str, v: String| {
+        let _ = writeln!(o, "  {k:<22} {v}");
+    };
+    row(
+        "clients",
+        format!(
+            "{} ({} publishers, {} subscribers), {} open at end",
+            s.clients, s.publishers, s.subscribers, s.open_conns
+        ),
+    );
+    if s.expected > 0 || s.delivered > 0 {
+        row(
+            "sent",
+            format!("{} ({} msg/s)", s.sent, fmt_rate(s.sent_per_s)),
+        );
+        row(
+            "delivered",
+            format!(
+                "{} of {} expected ({} msg/s)",
+                s.delivered,
+                s.expected,
+                fmt_rate(s.msgs_per_s)
+            ),
+        );
+        row(
+            "latency",
+            format!(
+                "p50 {}  p90 {}  p99 {}  p99.9 {}  max {}",
+                fmt_us(s.p50_us),
+                fmt_us(s.p90_us),
+                fmt_us(s.p99_us),
+                fmt_us(s.p999_us),
+                fmt_us(s.max_us)
+            ),
+        );
+        row(
+            "lost / dup / reordered",
+            format!("{} / {} / {}", s.lost, s.dup, s.reordered),
+        );
+    }
+    if let Some(ms) = s.retained_ms {
+        row(
+            "retained",
+            format!("{} received, all in {ms:.1} ms", s.retained_rx),
+        );
+    }
+    row(
+        "connects",
+        format!(
+            "{} ({}/s), latency p50 {} p99 {}",
+            s.connects,
+            fmt_rate(s.connects_per_s),
+            fmt_us(s.connect_p50_us),
+            fmt_us(s.connect_p99_us)
+        ),
+    );
+    for (k, v) in &s.connect_failures {
+        row("connect failure", format!("{v} × {k}"));
+    }
+    for (k, v) in &s.errors {
+        row("error", format!("{v} × {k}"));
+    }
+    if s.broker_rss_before_kb.is_some() {
+        row(
+            "broker RSS",
+            format!(
+                "{} → {} KiB, {} per connection",
+                s.broker_rss_before_kb.unwrap_or(0),
+                s.broker_rss_after_kb.unwrap_or(0),
+                opt(s.bytes_per_conn, " B", 0)
+            ),
+        );
+        row(
+            "broker CPU",
+            format!(
+                "{} per msg, {} per connect, {} of a core",
+                opt(s.broker_cpu_us_per_msg, " µs", 2),
+                opt(s.broker_cpu_us_per_conn, " µs", 1),
+                opt(s.broker_cpu_pct, "%", 0)
+            ),
+        );
+    }
+    row(
+        "generator CPU",
+        format!(
+            "{} per msg, {:.0}% of a core",
+            opt(s.gen_cpu_us_per_msg, " µs", 3),
+            s.gen_cpu_pct
+        ),
+    );
+    o
+}
+
+/// The JSON line.
+pub fn render_json(s: &Summary) -> String {
+    serde_json::to_string(s).expect("summary serializes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Summary {
+        let mut s = Summary {
+            scenario: "p2p".into(),
+            label: "mosquitto".into(),
+            mqtt: 5,
+            qos: 1,
+            size: 64,
+            rate: 1000.0,
+            secs: 2.0,
+            sent: 2000,
+            expected: 2000,
+            delivered: 1999,
+            msgs_per_s: 999.5,
+            p50_us: 42.0,
+            p99_us: 12_345.0,
+            lost: 1,
+            gen_cpu_us_per_msg: Some(0.25),
+            ..Summary::default()
+        };
+        s.errors.insert("closed by broker".into(), 1);
+        s
+    }
+
+    #[test]
+    fn json_shape() {
+        let v: serde_json::Value = serde_json::from_str(&render_json(&sample())).unwrap();
+        let o = v.as_object().unwrap();
+        for k in [
+            "msgs_per_s",
+            "p50_us",
+            "p99_us",
+            "p999_us",
+            "max_us",
+            "lost",
+            "dup",
+            "reordered",
+            "connects_per_s",
+            "bytes_per_conn",
+            "broker_cpu_us_per_msg",
+            "gen_cpu_us_per_msg",
+            "delivered",
+            "scenario",
+            "label",
+        ] {
+            assert!(o.contains_key(k), "missing {k}");
+        }
+        assert_eq!(o["delivered"], 1999);
+        assert_eq!(o["lost"], 1);
+        assert!(o["bytes_per_conn"].is_null());
+        assert_eq!(o["gen_cpu_us_per_msg"], 0.25);
+        assert!(!render_json(&sample()).contains('\n'), "one line");
+    }
+
+    #[test]
+    fn table_mentions_the_essentials() {
+        let t = render_table(&sample());
+        assert!(t.contains("== p2p [mosquitto]: MQTT 5, QoS 1, 64 B"));
+        assert!(t.contains("1999 of 2000 expected"));
+        assert!(t.contains("p99 12.3 ms"));
+        assert!(t.contains("lost / dup / reordered 1 / 0 / 0"));
+        assert!(t.contains("1 × closed by broker"));
+        assert!(t.contains("0.250 µs per msg"));
+        assert!(!t.contains("broker RSS"), "no broker pid, no broker rows");
+    }
+
+    #[test]
+    fn number_formats() {
+        assert_eq!(fmt_rate(1_234_567.0), "1.23M");
+        assert_eq!(fmt_rate(54_321.0), "54.3k");
+        assert_eq!(fmt_rate(999.0), "999");
+        assert_eq!(fmt_us(999.4), "999 µs");
+        assert_eq!(fmt_us(25_000.0), "25.0 ms");
+    }
+}

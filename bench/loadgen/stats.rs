@@ -1,0 +1,245 @@
+//! Per-thread statistics and their merge in the main thread.
+
+use std::collections::BTreeMap;
+
+use hdrhistogram::Histogram;
+
+use super::track::StreamTotals;
+
+/// Latencies in nanoseconds, up to 100 s, 3 significant digits.
+pub fn new_hist() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 100_000_000_000, 3).expect("valid histogram bounds")
+}
+
+/// Plain event counters of one thread over one interval.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// PUBLISH packets encoded for sending.
+    pub sent: u64,
+    /// Deliveries expected from what was sent (sent × matching subscribers).
+    pub expected: u64,
+    /// Benchmark PUBLISH packets received by subscribers.
+    pub delivered: u64,
+    /// Of those, received before the end of the publishing window.
+    pub delivered_in_window: u64,
+    /// PUBACK / PUBCOMP received by publishers.
+    pub acked: u64,
+    /// CONNACK (success) received.
+    pub connects_ok: u64,
+    /// Of those, during the measurement window (reconnect storm).
+    pub connects_in_window: u64,
+    /// Connection attempts that failed (any reason).
+    pub connect_failed: u64,
+    /// Retained messages received (retained scenario).
+    pub retained_rx: u64,
+    /// Bytes written to sockets.
+    pub bytes_tx: u64,
+    /// Bytes read from sockets.
+    pub bytes_rx: u64,
+}
+
+impl Counters {
+    /// Adds `o` field by field.
+    pub fn add(&mut self, o: &Counters) {
+        self.sent += o.sent;
+        self.expected += o.expected;
+        self.delivered += o.delivered;
+        self.delivered_in_window += o.delivered_in_window;
+        self.acked += o.acked;
+        self.connects_ok += o.connects_ok;
+        self.connects_in_window += o.connects_in_window;
+        self.connect_failed += o.connect_failed;
+        self.retained_rx += o.retained_rx;
+        self.bytes_tx += o.bytes_tx;
+        self.bytes_rx += o.bytes_rx;
+    }
+}
+
+/// What a worker thread reports every interval (deltas, except the gauges).
+#[derive(Debug, Clone)]
+pub struct Interval {
+    /// Reporting thread.
+    pub thread: usize,
+    /// Counter deltas.
+    pub c: Counters,
+    /// Gauge: connections currently open.
+    pub open_conns: u64,
+    /// Delivery latency, ns.
+    pub lat: Histogram<u64>,
+    /// Connect latency (socket connect → CONNACK), ns.
+    pub conn_lat: Histogram<u64>,
+    /// Errors by reason.
+    pub errors: BTreeMap<String, u64>,
+    /// Connection failures by reason.
+    pub connect_failures: BTreeMap<String, u64>,
+    /// Retained scenario: per subscriber, SUBSCRIBE → last retained message, ns.
+    pub retained_done_ns: Vec<u64>,
+    /// First connect attempt of the thread, if any in this interval.
+    pub first_connect_ns: Option<u64>,
+    /// Last successful CONNACK in this interval.
+    pub last_connack_ns: Option<u64>,
+}
+
+impl Interval {
+    /// An empty interval report.
+    pub fn new(thread: usize) -> Interval {
+        Interval {
+            thread,
+            c: Counters::default(),
+            open_conns: 0,
+            lat: new_hist(),
+            conn_lat: new_hist(),
+            errors: BTreeMap::new(),
+            connect_failures: BTreeMap::new(),
+            retained_done_ns: Vec::new(),
+            first_connect_ns: None,
+            last_connack_ns: None,
+        }
+    }
+}
+
+/// Everything merged so far.
+#[derive(Debug, Clone)]
+pub struct Totals {
+    /// Summed counters.
+    pub c: Counters,
+    /// Latest open-connection gauge per thread.
+    pub open_conns: Vec<u64>,
+    /// Merged delivery latency.
+    pub lat: Histogram<u64>,
+    /// Merged connect latency.
+    pub conn_lat: Histogram<u64>,
+    /// Errors by reason.
+    pub errors: BTreeMap<String, u64>,
+    /// Connection failures by reason.
+    pub connect_failures: BTreeMap<String, u64>,
+    /// Retained completion times.
+    pub retained_done_ns: Vec<u64>,
+    /// Earliest connect attempt.
+    pub first_connect_ns: Option<u64>,
+    /// Latest CONNACK.
+    pub last_connack_ns: Option<u64>,
+    /// Stream detector totals (from the final reports).
+    pub streams: StreamTotals,
+}
+
+impl Totals {
+    /// Empty totals for `threads` workers.
+    pub fn new(threads: usize) -> Totals {
+        Totals {
+            c: Counters::default(),
+            open_conns: vec![0; threads],
+            lat: new_hist(),
+            conn_lat: new_hist(),
+            errors: BTreeMap::new(),
+            connect_failures: BTreeMap::new(),
+            retained_done_ns: Vec::new(),
+            first_connect_ns: None,
+            last_connack_ns: None,
+            streams: StreamTotals::default(),
+        }
+    }
+
+    /// Folds one interval report in.
+    pub fn merge(&mut self, iv: &Interval) {
+        self.c.add(&iv.c);
+        if let Some(g) = self.open_conns.get_mut(iv.thread) {
+            *g = iv.open_conns;
+        }
+        self.lat.add(&iv.lat).expect("same histogram bounds");
+        self.conn_lat
+            .add(&iv.conn_lat)
+            .expect("same histogram bounds");
+        merge_map(&mut self.errors, &iv.errors);
+        merge_map(&mut self.connect_failures, &iv.connect_failures);
+        self.retained_done_ns
+            .extend_from_slice(&iv.retained_done_ns);
+        self.first_connect_ns = min_opt(self.first_connect_ns, iv.first_connect_ns);
+        self.last_connack_ns = self.last_connack_ns.max(iv.last_connack_ns);
+    }
+
+    /// Connections open now, all threads.
+    pub fn open(&self) -> u64 {
+        self.open_conns.iter().sum()
+    }
+
+    /// Errors of every kind.
+    pub fn error_count(&self) -> u64 {
+        self.errors.values().sum::<u64>() + self.connect_failures.values().sum::<u64>()
+    }
+}
+
+fn merge_map(into: &mut BTreeMap<String, u64>, from: &BTreeMap<String, u64>) {
+    for (k, v) in from {
+        *into.entry(k.clone()).or_default() += v;
+    }
+}
+
+fn min_opt(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
+/// Histogram value at quantile `q`, in µs (0 when empty).
+pub fn quantile_us(h: &Histogram<u64>, q: f64) -> f64 {
+    if h.is_empty() {
+        return 0.0;
+    }
+    h.value_at_quantile(q) as f64 / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_histograms_and_counters() {
+        let mut t = Totals::new(2);
+        let mut a = Interval::new(0);
+        let mut b = Interval::new(1);
+        for v in 1..=1000u64 {
+            a.lat.record(v * 1000).unwrap();
+        }
+        for _ in 0..1000 {
+            b.lat.record(1_000_000).unwrap();
+        }
+        a.c.delivered = 1000;
+        b.c.delivered = 1000;
+        a.open_conns = 3;
+        b.open_conns = 4;
+        a.errors.insert("x".into(), 2);
+        b.errors.insert("x".into(), 1);
+        b.connect_failures.insert("refused".into(), 5);
+        a.first_connect_ns = Some(50);
+        b.first_connect_ns = Some(40);
+        b.last_connack_ns = Some(90);
+        t.merge(&a);
+        t.merge(&b);
+        assert_eq!(t.c.delivered, 2000);
+        assert_eq!(t.lat.len(), 2000);
+        assert_eq!(t.open(), 7);
+        assert_eq!(t.errors["x"], 3);
+        assert_eq!(t.error_count(), 8);
+        assert_eq!(t.first_connect_ns, Some(40));
+        assert_eq!(t.last_connack_ns, Some(90));
+        // Half the samples are 1..1000 µs, half 1000 µs: p25 is ~500 µs, p99 1000 µs.
+        let p25 = quantile_us(&t.lat, 0.25);
+        assert!((495.0..=505.0).contains(&p25), "{p25}");
+        assert!((quantile_us(&t.lat, 0.99) - 1000.0).abs() < 1.0);
+        // A later interval replaces the gauge and adds the rest.
+        let mut a2 = Interval::new(0);
+        a2.open_conns = 1;
+        a2.c.delivered = 5;
+        t.merge(&a2);
+        assert_eq!(t.open(), 5);
+        assert_eq!(t.c.delivered, 2005);
+    }
+
+    #[test]
+    fn empty_quantile() {
+        assert_eq!(quantile_us(&new_hist(), 0.99), 0.0);
+    }
+}

@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# Side-by-side load test: shardmq (--shards 2) against Debian's mosquitto, on loopback.
+#
+#   scripts/loadtest.sh [--quick] [--reps N] [--secs S] [--out DIR] [--no-build]
+#
+# Builds release, starts both brokers on free loopback ports, runs a scenario matrix against
+# each (alternating brokers, several repetitions), stops everything it started, and writes
+# results/<timestamp>/: results.jsonl (one shardmq-bench JSON summary per run), the raw logs,
+# report.md (medians, min–max, ratios against mosquitto) and SVG plots (scripts/plot.py).
+# A broker that does not start or dies is marked failed in the report; the script goes on.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+QUICK=0 REPS="" SECS="" OUT="" BUILD=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) QUICK=1 ;;
+    --reps) REPS="$2"; shift ;;
+    --secs) SECS="$2"; shift ;;
+    --out) OUT="$2"; shift ;;
+    --no-build) BUILD=0 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    *) echo "unknown argument $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+if [ "$QUICK" = 1 ]; then REPS=${REPS:-2}; SECS=${SECS:-2}; CONNS="500 1000 2000"
+else REPS=${REPS:-3}; SECS=${SECS:-10}; CONNS="1000 4000 9000"; fi
+
+TARGET=${CARGO_TARGET_DIR:-target}
+if [ "$BUILD" = 1 ]; then
+  cargo build --release --bins || { echo "build failed" >&2; exit 1; }
+fi
+BENCH="$TARGET/release/shardmq-bench"
+SHARDMQ="$TARGET/release/shardmq"
+[ -x "$BENCH" ] || { echo "missing $BENCH" >&2; exit 1; }
+
+OUT=${OUT:-results/$(date +%Y%m%d-%H%M%S)}
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+RES="$OUT/results.jsonl"
+: > "$RES"
+
+declare -A PID PORT
+STARTED=()
+cleanup() {
+  for p in "${STARTED[@]}"; do kill -TERM "$p" 2>/dev/null; done
+  sleep 0.3
+  for p in "${STARTED[@]}"; do kill -KILL "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+start_shardmq() {
+  PID[shardmq]="" PORT[shardmq]=""
+  [ -x "$SHARDMQ" ] || return 1
+  "$SHARDMQ" --bind 127.0.0.1 --port 0 --shards 2 >"$OUT/shardmq.stdout" 2>>"$OUT/shardmq.log" &
+  local p=$! line="" i
+  STARTED+=("$p")
+  for i in $(seq 100); do
+    line=$(head -n1 "$OUT/shardmq.stdout" 2>/dev/null)
+    case "$line" in listening\ *:*) break ;; esac
+    kill -0 "$p" 2>/dev/null || return 1
+    sleep 0.1
+  done
+  case "$line" in listening\ *:*) ;; *) kill -TERM "$p" 2>/dev/null; return 1 ;; esac
+  PID[shardmq]=$p PORT[shardmq]=${line##*:}
+}
+
+start_mosquitto() {
+  PID[mosquitto]="" PORT[mosquitto]=""
+  command -v mosquitto >/dev/null || return 1
+  local port; port=$(free_port)
+  cat >"$OUT/mosquitto.conf" <<CONF
+listener $port 127.0.0.1
+allow_anonymous true
+set_tcp_nodelay true
+max_queued_messages 100000
+CONF
+  mosquitto -c "$OUT/mosquitto.conf" >>"$OUT/mosquitto.log" 2>&1 &
+  local p=$! i
+  STARTED+=("$p")
+  for i in $(seq 50); do port_open "$port" && break; sleep 0.1; done
+  port_open "$port" || return 1
+  PID[mosquitto]=$p PORT[mosquitto]=$port
+}
+
+BROKERS=(shardmq)
+command -v mosquitto >/dev/null && BROKERS+=(mosquitto)
+for b in "${BROKERS[@]}"; do
+  if "start_$b"; then echo "started $b (pid ${PID[$b]}, port ${PORT[$b]})"
+  else echo "WARNING: $b did not start; its runs are marked failed" >&2; fi
+done
+
+{
+  echo "date: $(date -Is)   host: $(uname -n)   kernel: $(uname -r)   cores: $(nproc)"
+  echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "brokers: shardmq --shards 2 $( [ -n "${PID[shardmq]}" ] || echo "(FAILED TO START)"); $(command -v mosquitto >/dev/null && (mosquitto -h 2>&1 | head -n1) || echo "mosquitto not installed")"
+  echo "repetitions: $REPS, window: ${SECS}s per run, generator: $BENCH --threads 1"
+} >"$OUT/meta.txt"
+
+# key | shardmq-bench arguments
+SCENARIOS=(
+  "p2p-q0|--qos 0 --rate 1000 p2p --pairs 10"
+  "p2p-q1|--qos 1 --rate 1000 p2p --pairs 10"
+  "fanin-q1-latency|--qos 1 --rate 2000 fanin --pubs 8"
+  "fanout-q0|--qos 0 --rate 200 fanout --subs 50"
+  "flood-q0|--qos 0 --rate 0 fanin --pubs 8"
+)
+for n in $CONNS; do SCENARIOS+=("conn-$n|--inflight 64 conn --conns $n"); done
+
+run_one() { # broker key args rep
+  local b=$1 key=$2 args=$3 rep=$4 log="$OUT/logs/$1-$2-$4.log"
+  mkdir -p "$OUT/logs"
+  local pid=${PID[$b]} port=${PORT[$b]}
+  if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then
+    if [ -n "$pid" ]; then
+      echo "WARNING: $b died; restarting" >&2
+      "start_$b" || true
+      pid=${PID[$b]} port=${PORT[$b]}
+    fi
+  fi
+  if [ -z "$pid" ]; then
+    printf '{"broker":"%s","key":"%s","rep":%d,"failed":true,"error":"broker not running"}\n' "$b" "$key" "$rep" >>"$RES"
+    return
+  fi
+  local secs=$SECS
+  case "$key" in conn-*) secs=1 ;; esac
+  # shellcheck disable=SC2086
+  if timeout $((secs + 60)) "$BENCH" --port "$port" --broker-pid "$pid" --label "$b" --json --quiet \
+      --secs "$secs" --drain-secs 3 --setup-secs 20 $args >"$log" 2>&1; then
+    tail -n1 "$log" | python3 -c 'import json,sys; d=json.loads(sys.stdin.read()); d.update(broker=sys.argv[1], key=sys.argv[2], rep=int(sys.argv[3])); print(json.dumps(d))' "$b" "$key" "$rep" >>"$RES" \
+      || printf '{"broker":"%s","key":"%s","rep":%d,"failed":true,"error":"no JSON"}\n' "$b" "$key" "$rep" >>"$RES"
+  else
+    local err; err=$(tail -n1 "$log" | tr -d '"\\' | cut -c1-200)
+    printf '{"broker":"%s","key":"%s","rep":%d,"failed":true,"error":"%s"}\n' "$b" "$key" "$rep" "$err" >>"$RES"
+  fi
+  sleep 0.3
+}
+
+for rep in $(seq "$REPS"); do
+  for s in "${SCENARIOS[@]}"; do
+    key=${s%%|*} args=${s#*|}
+    order=("${BROKERS[@]}")
+    if [ $((rep % 2)) = 0 ] && [ ${#BROKERS[@]} = 2 ]; then order=("${BROKERS[1]}" "${BROKERS[0]}"); fi
+    for b in "${order[@]}"; do
+      echo "rep $rep/$REPS  $key  $b"
+      run_one "$b" "$key" "$args" "$rep"
+    done
+  done
+done
+
+python3 scripts/plot.py "$OUT"
+echo "results in $OUT"
