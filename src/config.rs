@@ -111,6 +111,10 @@ pub struct Limits {
     pub topic_alias_maximum: u16,
     /// Bytes read from one socket before other connections get a turn.
     pub read_budget_bytes: usize,
+    /// QoS 1/2 messages a shard may hold queued for connected subscribers before it stops
+    /// reading from publishers (backpressure instead of `queue_drops`). Metric:
+    /// `delivery_backpressure`.
+    pub backpressure_queued_messages: usize,
 }
 
 /// Cross-shard channel sizing.
@@ -153,6 +157,7 @@ impl Default for Limits {
             max_keepalive_secs: 0,
             topic_alias_maximum: 32,
             read_budget_bytes: 64 * 1024,
+            backpressure_queued_messages: 10_000,
         }
     }
 }

@@ -79,6 +79,7 @@ struct EventLoop {
     max_outgoing: usize,
     max_packet: usize,
     congested: bool,
+    pressured: bool,
     paused: Vec<Key>,
     service: Vec<Key>,
 }
@@ -138,6 +139,7 @@ impl EventLoop {
             max_outgoing,
             max_packet,
             congested: false,
+            pressured: false,
             paused: Vec::new(),
             service: Vec::new(),
         };
@@ -278,7 +280,7 @@ impl EventLoop {
         let me = self.port.me;
         let doorbell = self.port.doorbells[me].clone();
         doorbell.prepare_sleep();
-        let busy = self.port.has_inbound()
+        let busy = (!self.pressured && self.port.has_inbound())
             || !self.service.is_empty()
             || !self.ring.completion().is_empty();
         let result = if busy {
@@ -446,6 +448,10 @@ impl EventLoop {
     }
 
     fn drain_mesh_inbound(&mut self) {
+        if self.pressured {
+            // Leave forwards in the channels: the peers back up and slow their publishers.
+            return;
+        }
         for peer in 0..self.port.inbound.len() {
             for _ in 0..MESH_BATCHES_PER_TURN {
                 let Some(batch) = self.port.inbound[peer]
@@ -456,6 +462,10 @@ impl EventLoop {
                 };
                 let now = self.now_ms();
                 self.shard.on_mesh(peer, batch, now);
+                if self.shard.delivery_pressure() {
+                    self.pressured = true;
+                    return;
+                }
             }
         }
     }
@@ -470,12 +480,18 @@ impl EventLoop {
                 self.port.send(peer, batch);
             }
         }
-        let was = self.congested;
+        let was = self.congested || self.pressured;
+        let was_congested = self.congested;
+        let was_pressured = self.pressured;
         self.congested = self.port.retry() || self.shard.mesh_congested();
-        if self.congested && !was {
+        self.pressured = self.shard.delivery_pressure();
+        if self.congested && !was_congested {
             self.shard.note_backpressure();
         }
-        if was && !self.congested {
+        if self.pressured && !was_pressured {
+            self.shard.note_delivery_pressure();
+        }
+        if was && !self.congested && !self.pressured {
             let paused = std::mem::take(&mut self.paused);
             self.service.extend(paused);
         }
@@ -536,7 +552,7 @@ impl EventLoop {
             self.service.push(key);
             return;
         }
-        if self.congested {
+        if self.congested || (self.pressured && !self.shard.awaits_acks(key)) {
             self.paused.push(key);
             return;
         }
@@ -565,6 +581,7 @@ impl EventLoop {
     }
 
     fn close_all(&mut self) {
+        tracing::info!(shard = self.port.me, metrics = ?self.shard.metrics(), "shard stopped");
         let keys: Vec<Key> = self.io.iter().flatten().map(|c| c.key).collect();
         for key in keys {
             self.drop_connection(key);

@@ -166,7 +166,12 @@ impl Shard {
         let mut shipped = None;
         if let Some(skey) = found {
             self.metrics.takeovers += 1;
-            if let Some(ckey) = self.sessions.get_mut(skey).and_then(|s| s.conn.take()) {
+            let taken = self.sessions.get_mut(skey).and_then(|s| {
+                let conn = s.conn.take();
+                conn.map(|c| (c, s.session.outbound.queue.len()))
+            });
+            if let Some((ckey, queued)) = taken {
+                self.account_online_queue(queued, false);
                 // The old connection ends with 0x8E [MQTT-3.1.4-3]. Its Will goes out now if
                 // the session ends or has no delay; otherwise the reconnect cancels it.
                 let will_on_close = self
@@ -285,6 +290,7 @@ impl Shard {
             topic_alias_maximum: connect.properties.topic_alias_maximum.unwrap_or(0),
             problem_information: connect.properties.request_problem_information != Some(0),
         };
+        self.account_online_queue(session.outbound.queue.len(), true);
         let skey = self.install_session(session, Some(key));
 
         let mut ack = ConnAck {
@@ -365,12 +371,20 @@ impl Shard {
         let Some(slot) = self.sessions.get_mut(skey) else {
             return;
         };
-        slot.conn = None;
+        let was_online = slot.conn.take().is_some();
+        let queued = slot.session.outbound.queue.len();
         if !will_on_close {
             // [MQTT-3.1.2-10]: a normal DISCONNECT discards the Will.
             slot.session.will = None;
         }
-        if slot.session.expiry_secs == 0 {
+        let expiry_secs = slot.session.expiry_secs;
+        if was_online {
+            self.account_online_queue(queued, false);
+        }
+        let Some(slot) = self.sessions.get_mut(skey) else {
+            return;
+        };
+        if expiry_secs == 0 {
             self.end_session(skey, now_ms);
             return;
         }

@@ -43,6 +43,8 @@ pub struct Metrics {
     pub wills_published: u64,
     /// Times the mesh outbox passed its high-water mark.
     pub mesh_backpressure: u64,
+    /// Times queued deliveries passed `backpressure_queued_messages`.
+    pub delivery_backpressure: u64,
 }
 
 impl Metrics {
@@ -70,7 +72,8 @@ impl Metrics {
             keepalive_timeouts,
             takeovers,
             wills_published,
-            mesh_backpressure
+            mesh_backpressure,
+            delivery_backpressure
         );
     }
 }

@@ -101,6 +101,10 @@ pub struct Shard {
     draining: bool,
     scratch: Vec<router::Target>,
     ready: Vec<Key>,
+    /// QoS 1/2 messages waiting behind full in-flight windows of connected clients.
+    online_queued: usize,
+    /// Connected sessions whose queue is at least half of `max_queued_messages`.
+    full_queues: usize,
 }
 
 impl Shard {
@@ -130,6 +134,8 @@ impl Shard {
             draining: false,
             scratch: Vec::new(),
             ready: Vec::new(),
+            online_queued: 0,
+            full_queues: 0,
         }
     }
 
@@ -384,9 +390,50 @@ impl Shard {
         self.outbox_len() > self.config.mesh.outbox_high_water
     }
 
-    /// Counts a backpressure episode.
+    /// True when connected subscribers have more queued messages than
+    /// `limits.backpressure_queued_messages`: the runtime then stops reading connections that
+    /// only publish (and stops taking the mesh's forwards) until acknowledgements drain the
+    /// queues — publishers are slowed instead of messages being dropped.
+    pub fn delivery_pressure(&self) -> bool {
+        self.full_queues > 0 || self.online_queued > self.config.limits.backpressure_queued_messages
+    }
+
+    /// Queue length from which a connected session counts as backed up (half the limit, so
+    /// the messages already read from publishers still fit).
+    fn full_queue_mark(&self) -> usize {
+        (self.config.limits.max_queued_messages / 2).max(1)
+    }
+
+    /// Accounts a connected session's queue joining (`+1`) or leaving (`-1`) the online set.
+    fn account_online_queue(&mut self, queued: usize, joining: bool) {
+        let full = usize::from(queued >= self.full_queue_mark());
+        if joining {
+            self.online_queued += queued;
+            self.full_queues += full;
+        } else {
+            self.online_queued = self.online_queued.saturating_sub(queued);
+            self.full_queues = self.full_queues.saturating_sub(full);
+        }
+    }
+
+    /// True when the connection's client owes us acknowledgements (it must be read for the
+    /// queues to drain, whatever the pressure).
+    pub fn awaits_acks(&self, key: Key) -> bool {
+        self.conns
+            .get(key)
+            .and_then(|c| c.session)
+            .and_then(|s| self.sessions.get(s))
+            .is_some_and(|s| !s.session.outbound.inflight.is_empty())
+    }
+
+    /// Counts a mesh backpressure episode.
     pub fn note_backpressure(&mut self) {
         self.metrics.mesh_backpressure += 1;
+    }
+
+    /// Counts a delivery backpressure episode.
+    pub fn note_delivery_pressure(&mut self) {
+        self.metrics.delivery_backpressure += 1;
     }
 
     /// Handles a batch from peer `from`.

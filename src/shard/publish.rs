@@ -240,6 +240,7 @@ impl Shard {
         let max_outgoing = self.config.limits.max_outgoing_bytes;
         let max_queued = self.config.limits.max_queued_messages;
         let max_inflight = self.config.limits.max_inflight;
+        let full_mark = self.full_queue_mark();
         let Some(slot) = self.sessions.get_mut(skey) else {
             return;
         };
@@ -287,6 +288,12 @@ impl Shard {
             return;
         }
         outbound.queue.push_back(delivery);
+        if conn_key.is_some() {
+            self.online_queued += 1;
+            if outbound.queue.len() == full_mark {
+                self.full_queues += 1;
+            }
+        }
     }
 
     /// Encodes one PUBLISH for a receiver into its connection's output. False when it was
@@ -392,6 +399,7 @@ impl Shard {
     /// Moves queued messages into the window while it has room.
     fn pump_queue(&mut self, skey: Key, now_ms: u64) {
         let max_inflight = self.config.limits.max_inflight;
+        let full_mark = self.full_queue_mark();
         loop {
             let Some(slot) = self.sessions.get_mut(skey) else {
                 return;
@@ -407,6 +415,10 @@ impl Shard {
             let Some(delivery) = outbound.queue.pop_front() else {
                 return;
             };
+            self.online_queued = self.online_queued.saturating_sub(1);
+            if outbound.queue.len() + 1 == full_mark {
+                self.full_queues = self.full_queues.saturating_sub(1);
+            }
             if delivery.message.is_expired(now_ms) {
                 self.metrics.expired_drops += 1;
                 continue;
