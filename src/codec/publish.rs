@@ -146,7 +146,9 @@ impl Publish {
             }
             if protocol.is_v5() {
                 w.put_var_int(props_len);
-                self.properties.write(w);
+                if props_len != 0 {
+                    self.properties.write(w);
+                }
             }
             w.put_slice(&self.payload);
         });

@@ -234,6 +234,10 @@ impl FrameWriter<'_> {
     /// Variable byte integer; the caller checked it is at most [`MAX_VAR_INT`].
     #[inline]
     pub fn put_var_int(&mut self, mut v: usize) {
+        if v < 0x80 {
+            self.put_u8(v as u8);
+            return;
+        }
         loop {
             let mut b = (v & 0x7F) as u8;
             v >>= 7;
