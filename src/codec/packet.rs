@@ -1,6 +1,6 @@
 //! The packet enum, fixed header parsing (§2.1) and the decode / encode entry points.
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 
 use super::ack::{PubResponse, PUBACK, PUBCOMP, PUBREC, PUBREL};
 use super::connect::{ConnAck, Connect, CONNACK, CONNECT};
@@ -140,7 +140,9 @@ impl Packet {
             return Ok(None);
         };
         let mut frame = buf.split_to(header.frame_len());
-        let _ = frame.split_to(header.header_len);
+        // `advance` moves the start pointer; a second `split_to` would cost a reference
+        // count increment and decrement.
+        frame.advance(header.header_len);
         let body = frame.freeze();
         let packet = match header.packet_type {
             PUBLISH => Packet::Publish(Publish::decode(header.flags, body, protocol)?),

@@ -232,6 +232,7 @@ macro_rules! properties {
 
         impl $name {
             /// True when no property is set (encodes as a zero property length).
+            #[inline]
             pub fn is_empty(&self) -> bool {
                 true $( && slot_is_empty!($mult, self.$field) )*
             }
@@ -261,7 +262,11 @@ macro_rules! properties {
             /// Size of the properties, without the property length prefix, after checking
             /// that every value can be encoded (strings and binary data fit their 16-bit
             /// length, variable byte integers are in range).
+            #[inline]
             pub(crate) fn checked_len(&self) -> Result<usize, EncodeError> {
+                if self.is_empty() {
+                    return Ok(0);
+                }
                 let mut len = 0;
                 $( slot_for_each!($mult, self.$field, |v| {
                     check_kind!($kind, v, $id);

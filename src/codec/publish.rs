@@ -6,7 +6,6 @@ use super::error::{DecodeError, EncodeError};
 use super::properties::{block_len, read_block, PublishProperties};
 use super::types::{MqttStr, Protocol, QoS};
 use super::wire::{binary_len, check_field, check_remaining, frame_len, write_frame, Reader};
-use crate::topic::validate_topic_name;
 
 /// Packet type nibble of PUBLISH.
 pub const PUBLISH: u8 = 3;
@@ -43,6 +42,7 @@ impl Publish {
         }
     }
 
+    #[inline(always)]
     pub(crate) fn decode(
         flags: u8,
         body: Bytes,
@@ -54,7 +54,7 @@ impl Publish {
             return Err(DecodeError::DupOnQoS0);
         }
         let mut r = Reader::new(body);
-        let topic = r.string()?;
+        let topic = r.topic_name()?;
         let packet_id = if qos == QoS::AtMostOnce {
             0
         } else {
@@ -68,12 +68,9 @@ impl Publish {
         } else {
             PublishProperties::default()
         };
-        if topic.is_empty() {
-            if properties.topic_alias.is_none() {
-                return Err(DecodeError::EmptyTopicWithoutAlias);
-            }
-        } else {
-            validate_topic_name(&topic).map_err(DecodeError::TopicNameInvalid)?;
+        // Wildcards were rejected while reading the topic [MQTT-3.3.2-2].
+        if topic.is_empty() && properties.topic_alias.is_none() {
+            return Err(DecodeError::EmptyTopicWithoutAlias);
         }
         let payload = r.rest();
         Ok(Publish {
@@ -149,7 +146,9 @@ impl Publish {
             }
             if protocol.is_v5() {
                 w.put_var_int(props_len);
-                self.properties.write(w);
+                if props_len != 0 {
+                    self.properties.write(w);
+                }
             }
             w.put_slice(&self.payload);
         });

@@ -177,7 +177,9 @@ impl Subscribe {
             w.put_u16(self.packet_id);
             if protocol.is_v5() {
                 w.put_var_int(props_len);
-                self.properties.write(w);
+                if props_len != 0 {
+                    self.properties.write(w);
+                }
             }
             for f in &self.filters {
                 w.put_binary(f.filter.as_bytes());

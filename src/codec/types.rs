@@ -90,6 +90,13 @@ impl MqttStr {
         Ok(MqttStr(bytes))
     }
 
+    /// Validates bytes as a string without wildcards (a topic name, or an empty topic).
+    #[inline]
+    pub(crate) fn try_topic_name(bytes: Bytes) -> Result<MqttStr, DecodeError> {
+        validate_topic_name_utf8(&bytes)?;
+        Ok(MqttStr(bytes))
+    }
+
     /// The string slice.
     #[inline]
     pub fn as_str(&self) -> &str {
@@ -112,14 +119,42 @@ impl MqttStr {
 /// Checks UTF-8 well-formedness and the absence of U+0000, ASCII fast path first.
 #[inline]
 pub(crate) fn validate_mqtt_utf8(bytes: &[u8]) -> Result<(), DecodeError> {
-    let mut ascii = true;
+    // Branch-free reductions (no early exit) vectorise; errors are the rare case.
+    let mut nul = false;
+    let mut high = 0u8;
     for &b in bytes {
-        if b == 0 {
-            return Err(DecodeError::NullCharacter);
-        }
-        ascii &= b < 0x80;
+        nul |= b == 0;
+        high |= b;
     }
-    if !ascii && std::str::from_utf8(bytes).is_err() {
+    check_scan(bytes, nul, high)
+}
+
+/// Like [`validate_mqtt_utf8`], and also rejects the wildcards '+' and '#' of a topic name
+/// in the same single pass. The caller decides about the empty string.
+#[inline]
+pub(crate) fn validate_topic_name_utf8(bytes: &[u8]) -> Result<(), DecodeError> {
+    use crate::topic::TopicError;
+    let mut nul = false;
+    let mut wild = false;
+    let mut high = 0u8;
+    for &b in bytes {
+        nul |= b == 0;
+        wild |= (b == b'+') | (b == b'#');
+        high |= b;
+    }
+    check_scan(bytes, nul, high)?;
+    if wild {
+        return Err(DecodeError::TopicNameInvalid(TopicError::WildcardInName));
+    }
+    Ok(())
+}
+
+#[inline]
+fn check_scan(bytes: &[u8], nul: bool, high: u8) -> Result<(), DecodeError> {
+    if nul {
+        return Err(DecodeError::NullCharacter);
+    }
+    if high >= 0x80 && std::str::from_utf8(bytes).is_err() {
         return Err(DecodeError::InvalidUtf8);
     }
     Ok(())

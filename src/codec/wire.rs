@@ -4,7 +4,7 @@
 //! [`FrameWriter`] writes a frame whose exact size was computed first, after a single
 //! `reserve`, so encoding does no intermediate allocation and no per-field capacity checks.
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use std::mem::MaybeUninit;
 
 use super::error::{DecodeError, EncodeError};
@@ -135,20 +135,31 @@ impl Reader {
         }
     }
 
-    /// `n` bytes as a shared slice of the frame.
+    /// `n` bytes as a shared slice of the frame. The last field of a frame takes over the
+    /// reader's reference instead of adding one (no reference count traffic).
     #[inline]
     pub fn slice(&mut self, n: usize) -> Result<Bytes, DecodeError> {
         let start = self.pos;
         self.take(n)?;
+        if self.pos == self.buf.len() {
+            return Ok(self.rest_from(start));
+        }
         Ok(self.buf.slice(start..start + n))
     }
 
-    /// Everything left, as a shared slice (the PUBLISH payload).
+    #[inline]
+    fn rest_from(&mut self, start: usize) -> Bytes {
+        let mut rest = std::mem::take(&mut self.buf);
+        rest.advance(start);
+        self.pos = 0;
+        rest
+    }
+
+    /// Everything left, as a shared slice (the PUBLISH payload). The reader gives up its
+    /// reference to the frame instead of taking a new one (no reference count traffic).
     #[inline]
     pub fn rest(&mut self) -> Bytes {
-        let start = self.pos;
-        self.pos = self.buf.len();
-        self.buf.slice(start..)
+        self.rest_from(self.pos)
     }
 
     /// Two-byte length followed by that many bytes.
@@ -164,9 +175,19 @@ impl Reader {
         MqttStr::try_from_bytes(self.binary()?)
     }
 
+    /// A validated UTF-8 string without wildcards (a PUBLISH topic, possibly empty).
+    #[inline]
+    pub fn topic_name(&mut self) -> Result<MqttStr, DecodeError> {
+        MqttStr::try_topic_name(self.binary()?)
+    }
+
     /// A sub-reader over the next `n` bytes (a property block).
     #[inline]
     pub fn sub(&mut self, n: usize) -> Result<Reader, DecodeError> {
+        if n == 0 {
+            // The common empty property block: no slice, no reference count.
+            return Ok(Reader::new(Bytes::new()));
+        }
         Ok(Reader::new(self.slice(n)?))
     }
 }
@@ -213,6 +234,10 @@ impl FrameWriter<'_> {
     /// Variable byte integer; the caller checked it is at most [`MAX_VAR_INT`].
     #[inline]
     pub fn put_var_int(&mut self, mut v: usize) {
+        if v < 0x80 {
+            self.put_u8(v as u8);
+            return;
+        }
         loop {
             let mut b = (v & 0x7F) as u8;
             v >>= 7;
