@@ -94,7 +94,7 @@ impl Shard {
         let _ = now_ms;
     }
 
-    fn refuse_connect(&mut self, key: Key, reason: ReasonCode) {
+    pub(super) fn refuse_connect(&mut self, key: Key, reason: ReasonCode) {
         if let Some(conn) = self.conns.get_mut(key) {
             let ack = ConnAck {
                 reason_code: reason,

@@ -216,6 +216,16 @@ impl Shard {
                     }
                     self.metrics.protocol_errors += 1;
                     tracing::debug!(shard = self.id, error = %e, "closing connection on bad packet");
+                    let awaiting_connect = matches!(conn.state, ConnState::AwaitingConnect);
+                    if awaiting_connect
+                        && matches!(e, crate::codec::DecodeError::UnsupportedProtocolVersion(_))
+                    {
+                        // [MQTT-3.1.2-2]: CONNACK 0x01 (in the 3.1.1 form every client
+                        // version reads; 5.0 allows 0x84 here), then close.
+                        self.refuse_connect(key, ReasonCode::UNSUPPORTED_PROTOCOL_VERSION);
+                        input.clear();
+                        break;
+                    }
                     self.fail_connection(key, e.reason_code());
                     input.clear();
                     break;

@@ -67,7 +67,13 @@ impl Shard {
             }
             QoS::ExactlyOnce => {
                 let id = p.packet_id;
-                let max = self.config.limits.max_inflight as usize;
+                // Only MQTT 5 announces a Receive Maximum; a 3.1.1 client is bounded by the
+                // packet identifier space alone.
+                let max = if self.conns.get(key).is_some_and(|c| c.protocol.is_v5()) {
+                    self.config.limits.max_inflight as usize
+                } else {
+                    usize::from(u16::MAX)
+                };
                 let Some(slot) = self.sessions.get_mut(skey) else {
                     return;
                 };

@@ -1,0 +1,388 @@
+//! Cross-shard behaviour against the real broker (two shards). Connections are spread by
+//! the kernel (SO_REUSEPORT), so these tests place clients on a known shard by connecting
+//! with an empty client id until the Assigned Client Identifier names the wanted shard
+//! (`Broker::v5_on_shard`), or open enough clients that every pairing occurs.
+
+mod common;
+
+use common::*;
+use std::collections::HashMap;
+
+/// Publisher and subscriber on the same shard and on different shards, in both
+/// directions, for QoS 0/1/2 [MQTT-4.3]: every pairing delivers.
+#[test]
+fn all_shard_pairs_deliver() {
+    let broker = Broker::start();
+    let topic = unique("pairs");
+    let mut subs: Vec<(usize, Client)> = (0..2)
+        .map(|s| {
+            let (mut c, _) = broker.v5_on_shard(s, 0);
+            c.sub(&topic, QoS::ExactlyOnce);
+            (s, c)
+        })
+        .collect();
+    let mut pubs: Vec<(usize, Client)> = (0..2).map(|s| (s, broker.v5_on_shard(s, 0).0)).collect();
+    for (ps, p) in &mut pubs {
+        for qos in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce] {
+            let payload = format!("from {ps} {qos:?}");
+            p.publish(&topic, payload.as_bytes(), qos, false);
+            for (ss, s) in &mut subs {
+                let got = s.recv_publish();
+                assert_eq!(
+                    &got.payload[..],
+                    payload.as_bytes(),
+                    "shard {ps} -> shard {ss}"
+                );
+                assert_eq!(got.qos, qos);
+            }
+        }
+    }
+    for (_, s) in &mut subs {
+        s.expect_nothing();
+    }
+}
+
+/// The SUBACK barrier: once SUBACK is received, a publish from any shard reaches the new
+/// subscription (no cross-shard race), repeated on fresh topics.
+#[test]
+fn suback_then_publish_from_other_shard_is_delivered() {
+    let broker = Broker::start();
+    let (mut s, _) = broker.v5_on_shard(1, 0);
+    let (mut p, _) = broker.v5_on_shard(0, 0);
+    for i in 0..50 {
+        let topic = format!("{}/{i}", unique("barrier"));
+        s.sub(&topic, QoS::AtMostOnce);
+        p.publish(&topic, b"now", QoS::AtMostOnce, false);
+        assert_eq!(s.recv_publish().topic, topic.as_str(), "round {i}");
+    }
+    // Wildcards too, in the other direction.
+    let (mut s0, _) = broker.v5_on_shard(0, 0);
+    let (mut p1, _) = broker.v5_on_shard(1, 0);
+    for i in 0..20 {
+        let root = unique("barrier-w");
+        s0.sub(&format!("{root}/+/x"), QoS::AtMostOnce);
+        p1.publish(&format!("{root}/{i}/x"), b"now", QoS::AtMostOnce, false);
+        s0.recv_publish();
+    }
+}
+
+/// Ordering across shards [MQTT-4.6.0-6]: 1000 QoS 1 messages from a publisher on one shard
+/// arrive in order at subscribers on both shards.
+#[test]
+fn ordering_across_shards_mqtt_4_6_0_6() {
+    let broker = Broker::start();
+    let topic = unique("xorder");
+    let mut subs: Vec<Client> = (0..2)
+        .map(|s| {
+            let (mut c, _) = broker.v5_on_shard(s, 0);
+            c.sub(&topic, QoS::AtLeastOnce);
+            c
+        })
+        .collect();
+    let (mut p, _) = broker.v5_on_shard(0, 0);
+    let n = 1000u32;
+    let mut bytes = Vec::new();
+    for i in 0..n {
+        let mut m = publish(&topic, &i.to_be_bytes(), QoS::AtLeastOnce);
+        m.packet_id = (i + 1) as u16;
+        bytes.extend(encode(&Packet::Publish(m), Protocol::V5));
+    }
+    p.send_raw(&bytes);
+    for (k, s) in subs.iter_mut().enumerate() {
+        for i in 0..n {
+            let got = s.recv_publish();
+            assert_eq!(
+                u32::from_be_bytes(got.payload[..4].try_into().unwrap()),
+                i,
+                "subscriber on shard {k}"
+            );
+        }
+    }
+}
+
+/// Unsubscribing the last subscriber of a filter on one shard stops forwarding to it, while
+/// a subscriber of the same filter on the other shard keeps receiving.
+#[test]
+fn unsubscribe_on_one_shard_keeps_the_other() {
+    let broker = Broker::start();
+    let topic = unique("xunsub");
+    let (mut s0, _) = broker.v5_on_shard(0, 0);
+    let (mut s1, _) = broker.v5_on_shard(1, 0);
+    s0.sub(&topic, QoS::AtLeastOnce);
+    s1.sub(&topic, QoS::AtLeastOnce);
+    s1.unsubscribe(&topic);
+    let (mut p, _) = broker.v5_on_shard(1, 0);
+    p.publish(&topic, b"x", QoS::AtLeastOnce, false);
+    assert_eq!(&s0.recv_publish().payload[..], b"x");
+    s1.expect_nothing();
+    // Disconnecting the last subscriber removes the interest; resubscribing restores it.
+    s0.disconnect();
+    p.publish(&topic, b"y", QoS::AtLeastOnce, false);
+    s1.sub(&topic, QoS::AtLeastOnce);
+    p.publish(&topic, b"z", QoS::AtLeastOnce, false);
+    assert_eq!(&s1.recv_publish().payload[..], b"z");
+}
+
+/// Takeover across shards [MQTT-3.1.4-3]: the same client id reconnects repeatedly from new
+/// sockets (spread over both shards by the kernel); each time the previous connection gets
+/// DISCONNECT 0x8E, the session (subscription and queued messages) follows, and the client
+/// id home shard keeps a single owner.
+#[test]
+fn repeated_takeover_moves_session_between_shards() {
+    let broker = Broker::start();
+    let id = unique("roam");
+    let topic = unique("roam/t");
+    let (mut p, _) = broker.v5_on_shard(0, 0);
+    let (mut current, ack) = broker.connect(connect_v5(&id, true, 300));
+    assert!(!ack.session_present);
+    current.sub(&topic, QoS::AtLeastOnce);
+    for round in 0..10u8 {
+        // A message queued in the session while it is connected but not yet read.
+        p.publish(&topic, &[round], QoS::AtLeastOnce, false);
+        let (mut next, ack) = broker.connect(connect_v5(&id, false, 300));
+        assert!(ack.session_present, "round {round}");
+        current.expect_disconnect(ReasonCode::SESSION_TAKEN_OVER);
+        // The message arrives on one of the two connections: before the takeover on the old
+        // one, or (re)sent with the session on the new one.
+        let got = next.recv_publish();
+        assert_eq!(got.payload[0], round, "round {round}");
+        next.expect_nothing_for(std::time::Duration::from_millis(50));
+        current = next;
+    }
+    p.publish(&topic, b"end", QoS::AtLeastOnce, false);
+    assert_eq!(&current.recv_publish().payload[..], b"end");
+    current.expect_nothing();
+}
+
+/// Takeover with a client on a known shard: the old connection is on shard 0 or 1 and the
+/// new one connects with the same (assigned) id until the session has crossed shards.
+#[test]
+fn takeover_of_session_living_on_other_shard() {
+    let broker = Broker::start();
+    for home in 0..2 {
+        let (mut old, id) = broker.v5_on_shard(home, 300);
+        let topic = unique("xtake");
+        old.sub(&topic, QoS::AtLeastOnce);
+        old.disconnect();
+        let mut p = broker.v5(&unique("pub"));
+        p.publish(&topic, b"queued", QoS::AtLeastOnce, false);
+        let (mut c, ack) = broker.connect(connect_v5(&id, false, 300));
+        assert!(ack.session_present);
+        assert_eq!(&c.recv_publish().payload[..], b"queued");
+        // Takeover while connected, several times so both directions occur.
+        for _ in 0..6 {
+            let (next, ack) = broker.connect(connect_v5(&id, false, 300));
+            assert!(ack.session_present);
+            c.expect_disconnect(ReasonCode::SESSION_TAKEN_OVER);
+            c = next;
+        }
+        p.publish(&topic, b"still", QoS::AtLeastOnce, false);
+        assert_eq!(&c.recv_publish().payload[..], b"still");
+    }
+}
+
+/// Retained messages across shards: retained topics are partitioned over shards; a
+/// subscriber on either shard gets every retained message, for exact and wildcard filters
+/// [MQTT-3.3.1-6].
+#[test]
+fn retained_across_shards() {
+    let broker = Broker::start();
+    let root = unique("xret");
+    let (mut p0, _) = broker.v5_on_shard(0, 0);
+    let (mut p1, _) = broker.v5_on_shard(1, 0);
+    let n = 16;
+    for i in 0..n {
+        let p = if i % 2 == 0 { &mut p0 } else { &mut p1 };
+        p.publish(
+            &format!("{root}/{i}"),
+            format!("{i}").as_bytes(),
+            QoS::AtLeastOnce,
+            true,
+        );
+    }
+    for shard in 0..2 {
+        let (mut s, _) = broker.v5_on_shard(shard, 0);
+        s.sub(&format!("{root}/#"), QoS::AtLeastOnce);
+        let mut got: Vec<String> = (0..n)
+            .map(|_| {
+                let m = s.recv_publish();
+                assert!(m.retain);
+                m.topic.to_string()
+            })
+            .collect();
+        got.sort();
+        let mut want: Vec<String> = (0..n).map(|i| format!("{root}/{i}")).collect();
+        want.sort();
+        assert_eq!(got, want, "wildcard subscriber on shard {shard}");
+        s.expect_nothing();
+        for i in 0..n {
+            let topic = format!("{root}/{i}");
+            let (mut e, _) = broker.v5_on_shard(shard, 0);
+            e.sub(&topic, QoS::AtMostOnce);
+            assert_eq!(
+                e.recv_publish().payload,
+                format!("{i}").as_bytes(),
+                "exact {topic} on shard {shard}"
+            );
+        }
+    }
+    // Delete from the other shard than the one that set it.
+    p1.publish(&format!("{root}/0"), b"", QoS::AtLeastOnce, true);
+    p1.ping();
+    let (mut s, _) = broker.v5_on_shard(0, 0);
+    s.sub(&format!("{root}/0"), QoS::AtMostOnce);
+    s.expect_nothing();
+}
+
+/// Shared subscriptions across shards (`$share/group/filter`, §4.8.2): members on both
+/// shards; each message goes to exactly one member of the group [MQTT-4.8.2-... "each
+/// message to one session"], every member gets some, and an ordinary subscriber gets all.
+/// Two groups on one filter each get every message once.
+#[test]
+fn shared_subscription_each_message_once_across_shards() {
+    let broker = Broker::start();
+    let topic = unique("share");
+    let mut members: Vec<Client> = Vec::new();
+    for i in 0..4 {
+        let (mut c, _) = broker.v5_on_shard(i % 2, 0);
+        c.sub(&format!("$share/g1/{topic}"), QoS::AtLeastOnce);
+        members.push(c);
+    }
+    let mut other_group: Vec<Client> = Vec::new();
+    for i in 0..2 {
+        let (mut c, _) = broker.v5_on_shard(i % 2, 0);
+        c.sub(&format!("$share/g2/{topic}"), QoS::AtMostOnce);
+        other_group.push(c);
+    }
+    let mut all = broker.v5(&unique("all"));
+    all.sub(&topic, QoS::AtLeastOnce);
+    let n = 80u32;
+    let (mut p0, _) = broker.v5_on_shard(0, 0);
+    let (mut p1, _) = broker.v5_on_shard(1, 0);
+    for i in 0..n {
+        let p = if i % 2 == 0 { &mut p0 } else { &mut p1 };
+        p.publish(&topic, &i.to_be_bytes(), QoS::AtLeastOnce, false);
+    }
+    for _ in 0..n {
+        all.recv_publish();
+    }
+    let mut seen: HashMap<u32, usize> = HashMap::new();
+    let mut per_member = vec![0; members.len()];
+    // Everything is delivered once `all` has it plus a quiet period.
+    for (k, m) in members.iter_mut().enumerate() {
+        loop {
+            match m.recv(QUIET) {
+                Recv::Packet(Packet::Publish(p)) => {
+                    m.ack(&p);
+                    *seen
+                        .entry(u32::from_be_bytes(p.payload[..4].try_into().unwrap()))
+                        .or_default() += 1;
+                    per_member[k] += 1;
+                }
+                Recv::Timeout => break,
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+    assert_eq!(seen.len(), n as usize, "every message reached the group");
+    assert!(
+        seen.values().all(|&c| c == 1),
+        "a message reached two members: {seen:?}"
+    );
+    assert!(
+        per_member.iter().all(|&c| c > 0),
+        "some member never got a message: {per_member:?}"
+    );
+    let mut g2 = 0;
+    for m in &mut other_group {
+        while let Recv::Packet(Packet::Publish(_)) = m.recv(QUIET) {
+            g2 += 1;
+        }
+    }
+    assert_eq!(g2, n, "second group gets each message once");
+}
+
+/// A shared subscription's retained messages are not sent on subscribe [MQTT-3.8.4-... 5.0
+/// §4.8.2: "retained messages are not sent to shared subscriptions"], and a group with
+/// members on one shard only still gets messages published on the other shard.
+#[test]
+fn shared_subscription_no_retained_and_remote_publish() {
+    let broker = Broker::start();
+    let topic = unique("share-ret");
+    let (mut p1, _) = broker.v5_on_shard(1, 0);
+    p1.publish(&topic, b"retained", QoS::AtLeastOnce, true);
+    let (mut m0, _) = broker.v5_on_shard(0, 0);
+    m0.sub(&format!("$share/g/{topic}"), QoS::AtLeastOnce);
+    m0.expect_nothing();
+    p1.publish(&topic, b"live", QoS::AtLeastOnce, false);
+    assert_eq!(&m0.recv_publish().payload[..], b"live");
+    // The only member leaves: the message is not delivered anywhere, and no error.
+    m0.unsubscribe(&format!("$share/g/{topic}"));
+    p1.publish(&topic, b"nobody", QoS::AtLeastOnce, false);
+    m0.expect_nothing();
+}
+
+/// Wills cross shards: a client on one shard dies, a watcher on the other shard receives
+/// its Will.
+#[test]
+fn will_crosses_shards() {
+    let broker = Broker::start();
+    for (dying, watching) in [(0, 1), (1, 0)] {
+        let topic = unique("xwill");
+        let (mut w, _) = broker.v5_on_shard(watching, 0);
+        w.sub(&topic, QoS::AtLeastOnce);
+        let mut connect = Connect::new(Protocol::V5, "");
+        connect.will = Some(will(&topic, b"bye", QoS::AtLeastOnce));
+        let (c, _) = broker.on_shard(dying, &connect);
+        c.drop_connection();
+        assert_eq!(
+            &w.recv_publish().payload[..],
+            b"bye",
+            "will from shard {dying}"
+        );
+        w.expect_nothing();
+    }
+}
+
+/// Many clients at once, every publisher to every subscriber, spread over both shards by
+/// the kernel: 8 subscribers × 8 publishers, QoS 1, each subscriber gets each publisher's
+/// messages in order.
+#[test]
+fn many_clients_all_pairs() {
+    let broker = Broker::start();
+    let topic = unique("mesh");
+    let mut subs: Vec<Client> = (0..8)
+        .map(|i| {
+            let proto = if i % 2 == 0 {
+                Protocol::V5
+            } else {
+                Protocol::V311
+            };
+            let mut c = broker.connect(Connect::new(proto, unique("ms"))).0;
+            c.sub(&format!("{topic}/+"), QoS::AtLeastOnce);
+            c
+        })
+        .collect();
+    let mut pubs: Vec<Client> = (0..8).map(|_| broker.v311(&unique("mp"))).collect();
+    let per = 20u8;
+    for k in 0..per {
+        for (j, p) in pubs.iter_mut().enumerate() {
+            p.publish(
+                &format!("{topic}/{j}"),
+                &[j as u8, k],
+                QoS::AtLeastOnce,
+                false,
+            );
+        }
+    }
+    for s in &mut subs {
+        let mut next = [0u8; 8];
+        for _ in 0..(8 * per as usize) {
+            let m = s.recv_publish();
+            let (j, k) = (m.payload[0] as usize, m.payload[1]);
+            assert_eq!(k, next[j], "publisher {j} out of order");
+            next[j] += 1;
+        }
+        s.expect_nothing();
+    }
+}

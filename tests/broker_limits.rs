@@ -1,0 +1,405 @@
+//! Limits and malformed input against the real broker (two shards): every bad packet
+//! closes only its own connection (MQTT 5: with the right DISCONNECT reason), and the
+//! configured bounds answer with the documented codes.
+
+mod common;
+
+use common::*;
+
+/// A bystander subscribed on a topic; `check` proves it still receives after each abuse.
+struct Bystander {
+    sub: Client,
+    publ: Client,
+    topic: String,
+    n: u32,
+}
+
+impl Bystander {
+    fn new(broker: &Broker) -> Bystander {
+        let topic = unique("bystander");
+        let mut sub = broker.v5(&unique("by-sub"));
+        sub.sub(&topic, QoS::AtLeastOnce);
+        let publ = broker.v311(&unique("by-pub"));
+        Bystander {
+            sub,
+            publ,
+            topic,
+            n: 0,
+        }
+    }
+
+    #[track_caller]
+    fn check(&mut self) {
+        self.n += 1;
+        let payload = self.n.to_be_bytes();
+        self.publ
+            .publish(&self.topic, &payload, QoS::AtLeastOnce, false);
+        assert_eq!(&self.sub.recv_publish().payload[..], &payload);
+    }
+}
+
+/// Sends `bytes` on a fresh connected client of `protocol` and expects the connection to
+/// close, with DISCONNECT `reason` for 5.0 (none for 3.1.1).
+#[track_caller]
+fn abuse(broker: &Broker, protocol: Protocol, bytes: &[u8], reason: ReasonCode) {
+    let (mut c, ack) = broker.connect(Connect::new(protocol, unique("bad")));
+    assert_eq!(ack.reason_code, ReasonCode::SUCCESS);
+    c.send_raw(bytes);
+    if protocol.is_v5() {
+        c.expect_disconnect(reason);
+    } else {
+        let seen = c.expect_closed();
+        assert!(seen.is_empty(), "3.1.1 gets no DISCONNECT: {seen:?}");
+    }
+}
+
+/// Reserved fixed-header flags [MQTT-2.2.2-1, MQTT-2.2.2-2]: SUBSCRIBE / UNSUBSCRIBE /
+/// PUBREL with flags other than 0010, PINGREQ with flags → malformed (0x81), connection
+/// closed; others unaffected.
+#[test]
+fn reserved_header_flags_close_mqtt_2_2_2_2() {
+    let broker = Broker::start();
+    let mut by = Bystander::new(&broker);
+    for protocol in [Protocol::V311, Protocol::V5] {
+        let props: &[u8] = if protocol.is_v5() { &[0] } else { &[] };
+        let mut sub = vec![0x80, 0, 0x00, 0x01];
+        sub.extend_from_slice(props);
+        sub.extend_from_slice(&[0x00, 0x01, b'a', 0x00]);
+        sub[1] = (sub.len() - 2) as u8;
+        abuse(&broker, protocol, &sub, ReasonCode::MALFORMED_PACKET);
+        by.check();
+        abuse(
+            &broker,
+            protocol,
+            &[0x60, 0x02, 0x00, 0x01],
+            ReasonCode::MALFORMED_PACKET,
+        );
+        by.check();
+        abuse(
+            &broker,
+            protocol,
+            &[0xC1, 0x00],
+            ReasonCode::MALFORMED_PACKET,
+        );
+        by.check();
+        let mut unsub = vec![0xA0, 0, 0x00, 0x01];
+        unsub.extend_from_slice(props);
+        unsub.extend_from_slice(&[0x00, 0x01, b'a']);
+        unsub[1] = (unsub.len() - 2) as u8;
+        abuse(&broker, protocol, &unsub, ReasonCode::MALFORMED_PACKET);
+        by.check();
+    }
+}
+
+/// PUBLISH with QoS 3 [MQTT-3.3.1-4] or DUP on QoS 0 [MQTT-3.3.1-2] is malformed.
+#[test]
+fn publish_qos3_and_dup_qos0_close_mqtt_3_3_1_4() {
+    let broker = Broker::start();
+    let mut by = Bystander::new(&broker);
+    for protocol in [Protocol::V311, Protocol::V5] {
+        let v5 = protocol.is_v5();
+        let mut q3 = vec![0x36, 0, 0x00, 0x01, b'a', 0x00, 0x01];
+        if v5 {
+            q3.push(0);
+        }
+        q3[1] = (q3.len() - 2) as u8;
+        abuse(&broker, protocol, &q3, ReasonCode::MALFORMED_PACKET);
+        by.check();
+        let mut dup0 = vec![0x38, 0, 0x00, 0x01, b'a'];
+        if v5 {
+            dup0.push(0);
+        }
+        dup0[1] = (dup0.len() - 2) as u8;
+        abuse(&broker, protocol, &dup0, ReasonCode::MALFORMED_PACKET);
+        by.check();
+    }
+}
+
+/// Bad UTF-8 in a topic name [MQTT-1.5.3-1] and U+0000 [MQTT-1.5.3-2] are malformed
+/// (0x81); the connection closes, others keep working.
+#[test]
+fn bad_utf8_topic_closes_mqtt_1_5_3_1() {
+    let broker = Broker::start();
+    let mut by = Bystander::new(&broker);
+    for protocol in [Protocol::V311, Protocol::V5] {
+        for topic in [
+            &[b'a', 0xC3, 0x28][..],
+            &[b'a', 0xED, 0xA0, 0x80],
+            &[b'a', 0x00],
+        ] {
+            let mut m = vec![0x30, 0];
+            m.extend_from_slice(&(topic.len() as u16).to_be_bytes());
+            m.extend_from_slice(topic);
+            if protocol.is_v5() {
+                m.push(0);
+            }
+            m.extend_from_slice(b"payload");
+            m[1] = (m.len() - 2) as u8;
+            abuse(&broker, protocol, &m, ReasonCode::MALFORMED_PACKET);
+            by.check();
+        }
+        // In a SUBSCRIBE filter too.
+        let mut s = vec![0x82, 0, 0x00, 0x01];
+        if protocol.is_v5() {
+            s.push(0);
+        }
+        s.extend_from_slice(&[0x00, 0x02, 0xFF, 0xFE, 0x00]);
+        s[1] = (s.len() - 2) as u8;
+        abuse(&broker, protocol, &s, ReasonCode::MALFORMED_PACKET);
+        by.check();
+    }
+}
+
+/// Wildcards in a topic name [MQTT-3.3.2-2] → 5.0 DISCONNECT 0x90 (Topic Name invalid).
+#[test]
+fn wildcard_in_topic_name_disconnect_0x90_mqtt_3_3_2_2() {
+    let broker = Broker::start();
+    let mut by = Bystander::new(&broker);
+    for topic in ["a/+", "a/#", "#", "+"] {
+        let bytes = encode(
+            &Packet::Publish(publish(topic, b"x", QoS::AtMostOnce)),
+            Protocol::V5,
+        );
+        abuse(
+            &broker,
+            Protocol::V5,
+            &bytes,
+            ReasonCode::TOPIC_NAME_INVALID,
+        );
+        by.check();
+        let bytes = encode(
+            &Packet::Publish(publish(topic, b"x", QoS::AtMostOnce)),
+            Protocol::V311,
+        );
+        abuse(
+            &broker,
+            Protocol::V311,
+            &bytes,
+            ReasonCode::TOPIC_NAME_INVALID,
+        );
+        by.check();
+    }
+}
+
+/// Invalid topic filters [MQTT-4.7.1-1, -2]: `a/#/b`, `a+`, `#a` in SUBSCRIBE close the
+/// connection (5.0: 0x8F Topic Filter invalid).
+#[test]
+fn invalid_topic_filter_mqtt_4_7_1_1() {
+    let broker = Broker::start();
+    let mut by = Bystander::new(&broker);
+    for filter in ["a/#/b", "a+", "#a", "a/b#", ""] {
+        let s = Subscribe {
+            packet_id: 1,
+            filters: vec![SubscribeFilter {
+                filter: filter.into(),
+                options: SubscriptionOptions::qos(QoS::AtMostOnce),
+            }],
+            ..Subscribe::default()
+        };
+        let bytes = encode(&Packet::Subscribe(s), Protocol::V5);
+        abuse(
+            &broker,
+            Protocol::V5,
+            &bytes,
+            ReasonCode::TOPIC_FILTER_INVALID,
+        );
+        by.check();
+    }
+}
+
+/// SUBSCRIBE without filters [MQTT-3.8.3-3 (3.1.1) / protocol error (5.0)], packet id 0
+/// [MQTT-2.3.1-1], a remaining length over 4 bytes [MQTT-1.5.5 / §2.2.3], an unknown packet
+/// type 0, a truncated packet body: each closes the connection.
+#[test]
+fn structural_errors_close_connection() {
+    let broker = Broker::start();
+    let mut by = Bystander::new(&broker);
+    // SUBSCRIBE id 1, no filters (3.1.1).
+    abuse(
+        &broker,
+        Protocol::V311,
+        &[0x82, 0x02, 0x00, 0x01],
+        ReasonCode::PROTOCOL_ERROR,
+    );
+    by.check();
+    abuse(
+        &broker,
+        Protocol::V5,
+        &[0x82, 0x03, 0x00, 0x01, 0x00],
+        ReasonCode::PROTOCOL_ERROR,
+    );
+    by.check();
+    // QoS 1 PUBLISH with packet id 0.
+    abuse(
+        &broker,
+        Protocol::V311,
+        &[0x32, 0x05, 0x00, 0x01, b'a', 0x00, 0x00],
+        ReasonCode::PROTOCOL_ERROR,
+    );
+    by.check();
+    abuse(
+        &broker,
+        Protocol::V5,
+        &[0x32, 0x06, 0x00, 0x01, b'a', 0x00, 0x00, 0x00],
+        ReasonCode::PROTOCOL_ERROR,
+    );
+    by.check();
+    // Remaining length with five bytes.
+    abuse(
+        &broker,
+        Protocol::V5,
+        &[0x30, 0xFF, 0xFF, 0xFF, 0xFF, 0x01],
+        ReasonCode::MALFORMED_PACKET,
+    );
+    by.check();
+    // Packet type 0.
+    abuse(
+        &broker,
+        Protocol::V5,
+        &[0x00, 0x00],
+        ReasonCode::MALFORMED_PACKET,
+    );
+    by.check();
+    // PUBACK whose length cuts the packet id.
+    abuse(
+        &broker,
+        Protocol::V5,
+        &[0x40, 0x01, 0x00],
+        ReasonCode::MALFORMED_PACKET,
+    );
+    by.check();
+    // A PUBLISH topic length running past the packet.
+    abuse(
+        &broker,
+        Protocol::V311,
+        &[0x30, 0x03, 0x00, 0x09, b'a'],
+        ReasonCode::MALFORMED_PACKET,
+    );
+    by.check();
+    // AUTH from a 3.1.1 client.
+    abuse(
+        &broker,
+        Protocol::V311,
+        &[0xF0, 0x00],
+        ReasonCode::MALFORMED_PACKET,
+    );
+    by.check();
+    // Server-only packets from a client: CONNACK, SUBACK (5.0: protocol error).
+    abuse(
+        &broker,
+        Protocol::V5,
+        &[0x20, 0x03, 0x00, 0x00, 0x00],
+        ReasonCode::PROTOCOL_ERROR,
+    );
+    by.check();
+}
+
+/// 5.0 property errors: a property not allowed in PUBLISH (Session Expiry) is malformed
+/// (0x81); a duplicate single property is a protocol error (0x82) (§2.2.2.2, §3.3.2.3).
+#[test]
+fn bad_properties_close_connection() {
+    let broker = Broker::start();
+    let mut by = Bystander::new(&broker);
+    // PUBLISH "a" QoS 0, properties: Session Expiry Interval (0x11) = 1.
+    abuse(
+        &broker,
+        Protocol::V5,
+        &[
+            0x30, 0x09, 0x00, 0x01, b'a', 0x05, 0x11, 0x00, 0x00, 0x00, 0x01,
+        ],
+        ReasonCode::MALFORMED_PACKET,
+    );
+    by.check();
+    // PUBLISH with Content Type twice.
+    abuse(
+        &broker,
+        Protocol::V5,
+        &[
+            0x30, 0x0C, 0x00, 0x01, b'a', 0x08, 0x03, 0x00, 0x01, b'x', 0x03, 0x00, 0x01, b'y',
+        ],
+        ReasonCode::PROTOCOL_ERROR,
+    );
+    by.check();
+}
+
+/// `max_topic_bytes` / `max_topic_levels`: PUBLISH over them → DISCONNECT 0x90; SUBSCRIBE
+/// over them → SUBACK 0x8F (3.1.1: 0x80), the connection stays.
+#[test]
+fn topic_length_and_level_limits() {
+    let broker = Broker::with_config("[limits]\nmax_topic_bytes = 32\nmax_topic_levels = 4\n");
+    let mut by = Bystander::new(&broker);
+    let long = "x".repeat(40);
+    let deep = "a/b/c/d/e";
+    for topic in [long.as_str(), deep] {
+        let bytes = encode(
+            &Packet::Publish(publish(topic, b"x", QoS::AtMostOnce)),
+            Protocol::V5,
+        );
+        abuse(
+            &broker,
+            Protocol::V5,
+            &bytes,
+            ReasonCode::TOPIC_NAME_INVALID,
+        );
+        by.check();
+        let mut c = broker.v5(&unique("s"));
+        let ack = c.subscribe(topic, QoS::AtMostOnce);
+        assert_eq!(ack.reason_codes, vec![ReasonCode::TOPIC_FILTER_INVALID]);
+        c.ping();
+        let mut c = broker.v311(&unique("s3"));
+        let ack = c.subscribe(topic, QoS::AtMostOnce);
+        assert_eq!(ack.reason_codes, vec![ReasonCode::UNSPECIFIED_ERROR]);
+        c.ping();
+    }
+    // At the limit: fine.
+    let mut c = broker.v5(&unique("ok"));
+    c.sub("a/b/c/d", QoS::AtMostOnce);
+    c.publish("a/b/c/d", b"ok", QoS::AtMostOnce, false);
+    c.recv_publish();
+}
+
+/// `max_subscriptions_per_client`: a subscription over the quota gets 0x97 (3.1.1: 0x80);
+/// replacing an existing one is still allowed.
+#[test]
+fn subscription_quota() {
+    let broker = Broker::with_config("[limits]\nmax_subscriptions_per_client = 2\n");
+    let mut c = broker.v5(&unique("q"));
+    c.sub("q/1", QoS::AtMostOnce);
+    c.sub("q/2", QoS::AtMostOnce);
+    assert_eq!(
+        c.subscribe("q/3", QoS::AtMostOnce).reason_codes,
+        vec![ReasonCode::QUOTA_EXCEEDED]
+    );
+    c.sub("q/2", QoS::AtLeastOnce);
+    c.unsubscribe("q/1");
+    c.sub("q/3", QoS::AtMostOnce);
+    let mut c = broker.v311(&unique("q3"));
+    c.sub("q/1", QoS::AtMostOnce);
+    c.sub("q/2", QoS::AtMostOnce);
+    assert_eq!(
+        c.subscribe("q/3", QoS::AtMostOnce).reason_codes,
+        vec![ReasonCode::UNSPECIFIED_ERROR]
+    );
+}
+
+/// A client that connects and never sends anything is not served, and dozens of half-open
+/// and garbage connections do not disturb the broker.
+#[test]
+fn garbage_connections_do_not_disturb_others() {
+    let broker = Broker::start();
+    let mut by = Bystander::new(&broker);
+    let mut idle: Vec<Client> = (0..20).map(|_| broker.raw()).collect();
+    for (i, c) in idle.iter_mut().enumerate() {
+        // A complete frame (type byte, length 62, body) that is not a valid CONNECT.
+        let mut garbage: Vec<u8> = vec![((i * 37) as u8) & 0xF0 | 0x01, 62];
+        garbage.extend((0..62).map(|j| (i * 31 + j * 17) as u8));
+        if i % 2 == 0 {
+            c.send_raw(&garbage);
+        }
+    }
+    by.check();
+    for c in idle.iter_mut().step_by(2) {
+        c.expect_closed();
+    }
+    by.check();
+}
