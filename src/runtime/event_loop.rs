@@ -462,7 +462,7 @@ impl EventLoop {
                 };
                 let now = self.now_ms();
                 self.shard.on_mesh(peer, batch, now);
-                if self.shard.delivery_pressure() {
+                if self.shard.delivery_pressure(now) {
                     self.pressured = true;
                     return;
                 }
@@ -484,7 +484,7 @@ impl EventLoop {
         let was_congested = self.congested;
         let was_pressured = self.pressured;
         self.congested = self.port.retry() || self.shard.mesh_congested();
-        self.pressured = self.shard.delivery_pressure();
+        self.pressured = self.shard.delivery_pressure(self.now_ms());
         if self.congested && !was_congested {
             self.shard.note_backpressure();
         }

@@ -36,6 +36,8 @@ pub struct Outbound {
     pub inflight: VecDeque<Inflight>,
     /// Waiting for a free slot in the window (or for the client to come back).
     pub queue: VecDeque<Delivery>,
+    /// When the client last acknowledged a message (ms); tells slow from stalled.
+    pub last_ack_ms: u64,
 }
 
 impl Outbound {

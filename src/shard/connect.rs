@@ -171,7 +171,7 @@ impl Shard {
                 conn.map(|c| (c, s.session.outbound.queue.len()))
             });
             if let Some((ckey, queued)) = taken {
-                self.account_online_queue(queued, false);
+                self.account_online_queue(skey, queued, false);
                 // The old connection ends with 0x8E [MQTT-3.1.4-3]. Its Will goes out now if
                 // the session ends or has no delay; otherwise the reconnect cancels it.
                 let will_on_close = self
@@ -290,8 +290,9 @@ impl Shard {
             topic_alias_maximum: connect.properties.topic_alias_maximum.unwrap_or(0),
             problem_information: connect.properties.request_problem_information != Some(0),
         };
-        self.account_online_queue(session.outbound.queue.len(), true);
+        let queued = session.outbound.queue.len();
         let skey = self.install_session(session, Some(key));
+        self.account_online_queue(skey, queued, true);
 
         let mut ack = ConnAck {
             session_present,
@@ -379,7 +380,7 @@ impl Shard {
         }
         let expiry_secs = slot.session.expiry_secs;
         if was_online {
-            self.account_online_queue(queued, false);
+            self.account_online_queue(skey, queued, false);
         }
         let Some(slot) = self.sessions.get_mut(skey) else {
             return;

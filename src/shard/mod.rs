@@ -77,6 +77,10 @@ pub fn stable_hash(bytes: &[u8]) -> u64 {
     ahash::RandomState::with_seeds(0x5ad1, 0x6d71, 0x7368, 0x6172).hash_one(bytes)
 }
 
+/// A subscriber with a backed-up queue slows publishers only while it acknowledges: after
+/// this long without an acknowledgement it is considered stalled.
+pub const STALLED_SUBSCRIBER_MS: u64 = 1000;
+
 /// One shard's whole state.
 pub struct Shard {
     id: ShardId,
@@ -104,7 +108,7 @@ pub struct Shard {
     /// QoS 1/2 messages waiting behind full in-flight windows of connected clients.
     online_queued: usize,
     /// Connected sessions whose queue is at least half of `max_queued_messages`.
-    full_queues: usize,
+    full_sessions: Vec<Key>,
 }
 
 impl Shard {
@@ -135,7 +139,7 @@ impl Shard {
             scratch: Vec::new(),
             ready: Vec::new(),
             online_queued: 0,
-            full_queues: 0,
+            full_sessions: Vec::new(),
         }
     }
 
@@ -404,8 +408,15 @@ impl Shard {
     /// `limits.backpressure_queued_messages`: the runtime then stops reading connections that
     /// only publish (and stops taking the mesh's forwards) until acknowledgements drain the
     /// queues — publishers are slowed instead of messages being dropped.
-    pub fn delivery_pressure(&self) -> bool {
-        self.full_queues > 0 || self.online_queued > self.config.limits.backpressure_queued_messages
+    pub fn delivery_pressure(&self, now_ms: u64) -> bool {
+        self.online_queued > self.config.limits.backpressure_queued_messages
+            || self.full_sessions.iter().any(|&k| {
+                // A subscriber that stopped acknowledging is not waited for: its queue fills
+                // and drops by policy instead of stalling every publisher of the shard.
+                self.sessions.get(k).is_some_and(|s| {
+                    s.session.outbound.last_ack_ms + STALLED_SUBSCRIBER_MS > now_ms
+                })
+            })
     }
 
     /// Queue length from which a connected session counts as backed up (half the limit, so
@@ -414,15 +425,16 @@ impl Shard {
         (self.config.limits.max_queued_messages / 2).max(1)
     }
 
-    /// Accounts a connected session's queue joining (`+1`) or leaving (`-1`) the online set.
-    fn account_online_queue(&mut self, queued: usize, joining: bool) {
-        let full = usize::from(queued >= self.full_queue_mark());
+    /// Accounts a connected session's queue joining or leaving the online set.
+    fn account_online_queue(&mut self, session: Key, queued: usize, joining: bool) {
         if joining {
             self.online_queued += queued;
-            self.full_queues += full;
+            if queued >= self.full_queue_mark() {
+                self.full_sessions.push(session);
+            }
         } else {
             self.online_queued = self.online_queued.saturating_sub(queued);
-            self.full_queues = self.full_queues.saturating_sub(full);
+            self.full_sessions.retain(|&k| k != session);
         }
     }
 

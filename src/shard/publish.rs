@@ -297,7 +297,7 @@ impl Shard {
         if conn_key.is_some() {
             self.online_queued += 1;
             if outbound.queue.len() == full_mark {
-                self.full_queues += 1;
+                self.full_sessions.push(skey);
             }
         }
     }
@@ -423,7 +423,7 @@ impl Shard {
             };
             self.online_queued = self.online_queued.saturating_sub(1);
             if outbound.queue.len() + 1 == full_mark {
-                self.full_queues = self.full_queues.saturating_sub(1);
+                self.full_sessions.retain(|&k| k != skey);
             }
             if delivery.message.is_expired(now_ms) {
                 self.metrics.expired_drops += 1;
@@ -451,6 +451,7 @@ impl Shard {
         };
         if let Some(slot) = self.sessions.get_mut(skey) {
             slot.session.outbound.on_puback(packet_id);
+            slot.session.outbound.last_ack_ms = now_ms;
         }
         self.pump_queue(skey, now_ms);
     }
@@ -468,6 +469,7 @@ impl Shard {
             self.pump_queue(skey, now_ms);
             return;
         }
+        slot.session.outbound.last_ack_ms = now_ms;
         let known = slot.session.outbound.on_pubrec(ack.packet_id);
         let mut rel = PubResponse::new(ack.packet_id);
         if !known {
@@ -500,6 +502,7 @@ impl Shard {
         };
         if let Some(slot) = self.sessions.get_mut(skey) {
             slot.session.outbound.on_pubcomp(packet_id);
+            slot.session.outbound.last_ack_ms = now_ms;
         }
         self.pump_queue(skey, now_ms);
     }
