@@ -403,3 +403,85 @@ fn garbage_connections_do_not_disturb_others() {
     }
     by.check();
 }
+
+/// `max_connections` (split evenly over the shards): connections over the limit get CONNACK
+/// 0x97 Quota exceeded (3.1.1: 0x03 Server unavailable) and are closed; once clients leave,
+/// new ones are accepted again.
+#[test]
+fn max_connections_refused_with_quota_exceeded() {
+    let broker = Broker::with_config("[limits]\nmax_connections = 2\n");
+    let mut accepted = Vec::new();
+    let mut refused = 0;
+    for _ in 0..8 {
+        let (mut c, ack) = broker.connect(Connect::new(Protocol::V5, unique("mc")));
+        if ack.reason_code == ReasonCode::SUCCESS {
+            accepted.push(c);
+        } else {
+            assert_eq!(ack.reason_code, ReasonCode::QUOTA_EXCEEDED);
+            c.expect_closed();
+            refused += 1;
+        }
+    }
+    assert!(
+        (1..=2).contains(&accepted.len()),
+        "{} accepted with max_connections = 2",
+        accepted.len()
+    );
+    assert_eq!(refused, 8 - accepted.len());
+    let mut raw = broker.raw();
+    raw.send(&Packet::Connect(Box::new(Connect::new(
+        Protocol::V311,
+        unique("mc311"),
+    ))));
+    let bytes = raw.read_raw(4, WAIT);
+    assert!(
+        bytes == [0x20, 0x02, 0x00, 0x00] || bytes == [0x20, 0x02, 0x00, 0x03],
+        "{bytes:02x?}"
+    );
+    drop(raw);
+    for c in accepted {
+        c.disconnect();
+    }
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let (_c, ack) = broker.connect(Connect::new(Protocol::V5, unique("mc-again")));
+    assert_eq!(ack.reason_code, ReasonCode::SUCCESS);
+}
+
+/// `slow_consumer = "disconnect"`: a subscriber that stops reading while QoS 0 messages
+/// pile up beyond `max_outgoing_bytes` is disconnected with 0x97 Quota exceeded; the
+/// publisher is not affected. With the default policy (drop) it stays connected.
+#[test]
+fn slow_consumer_policies() {
+    for (policy, disconnects) in [("disconnect", true), ("drop", false)] {
+        let broker = Broker::with_config(&format!(
+            "[limits]\nmax_outgoing_bytes = 4096\nslow_consumer = \"{policy}\"\n"
+        ));
+        let topic = unique("slow");
+        let mut slow = broker.v5(&unique("slow"));
+        slow.sub(&topic, QoS::AtMostOnce);
+        let mut p = broker.v5(&unique("flood"));
+        let frame = encode(
+            &Packet::Publish(publish(&topic, &[0x55; 4000], QoS::AtMostOnce)),
+            Protocol::V5,
+        );
+        let burst: Vec<u8> = frame
+            .iter()
+            .copied()
+            .cycle()
+            .take(frame.len() * 500)
+            .collect();
+        // 20 MB in total, far more than the kernel buffers between broker and subscriber.
+        for _ in 0..10 {
+            p.send_raw(&burst);
+        }
+        p.ping();
+        if disconnects {
+            slow.expect_disconnect(ReasonCode::QUOTA_EXCEEDED);
+        } else {
+            // Drain what was buffered, then the connection still works.
+            while let Recv::Packet(_) = slow.recv(std::time::Duration::from_millis(300)) {}
+            slow.ping();
+        }
+        p.ping();
+    }
+}

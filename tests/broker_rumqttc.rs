@@ -477,3 +477,30 @@ async fn rumqttc_v5_session_expiry_and_will() {
         start.elapsed()
     );
 }
+
+/// rumqttc 5.0 publishing 300 QoS 2 messages as fast as it can stays within the broker's
+/// Receive Maximum and all arrive in order (no DISCONNECT 0x93 for a conforming client).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rumqttc_v5_qos2_burst_within_receive_maximum() {
+    use v5c::*;
+    let broker = Broker::start();
+    let topic = unique("r5/burst");
+    let mut sub = connect(broker.addr, &unique("r5-bsub"), |_| {}).await;
+    sub.client
+        .subscribe(&topic, QoS::ExactlyOnce)
+        .await
+        .unwrap();
+    sub.suback().await;
+    let mut publ = connect(broker.addr, &unique("r5-bpub"), |_| {}).await;
+    publ.background();
+    for i in 0..300u32 {
+        publ.client
+            .publish(&topic, QoS::ExactlyOnce, false, i.to_be_bytes().to_vec())
+            .await
+            .unwrap();
+    }
+    for i in 0..300u32 {
+        let p = sub.next_publish().await;
+        assert_eq!(u32::from_be_bytes(p.payload[..].try_into().unwrap()), i);
+    }
+}

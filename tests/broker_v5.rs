@@ -493,3 +493,28 @@ fn sigint_exits_0() {
     let status = broker.wait_exit(Duration::from_secs(10)).expect("exit");
     assert!(status.success());
 }
+
+/// 5.0 §4.3.3 / §4.9: a PUBREC with an error reason (0x80 or above) from the receiver ends
+/// the QoS 2 flow without PUBREL and frees its slot in the in-flight window.
+#[test]
+fn pubrec_error_ends_qos2_flow() {
+    let broker = Broker::start();
+    let topic = unique("recerr");
+    let mut connect = Connect::new(Protocol::V5, unique("sub"));
+    connect.properties.receive_maximum = Some(1);
+    let (mut sub, _) = broker.connect(connect);
+    sub.sub(&topic, QoS::ExactlyOnce);
+    let mut p = broker.v5(&unique("pub"));
+    p.publish(&topic, b"1", QoS::ExactlyOnce, false);
+    p.publish(&topic, b"2", QoS::ExactlyOnce, false);
+    let first = sub.expect_publish();
+    sub.expect_nothing();
+    let mut rec = PubResponse::new(first.packet_id);
+    rec.reason_code = ReasonCode::UNSPECIFIED_ERROR;
+    sub.send(&Packet::PubRec(rec));
+    // No PUBREL; the next message takes the slot.
+    let second = sub.expect_publish();
+    assert_eq!(&second.payload[..], b"2");
+    sub.ack(&second);
+    sub.expect_nothing();
+}

@@ -1,0 +1,202 @@
+#!/usr/bin/env bash
+# Interop with real clients: builds the broker (release), starts it with two shards on a free
+# port, and checks MQTT 3.1.1 and 5.0 with mosquitto_pub / mosquitto_sub (Debian
+# mosquitto-clients) and Eclipse Paho for Python (paho-mqtt, scripts/interop_paho.py):
+# QoS 0/1/2, retained messages, Wills, persistent sessions.
+#
+# Prints one line per check, then "N passed, M failed"; exits non-zero if any check failed.
+# The broker is stopped on exit (SIGTERM) whatever happens.
+#
+# Needs: cargo, mosquitto_pub, mosquitto_sub, python3 with paho-mqtt (pip install paho-mqtt).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
+BIN="$TARGET_DIR/release/shardmq"
+WORK=$(mktemp -d)
+BROKER_PID=""
+PASSED=0
+FAILED=0
+
+cleanup() {
+  if [ -n "$BROKER_PID" ] && kill -0 "$BROKER_PID" 2>/dev/null; then
+    kill -TERM "$BROKER_PID" 2>/dev/null || true
+    for _ in $(seq 50); do
+      kill -0 "$BROKER_PID" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -KILL "$BROKER_PID" 2>/dev/null || true
+  fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+pass() {
+  PASSED=$((PASSED + 1))
+  echo "ok   - $1"
+}
+
+fail() {
+  FAILED=$((FAILED + 1))
+  echo "FAIL - $1${2:+: $2}"
+}
+
+for tool in mosquitto_pub mosquitto_sub python3; do
+  command -v "$tool" >/dev/null || { echo "interop: $tool not found" >&2; exit 2; }
+done
+python3 -c 'import paho.mqtt' 2>/dev/null \
+  || { echo "interop: python3 module paho-mqtt missing (pip install paho-mqtt)" >&2; exit 2; }
+
+echo "building shardmq (release)..."
+cargo build --release --quiet --bin shardmq
+
+"$BIN" --bind 127.0.0.1 --port 0 --shards 2 --log warn >"$WORK/stdout" 2>"$WORK/stderr" &
+BROKER_PID=$!
+PORT=""
+for _ in $(seq 200); do
+  if line=$(grep -m1 '^listening ' "$WORK/stdout" 2>/dev/null); then
+    PORT=${line##*:}
+    break
+  fi
+  kill -0 "$BROKER_PID" 2>/dev/null || break
+  sleep 0.05
+done
+if [ -z "$PORT" ]; then
+  echo "interop: broker did not start" >&2
+  cat "$WORK/stderr" >&2
+  exit 1
+fi
+echo "broker pid $BROKER_PID listening on 127.0.0.1:$PORT (2 shards)"
+
+H=(-h 127.0.0.1 -p "$PORT")
+RUN=$$-$RANDOM
+
+# Live delivery: a subscriber waiting for one message while the publisher repeats it until
+# the subscriber has it (QoS 0 gives no other way to know the subscription is in place).
+# $1 sub protocol, $2 pub protocol, $3 QoS.
+check_live() {
+  local sv=$1 pv=$2 q=$3 topic="interop/$RUN/live/$1/$2/$3" out="$WORK/live.$1.$2.$3"
+  local name="mosquitto $sv sub <- $pv pub, QoS $q live"
+  mosquitto_sub "${H[@]}" -V "$sv" -q "$q" -t "$topic" -C 1 -W 5 -F '%t %q %p' >"$out" 2>&1 &
+  local sub=$!
+  for _ in $(seq 40); do
+    kill -0 "$sub" 2>/dev/null || break
+    mosquitto_pub "${H[@]}" -V "$pv" -q "$q" -t "$topic" -m "hello-$q" 2>/dev/null || true
+    sleep 0.1
+  done
+  if ! wait "$sub"; then
+    fail "$name" "subscriber got nothing ($(tr '\n' ' ' <"$out"))"
+  elif [ "$(cat "$out")" = "$topic $q hello-$q" ]; then
+    pass "$name"
+  else
+    fail "$name" "got '$(cat "$out")'"
+  fi
+}
+
+# Persistent session: subscribe (-E: exit once SUBACK arrived), go away, publish five
+# messages, come back and read them in order. $1 protocol, $2 QoS.
+check_queue() {
+  local v=$1 q=$2 topic="interop/$RUN/queue/$1/$2" id="interop-$RUN-q-$1-$2"
+  local name="mosquitto $v persistent session, QoS $q offline queue in order"
+  local expiry=()
+  [ "$v" = mqttv5 ] && expiry=(-x 60)
+  if ! mosquitto_sub "${H[@]}" -V "$v" -q "$q" -c -i "$id" "${expiry[@]}" -t "$topic" -E \
+      >/dev/null 2>"$WORK/err"; then
+    fail "$name" "subscribe: $(cat "$WORK/err")"
+    return
+  fi
+  local other=mqttv311
+  [ "$v" = mqttv311 ] && other=mqttv5
+  printf '%s\n' m1 m2 m3 m4 m5 | mosquitto_pub "${H[@]}" -V "$other" -q "$q" -t "$topic" -l
+  local got
+  got=$(mosquitto_sub "${H[@]}" -V "$v" -q "$q" -c -i "$id" "${expiry[@]}" -t "$topic" \
+    -C 5 -W 5 2>&1 | tr '\n' ' ') || true
+  if [ "$got" = "m1 m2 m3 m4 m5 " ]; then
+    pass "$name"
+  else
+    fail "$name" "got '$got'"
+  fi
+}
+
+# Retained: set, read on subscribe (retain flag 1), replace, delete. $1 protocol.
+check_retained() {
+  local v=$1 topic="interop/$RUN/retained/$1"
+  local name="mosquitto $v retained set/replace/delete"
+  mosquitto_pub "${H[@]}" -V "$v" -q 1 -r -t "$topic" -m first
+  mosquitto_pub "${H[@]}" -V "$v" -q 1 -r -t "$topic" -m second
+  local got
+  got=$(mosquitto_sub "${H[@]}" -V "$v" -q 1 -t "$topic" -C 1 -W 5 -F '%r %p' 2>&1) || true
+  if [ "$got" != "1 second" ]; then
+    fail "$name" "after replace got '$got'"
+    return
+  fi
+  mosquitto_pub "${H[@]}" -V "$v" -q 1 -r -t "$topic" -n
+  got=$(mosquitto_sub "${H[@]}" -V "$v" -q 1 -t "$topic" -C 1 -W 1 2>/dev/null) || true
+  if [ -n "$got" ]; then
+    fail "$name" "deleted retained message still sent: '$got'"
+  else
+    pass "$name"
+  fi
+}
+
+# Will: a client killed with SIGKILL (no DISCONNECT) has its retained Will published; a
+# client that disconnects normally does not. $1 protocol.
+check_will() {
+  local v=$1 topic="interop/$RUN/will/$1"
+  local name="mosquitto $v will on abnormal close, none after DISCONNECT"
+  mosquitto_sub "${H[@]}" -V "$v" -t "interop/$RUN/idle" -k 30 \
+    --will-topic "$topic" --will-payload died --will-qos 1 --will-retain >/dev/null 2>&1 &
+  local dying=$!
+  sleep 0.3
+  kill -KILL "$dying" 2>/dev/null || true
+  wait "$dying" 2>/dev/null || true
+  local got
+  got=$(mosquitto_sub "${H[@]}" -V "$v" -q 1 -t "$topic" -C 1 -W 5 2>&1) || true
+  if [ "$got" != "died" ]; then
+    fail "$name" "Will not published (got '$got')"
+    return
+  fi
+  local topic2="$topic/polite"
+  mosquitto_pub "${H[@]}" -V "$v" -t "interop/$RUN/x" -m x \
+    --will-topic "$topic2" --will-payload wrong --will-qos 1 --will-retain
+  got=$(mosquitto_sub "${H[@]}" -V "$v" -q 1 -t "$topic2" -C 1 -W 1 2>/dev/null) || true
+  if [ -n "$got" ]; then
+    fail "$name" "Will published after a normal DISCONNECT"
+  else
+    pass "$name"
+  fi
+}
+
+for v in mqttv311 mqttv5; do
+  for q in 0 1 2; do
+    other=mqttv5
+    [ "$v" = mqttv5 ] && other=mqttv311
+    check_live "$v" "$v" "$q"
+    check_live "$v" "$other" "$q"
+  done
+  for q in 1 2; do
+    check_queue "$v" "$q"
+  done
+  check_retained "$v"
+  check_will "$v"
+done
+
+# Paho (Python): prints its own ok/FAIL lines; count them.
+set +e
+python3 scripts/interop_paho.py 127.0.0.1 "$PORT" >"$WORK/paho" 2>&1
+paho_rc=$?
+set -e
+cat "$WORK/paho"
+PASSED=$((PASSED + $(grep -c '^ok ' "$WORK/paho" || true)))
+FAILED=$((FAILED + $(grep -c '^FAIL ' "$WORK/paho" || true)))
+if [ "$paho_rc" -ne 0 ] && ! grep -q '^FAIL ' "$WORK/paho"; then
+  fail "paho run" "exit status $paho_rc"
+fi
+
+if ! kill -0 "$BROKER_PID" 2>/dev/null; then
+  fail "broker still running after the checks"
+fi
+
+echo "$PASSED passed, $FAILED failed"
+[ "$FAILED" -eq 0 ]
