@@ -11,9 +11,35 @@ mod outbound;
 pub use message::{Delivery, Message, SharedMessage};
 pub use outbound::{Inflight, InflightState, Outbound};
 
-use ahash::AHashMap;
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
+use std::ops::{Deref, DerefMut};
 
 use crate::codec::{MqttStr, Protocol, SubscriptionOptions, Will};
+
+/// A session's subscriptions. The hasher has fixed keys and no per-map state (32 bytes per
+/// map instead of 64): each map holds one client's own filters, at most
+/// `max_subscriptions_per_client`, so hash flooding can only slow that client.
+pub type SubscriptionMap = HashMap<MqttStr, Subscription, BuildHasherDefault<ahash::AHasher>>;
+
+/// The outgoing state, allocated on first use: most idle sessions never need it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LazyOutbound(Option<Box<Outbound>>);
+
+static EMPTY_OUTBOUND: Outbound = Outbound::new();
+
+impl Deref for LazyOutbound {
+    type Target = Outbound;
+    fn deref(&self) -> &Outbound {
+        self.0.as_deref().unwrap_or(&EMPTY_OUTBOUND)
+    }
+}
+
+impl DerefMut for LazyOutbound {
+    fn deref_mut(&mut self) -> &mut Outbound {
+        self.0.get_or_insert_with(Default::default)
+    }
+}
 
 /// One subscription of a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,13 +86,13 @@ pub struct Session {
     /// Seconds the session outlives its connection (0: ends with it).
     pub expiry_secs: u32,
     /// Topic filter (as subscribed, `$share/...` included) → subscription.
-    pub subscriptions: AHashMap<MqttStr, Subscription>,
+    pub subscriptions: SubscriptionMap,
     /// Broker → client messages.
-    pub outbound: Outbound,
+    pub outbound: LazyOutbound,
     /// Client → broker QoS 2 packet ids received and not yet released (PUBREL).
     pub inbound_qos2: Vec<u16>,
     /// The Will of the current or last connection.
-    pub will: Option<Will>,
+    pub will: Option<Box<Will>>,
     /// The client's announced limits.
     pub limits: ClientLimits,
 }
@@ -79,8 +105,8 @@ impl Session {
             generation,
             protocol,
             expiry_secs: 0,
-            subscriptions: AHashMap::new(),
-            outbound: Outbound::default(),
+            subscriptions: SubscriptionMap::default(),
+            outbound: LazyOutbound::default(),
             inbound_qos2: Vec::new(),
             will: None,
             limits: ClientLimits::default(),

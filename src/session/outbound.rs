@@ -41,6 +41,16 @@ pub struct Outbound {
 }
 
 impl Outbound {
+    /// An empty outbound state.
+    pub const fn new() -> Outbound {
+        Outbound {
+            next_packet_id: 0,
+            inflight: VecDeque::new(),
+            queue: VecDeque::new(),
+            last_ack_ms: 0,
+        }
+    }
+
     /// Allocates a packet identifier not in use by the window.
     pub fn next_packet_id(&mut self) -> u16 {
         loop {

@@ -7,6 +7,15 @@ use bytes::BytesMut;
 use super::slab::Key;
 use crate::codec::{Connect, MqttStr, Protocol};
 
+/// Topic aliases of one connection (MQTT 5 §3.3.2.3.4).
+#[derive(Debug, Default)]
+pub struct TopicAliases {
+    /// Client → broker (index = alias - 1).
+    pub inbound: Vec<Option<MqttStr>>,
+    /// Broker → client.
+    pub outbound: AHashMap<MqttStr, u16>,
+}
+
 /// Where the connection is in its life.
 #[derive(Debug)]
 pub enum ConnState {
@@ -47,14 +56,14 @@ pub struct Conn {
     pub ready: bool,
     /// Negotiated keep alive (seconds, 0 = none).
     pub keepalive_secs: u16,
-    /// Time of the last packet received (ms).
+    /// Time of the last packet received (ms); the accept time before CONNECT.
     pub last_packet_ms: u64,
+    /// Second under which the timer wheel files this connection (older entries are stale).
+    pub wheel_second: u64,
     /// Publish the Will when this connection ends (cleared by a normal DISCONNECT).
     pub will_on_close: bool,
-    /// Client → broker topic aliases (index = alias - 1); allocated on first alias.
-    pub inbound_aliases: Vec<Option<MqttStr>>,
-    /// Broker → client topic aliases; allocated on first use.
-    pub outbound_aliases: Option<Box<AHashMap<MqttStr, u16>>>,
+    /// Topic aliases in both directions; allocated on first use.
+    pub aliases: Option<Box<TopicAliases>>,
 }
 
 impl Conn {
@@ -70,9 +79,9 @@ impl Conn {
             ready: false,
             keepalive_secs: 0,
             last_packet_ms: now_ms,
+            wheel_second: 0,
             will_on_close: true,
-            inbound_aliases: Vec::new(),
-            outbound_aliases: None,
+            aliases: None,
         }
     }
 

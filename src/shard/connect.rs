@@ -117,7 +117,7 @@ impl Shard {
         let generation = self.next_generation;
         self.next_generation += 1;
         let previous = self.registry.insert(
-            client_id.clone(),
+            super::stable_hash(client_id.as_bytes()),
             RegistryEntry {
                 shard: from,
                 generation,
@@ -158,7 +158,7 @@ impl Shard {
         clean_start: bool,
         now_ms: u64,
     ) {
-        let found = self.by_client.get(&client_id).copied().filter(|k| {
+        let found = self.by_client.get(&client_id, &self.sessions).filter(|k| {
             self.sessions
                 .get(*k)
                 .is_some_and(|s| s.session.generation == previous_generation)
@@ -269,7 +269,12 @@ impl Shard {
         let (mut session, session_present) = match previous {
             Some(s) if !connect.clean_start => (*s, true),
             _ => (
-                Session::new(connect.client_id.clone(), generation, connect.protocol),
+                // Copy the id: the session outlives the read buffer it arrived in.
+                Session::new(
+                    MqttStr::from(connect.client_id.as_str()),
+                    generation,
+                    connect.protocol,
+                ),
                 false,
             ),
         };
@@ -283,7 +288,7 @@ impl Shard {
             u32::MAX
         };
         session.expiry_secs = requested_expiry.min(limits.max_session_expiry_secs);
-        session.will = connect.will.clone();
+        session.will = connect.will.clone().map(Box::new);
         session.limits = ClientLimits {
             receive_maximum: connect.properties.receive_maximum.unwrap_or(u16::MAX),
             max_packet_bytes: connect.properties.maximum_packet_size.unwrap_or(u32::MAX),
@@ -325,13 +330,12 @@ impl Shard {
         }
         let _ = ack.encode(conn.protocol, &mut conn.out);
         self.notify(key);
-        self.timers.watch_keepalive(key, keepalive, now_ms);
+        self.watch_connection(key, now_ms);
         self.resume_outbound(skey, now_ms);
     }
 
     /// Puts a session on this shard and its subscriptions into the trie.
     fn install_session(&mut self, session: Session, conn: Option<Key>) -> Key {
-        let client_id = session.client_id.clone();
         let subscriptions: Vec<_> = session
             .subscriptions
             .iter()
@@ -342,7 +346,7 @@ impl Shard {
             conn,
             will_pending: false,
         });
-        if let Some(old) = self.by_client.insert(client_id, skey) {
+        if let Some(old) = self.by_client.insert(skey, &self.sessions) {
             // Unreachable with a consistent registry; never leak the old one.
             if old != skey {
                 tracing::warn!("two sessions for one client id on one shard");
@@ -361,9 +365,7 @@ impl Shard {
         for f in &filters {
             self.remove_subscription_entry(skey, f);
         }
-        if self.by_client.get(&slot.session.client_id) == Some(&skey) {
-            self.by_client.remove(&slot.session.client_id);
-        }
+        self.by_client.remove(&slot.session.client_id, skey);
         slot
     }
 
@@ -443,13 +445,13 @@ impl Shard {
         };
         slot.will_pending = false;
         if let Some(will) = slot.session.will.take() {
-            self.route_will(will, now_ms);
+            self.route_will(*will, now_ms);
         }
     }
 
     fn publish_will_of(&mut self, mut session: Session, now_ms: u64) {
         if let Some(will) = session.will.take() {
-            self.route_will(will, now_ms);
+            self.route_will(*will, now_ms);
         }
     }
 

@@ -6,6 +6,7 @@
 //! mesh messages (the per-peer outbox). A connection waiting for other shards is `blocked`;
 //! its next packets wait, which keeps per-connection order.
 
+mod client_index;
 mod conn;
 mod connect;
 mod mesh;
@@ -88,9 +89,12 @@ pub struct Shard {
     config: Config,
     conns: Slab<Conn>,
     sessions: Slab<SessionSlot>,
-    by_client: AHashMap<MqttStr, Key>,
+    by_client: client_index::ClientIndex,
     trie: TopicTrie<FilterEntry>,
-    registry: AHashMap<MqttStr, RegistryEntry>,
+    /// Home partition of the registry, keyed by [`stable_hash`] of the client id: 24 bytes
+    /// per client. Two ids with one 64-bit hash (odds 2^-64 per pair) would share an entry;
+    /// the takeover protocol checks the id itself, so that costs at most a missed takeover.
+    registry: AHashMap<u64, RegistryEntry>,
     next_generation: u64,
     retained: RetainedIndex<SharedMessage>,
     pending: AHashMap<u64, Pending>,
@@ -121,7 +125,7 @@ impl Shard {
             config,
             conns: Slab::default(),
             sessions: Slab::default(),
-            by_client: AHashMap::new(),
+            by_client: Default::default(),
             trie: TopicTrie::new(),
             registry: AHashMap::new(),
             next_generation: 1,
@@ -172,7 +176,7 @@ impl Shard {
     pub fn accept(&mut self, now_ms: u64) -> Key {
         self.metrics.connections_accepted += 1;
         let key = self.conns.insert(Conn::new(now_ms));
-        self.timers.no_connect_deadline(key, now_ms);
+        self.watch_connection(key, now_ms);
         key
     }
 
@@ -515,9 +519,10 @@ impl Shard {
                 client_id,
                 generation,
             } => {
-                if let Some(e) = self.registry.get(&client_id) {
+                let id = stable_hash(client_id.as_bytes());
+                if let Some(e) = self.registry.get(&id) {
                     if e.generation == generation {
-                        self.registry.remove(&client_id);
+                        self.registry.remove(&id);
                     }
                 }
             }

@@ -35,7 +35,8 @@ impl Shard {
             }
             let slot = alias as usize - 1;
             if p.topic.is_empty() {
-                match conn.inbound_aliases.get(slot).and_then(|t| t.clone()) {
+                let known = conn.aliases.as_ref().and_then(|a| a.inbound.get(slot));
+                match known.and_then(|t| t.clone()) {
                     Some(topic) => p.topic = topic,
                     None => {
                         // [MQTT-3.3.2-7]... an unknown alias without a topic.
@@ -44,12 +45,12 @@ impl Shard {
                     }
                 }
             } else {
-                if conn.inbound_aliases.is_empty() {
-                    conn.inbound_aliases =
-                        vec![None; self.config.limits.topic_alias_maximum as usize];
+                let aliases = conn.aliases.get_or_insert_with(Default::default);
+                if aliases.inbound.is_empty() {
+                    aliases.inbound = vec![None; self.config.limits.topic_alias_maximum as usize];
                 }
                 // Copy: an alias lives as long as the connection, not the read buffer.
-                conn.inbound_aliases[slot] = Some(MqttStr::from(p.topic.as_str()));
+                aliases.inbound[slot] = Some(MqttStr::from(p.topic.as_str()));
             }
         }
         if !self.topic_within_limits(&p.topic) {
@@ -340,7 +341,7 @@ impl Shard {
             publish.properties.message_expiry_interval = m.remaining_expiry_secs(now_ms);
             publish.properties.subscription_identifiers = d.subscription_ids.clone();
             if limits.topic_alias_maximum > 0 {
-                let aliases = conn.outbound_aliases.get_or_insert_with(Default::default);
+                let aliases = &mut conn.aliases.get_or_insert_with(Default::default).outbound;
                 match aliases.get(m.topic.as_str()) {
                     Some(&alias) => {
                         publish.properties.topic_alias = Some(alias);
@@ -406,6 +407,13 @@ impl Shard {
     fn pump_queue(&mut self, skey: Key, now_ms: u64) {
         let max_inflight = self.config.limits.max_inflight;
         let full_mark = self.full_queue_mark();
+        if self
+            .sessions
+            .get(skey)
+            .is_none_or(|s| s.session.outbound.queue.is_empty())
+        {
+            return; // Nothing queued: do not allocate the outbound state.
+        }
         loop {
             let Some(slot) = self.sessions.get_mut(skey) else {
                 return;

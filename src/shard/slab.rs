@@ -28,20 +28,26 @@ enum Slot<T> {
     Vacant(u32, Option<u32>),
 }
 
+/// Slots per chunk: storage grows a chunk at a time, so a large slab neither keeps a
+/// doubling's worth of slack nor copies itself when it grows.
+const CHUNK: usize = 1024;
+
 /// Storage with reusable slots and stale-proof keys.
 #[derive(Debug)]
 pub struct Slab<T> {
-    slots: Vec<Slot<T>>,
+    chunks: Vec<Vec<Slot<T>>>,
     free_head: Option<u32>,
     len: usize,
+    slots: usize,
 }
 
 impl<T> Default for Slab<T> {
     fn default() -> Self {
         Slab {
-            slots: Vec::new(),
+            chunks: Vec::new(),
             free_head: None,
             len: 0,
+            slots: 0,
         }
     }
 }
@@ -57,12 +63,28 @@ impl<T> Slab<T> {
         self.len == 0
     }
 
+    #[inline]
+    fn slot(&self, index: u32) -> Option<&Slot<T>> {
+        let i = index as usize;
+        self.chunks.get(i / CHUNK).and_then(|c| c.get(i % CHUNK))
+    }
+
+    #[inline]
+    fn slot_mut(&mut self, index: u32) -> Option<&mut Slot<T>> {
+        let i = index as usize;
+        self.chunks
+            .get_mut(i / CHUNK)
+            .and_then(|c| c.get_mut(i % CHUNK))
+    }
+
     /// Stores a value and returns its key.
     pub fn insert(&mut self, value: T) -> Key {
         self.len += 1;
         match self.free_head {
             Some(index) => {
-                let slot = &mut self.slots[index as usize];
+                let slot = self
+                    .slot_mut(index)
+                    .expect("free list points inside the slab");
                 let (generation, next) = match slot {
                     Slot::Vacant(g, next) => (g.wrapping_add(1), *next),
                     Slot::Occupied(..) => unreachable!("free list points at an occupied slot"),
@@ -72,9 +94,15 @@ impl<T> Slab<T> {
                 Key { index, generation }
             }
             None => {
-                let index =
-                    u32::try_from(self.slots.len()).expect("slab holds at most 2^32 entries");
-                self.slots.push(Slot::Occupied(0, value));
+                let index = u32::try_from(self.slots).expect("slab holds at most 2^32 entries");
+                if self.slots % CHUNK == 0 {
+                    self.chunks.push(Vec::with_capacity(CHUNK));
+                }
+                self.chunks
+                    .last_mut()
+                    .expect("a chunk with room")
+                    .push(Slot::Occupied(0, value));
+                self.slots += 1;
                 Key {
                     index,
                     generation: 0,
@@ -86,7 +114,7 @@ impl<T> Slab<T> {
     /// The value for a live key.
     #[inline]
     pub fn get(&self, key: Key) -> Option<&T> {
-        match self.slots.get(key.index as usize) {
+        match self.slot(key.index) {
             Some(Slot::Occupied(g, v)) if *g == key.generation => Some(v),
             _ => None,
         }
@@ -95,7 +123,7 @@ impl<T> Slab<T> {
     /// The value for a live key, mutably.
     #[inline]
     pub fn get_mut(&mut self, key: Key) -> Option<&mut T> {
-        match self.slots.get_mut(key.index as usize) {
+        match self.slot_mut(key.index) {
             Some(Slot::Occupied(g, v)) if *g == key.generation => Some(v),
             _ => None,
         }
@@ -103,10 +131,11 @@ impl<T> Slab<T> {
 
     /// Removes and returns the value; the key (and copies of it) go stale.
     pub fn remove(&mut self, key: Key) -> Option<T> {
-        let slot = self.slots.get_mut(key.index as usize)?;
+        let free_head = self.free_head;
+        let slot = self.slot_mut(key.index)?;
         match slot {
             Slot::Occupied(g, _) if *g == key.generation => {
-                let old = std::mem::replace(slot, Slot::Vacant(key.generation, self.free_head));
+                let old = std::mem::replace(slot, Slot::Vacant(key.generation, free_head));
                 self.free_head = Some(key.index);
                 self.len -= 1;
                 match old {
@@ -120,7 +149,7 @@ impl<T> Slab<T> {
 
     /// The live key at slot `index`, if any.
     pub fn key_at(&self, index: u32) -> Option<Key> {
-        match self.slots.get(index as usize) {
+        match self.slot(index) {
             Some(Slot::Occupied(g, _)) => Some(Key {
                 index,
                 generation: *g,
@@ -131,16 +160,20 @@ impl<T> Slab<T> {
 
     /// Every live key and value.
     pub fn iter(&self) -> impl Iterator<Item = (Key, &T)> {
-        self.slots.iter().enumerate().filter_map(|(i, s)| match s {
-            Slot::Occupied(g, v) => Some((
-                Key {
-                    index: i as u32,
-                    generation: *g,
-                },
-                v,
-            )),
-            Slot::Vacant(..) => None,
-        })
+        self.chunks
+            .iter()
+            .flatten()
+            .enumerate()
+            .filter_map(|(i, s)| match s {
+                Slot::Occupied(g, v) => Some((
+                    Key {
+                        index: i as u32,
+                        generation: *g,
+                    },
+                    v,
+                )),
+                Slot::Vacant(..) => None,
+            })
     }
 
     /// Every live key.
@@ -164,5 +197,19 @@ mod tests {
         assert_eq!(s.get(b), Some(&"b"));
         assert_eq!(s.remove(a), None);
         assert_eq!(s.len(), 1);
+    }
+
+    #[test]
+    fn grows_across_chunks() {
+        let mut s = Slab::default();
+        let keys: Vec<_> = (0..3 * CHUNK + 5).map(|i| s.insert(i)).collect();
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(s.get(*k), Some(&i));
+        }
+        assert_eq!(s.iter().count(), keys.len());
+        assert_eq!(s.remove(keys[2000]), Some(2000));
+        assert_eq!(s.key_at(keys[2000].index()), None);
+        let again = s.insert(7);
+        assert_eq!(again.index(), keys[2000].index());
     }
 }

@@ -1,6 +1,6 @@
 //! Time-driven work of one shard, swept coarsely instead of a timer per connection:
-//! keep alive (a wheel of one-second slots), the CONNECT deadline, delayed Wills and session
-//! expiry (an ordered map; these are rare).
+//! the CONNECT deadline and keep alive share a wheel of one-second slots (8 bytes per
+//! connection); delayed Wills and session expiry use an ordered map (they are rare).
 
 use std::collections::BTreeMap;
 
@@ -15,8 +15,6 @@ pub const CONNECT_TIMEOUT_MS: u64 = 10_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Event {
-    /// Close the connection if it is still waiting for CONNECT.
-    ConnectDeadline(Key),
     /// Publish the Will of a session whose client did not come back in time.
     WillDelay(Key, u64),
     /// End a session whose client did not come back in time.
@@ -50,10 +48,6 @@ impl Timers {
         self.events.insert((at_ms, self.sequence), event);
     }
 
-    pub(super) fn no_connect_deadline(&mut self, conn: Key, now_ms: u64) {
-        self.add(now_ms + CONNECT_TIMEOUT_MS, Event::ConnectDeadline(conn));
-    }
-
     pub(super) fn will_delay(&mut self, session: Key, generation: u64, at_ms: u64) {
         self.add(at_ms, Event::WillDelay(session, generation));
     }
@@ -62,18 +56,13 @@ impl Timers {
         self.add(at_ms, Event::SessionExpiry(session, generation));
     }
 
-    /// Starts watching a connection's keep alive (0: not watched).
-    pub(super) fn watch_keepalive(&mut self, conn: Key, keepalive_secs: u16, now_ms: u64) {
-        if keepalive_secs == 0 {
-            return;
-        }
-        self.place(conn, deadline_ms(now_ms, keepalive_secs), now_ms);
-    }
-
-    fn place(&mut self, conn: Key, deadline_ms: u64, now_ms: u64) {
+    /// Files `conn` under the second of `deadline_ms`; returns that second, which the
+    /// connection records so that older entries for it are recognised as stale.
+    fn place(&mut self, conn: Key, deadline_ms: u64, now_ms: u64) -> u64 {
         let now_s = now_ms / 1000;
         let second = (deadline_ms / 1000).clamp(now_s + 1, now_s + WHEEL_SLOTS - 1);
         self.wheel[(second % WHEEL_SLOTS) as usize].push(conn);
+        second
     }
 }
 
@@ -92,15 +81,6 @@ impl Shard {
             }
             self.timers.events.remove(&(at, seq));
             match event {
-                Event::ConnectDeadline(conn) => {
-                    let waiting = self
-                        .conns
-                        .get(conn)
-                        .is_some_and(|c| matches!(c.state, super::ConnState::AwaitingConnect));
-                    if waiting {
-                        self.close(conn, None);
-                    }
-                }
                 Event::WillDelay(skey, generation) => {
                     let due = self.sessions.get(skey).is_some_and(|s| {
                         s.session.generation == generation && s.conn.is_none() && s.will_pending
@@ -122,6 +102,24 @@ impl Shard {
         }
     }
 
+    /// Watches a connection: the CONNECT deadline while it has not connected, then its
+    /// keep alive (nothing when 0).
+    pub(super) fn watch_connection(&mut self, conn: Key, now_ms: u64) {
+        let Some(c) = self.conns.get(conn) else {
+            return;
+        };
+        let deadline = match c.state {
+            super::ConnState::AwaitingConnect => c.last_packet_ms + CONNECT_TIMEOUT_MS,
+            super::ConnState::Closing => return,
+            _ if c.keepalive_secs == 0 => return,
+            _ => deadline_ms(c.last_packet_ms, c.keepalive_secs),
+        };
+        let second = self.timers.place(conn, deadline, now_ms);
+        if let Some(c) = self.conns.get_mut(conn) {
+            c.wheel_second = second;
+        }
+    }
+
     fn sweep_keepalive(&mut self, now_ms: u64) {
         let now_s = now_ms / 1000;
         let start = self.timers.wheel_second.unwrap_or(now_s);
@@ -134,16 +132,26 @@ impl Shard {
                 let Some(c) = self.conns.get(conn) else {
                     continue;
                 };
-                if c.keepalive_secs == 0 || c.is_closing() {
-                    continue;
+                if c.wheel_second != second || c.is_closing() {
+                    continue; // Re-filed since, or finishing anyway.
                 }
-                let deadline = deadline_ms(c.last_packet_ms, c.keepalive_secs);
-                if deadline <= now_ms {
-                    self.metrics.keepalive_timeouts += 1;
-                    self.close(conn, Some(ReasonCode::KEEP_ALIVE_TIMEOUT));
-                } else {
-                    self.timers.place(conn, deadline, now_ms);
+                match c.state {
+                    super::ConnState::AwaitingConnect => {
+                        if c.last_packet_ms + CONNECT_TIMEOUT_MS <= now_ms {
+                            self.close(conn, None);
+                            continue;
+                        }
+                    }
+                    _ if c.keepalive_secs == 0 => continue,
+                    _ => {
+                        if deadline_ms(c.last_packet_ms, c.keepalive_secs) <= now_ms {
+                            self.metrics.keepalive_timeouts += 1;
+                            self.close(conn, Some(ReasonCode::KEEP_ALIVE_TIMEOUT));
+                            continue;
+                        }
+                    }
                 }
+                self.watch_connection(conn, now_ms);
             }
         }
         self.timers.wheel_second = Some(now_s + 1);
