@@ -247,7 +247,7 @@ impl Shard {
                 match previous {
                     Some(mut session) => {
                         session.generation = generation;
-                        let skey = self.install_session(*session, None);
+                        let (skey, _) = self.install_session(*session, None, 0);
                         self.start_session_expiry(skey, now_ms);
                     }
                     None => {
@@ -296,7 +296,8 @@ impl Shard {
             problem_information: connect.properties.request_problem_information != Some(0),
         };
         let queued = session.outbound.queue.len();
-        let skey = self.install_session(session, Some(key));
+        let resume_token = self.token();
+        let (skey, acks) = self.install_session(session, Some(key), resume_token);
         self.account_online_queue(skey, queued, true);
 
         let mut ack = ConnAck {
@@ -305,7 +306,6 @@ impl Shard {
         };
         let conn = self.conns.get_mut(key).expect("checked above");
         conn.session = Some(skey);
-        conn.blocked = false;
         let mut keepalive = connect.keep_alive_secs;
         if limits.max_keepalive_secs > 0
             && (keepalive == 0 || keepalive > limits.max_keepalive_secs)
@@ -328,6 +328,29 @@ impl Shard {
                 p.assigned_client_identifier = Some(connect.client_id.clone());
             }
         }
+        if acks == 0 {
+            self.finish_connect(key, skey, &ack, now_ms);
+        } else {
+            // The moved subscriptions must be known to every shard before CONNACK, as for
+            // SUBACK: a publish sent after CONNACK from any shard then reaches the session.
+            self.pending.insert(
+                resume_token,
+                Pending::Resume {
+                    conn: key,
+                    session: skey,
+                    connack: Box::new(ack),
+                    acks_left: acks,
+                },
+            );
+        }
+    }
+
+    /// CONNACK, keep-alive watch, and the redelivery of what the session still owes.
+    pub(super) fn finish_connect(&mut self, key: Key, skey: Key, ack: &ConnAck, now_ms: u64) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        conn.blocked = false;
         let _ = ack.encode(conn.protocol, &mut conn.out);
         self.notify(key);
         self.watch_connection(key, now_ms);
@@ -335,7 +358,8 @@ impl Shard {
     }
 
     /// Puts a session on this shard and its subscriptions into the trie.
-    fn install_session(&mut self, session: Session, conn: Option<Key>) -> Key {
+    /// Returns the session key and how many interest acknowledgements (`token`) to await.
+    fn install_session(&mut self, session: Session, conn: Option<Key>, token: u64) -> (Key, usize) {
         let subscriptions: Vec<_> = session
             .subscriptions
             .iter()
@@ -352,10 +376,11 @@ impl Shard {
                 tracing::warn!("two sessions for one client id on one shard");
             }
         }
+        let mut acks = 0;
         for (filter, sub) in subscriptions {
-            self.insert_subscription(skey, &filter, sub, 0);
+            acks += self.insert_subscription(skey, &filter, sub, token);
         }
-        skey
+        (skey, acks)
     }
 
     /// Takes a session off this shard: trie entries, client-id index, timers.

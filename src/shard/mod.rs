@@ -63,6 +63,17 @@ enum Pending {
     },
     /// SUBACK waits for interest acknowledgements and retained answers.
     Subscribe(Box<subscribe::PendingSubscribe>),
+    /// CONNACK of a resumed session waits for its subscriptions' interest acknowledgements.
+    Resume {
+        /// The connection.
+        conn: Key,
+        /// Its session.
+        session: Key,
+        /// The CONNACK to send.
+        connack: Box<crate::codec::ConnAck>,
+        /// Acknowledgements still due.
+        acks_left: usize,
+    },
     /// A retained query for one filter of a pending SUBSCRIBE.
     Retained {
         /// Token of the pending SUBSCRIBE.
