@@ -12,7 +12,7 @@
 # one backend subscriber) at a feasible aggregate rate, then devices per core are
 # extrapolated for sleepy / normal / chatty / real-time devices. Run time: ~3-5 minutes.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 
 BROKER=shardmq MAX=18000 BUILD=1
 while [ $# -gt 0 ]; do
@@ -40,13 +40,13 @@ trap 'exit 130' INT TERM
 
 BPID="" BPORT=""
 start_broker() {
-  local b=$1 i line
+  local b=$1 line
   BPID="" BPORT=""
   if [ "$b" = shardmq ]; then
     [ -x "$TARGET/release/shardmq" ] || return 1
     "$TARGET/release/shardmq" --bind 127.0.0.1 --port 0 --shards 2 >"$OUT/b.out" 2>>"$OUT/b.log" &
     BPID=$!; STARTED+=("$BPID")
-    for i in $(seq 100); do
+    for _ in $(seq 100); do
       line=$(head -n1 "$OUT/b.out" 2>/dev/null)
       case "$line" in listening\ *:*) BPORT=${line##*:}; return 0 ;; esac
       kill -0 "$BPID" 2>/dev/null || return 1
@@ -59,7 +59,7 @@ start_broker() {
     printf 'listener %s 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\nmax_queued_messages 100000\n' "$BPORT" >"$OUT/m.conf"
     mosquitto -c "$OUT/m.conf" >>"$OUT/b.log" 2>&1 &
     BPID=$!; STARTED+=("$BPID")
-    for i in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$BPORT") 2>/dev/null && return 0; sleep 0.1; done
+    for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$BPORT") 2>/dev/null && return 0; sleep 0.1; done
     return 1
   fi
 }
@@ -92,7 +92,7 @@ for n in $STEPS; do
     gens+=("$!")
   done
   want=$(( t0 + 2 * per * procs )); ok=0
-  for i in $(seq 300); do
+  for _ in $(seq 300); do
     [ "$(tcp_inuse)" -ge "$want" ] && { ok=1; break; }
     sleep 0.1
   done

@@ -23,7 +23,7 @@ echo "== building ${TARGETS[*]}"
 cargo fuzz build
 
 # A few valid frames as seeds (the corpus directories are git-ignored and grow over runs).
-seed() { printf "$2" >"fuzz/corpus/$t/seed-$1"; }
+seed() { printf '%b' "$2" >"fuzz/corpus/$t/seed-$1"; }
 
 for t in "${TARGETS[@]}"; do
     echo "== running $t for ${FUZZ_SECONDS}s"

@@ -9,7 +9,7 @@
 # report.md (medians, min–max, ratios against mosquitto) and SVG plots (scripts/plot.py).
 # A broker that does not start or dies is marked failed in the report; the script goes on.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 
 QUICK=0 REPS="" SECS="" OUT="" BUILD=1
 while [ $# -gt 0 ]; do
@@ -60,9 +60,9 @@ start_shardmq() {
   PID[shardmq]="" PORT[shardmq]=""
   [ -x "$SHARDMQ" ] || return 1
   "$SHARDMQ" --bind 127.0.0.1 --port 0 --shards 2 >"$OUT/shardmq.stdout" 2>>"$OUT/shardmq.log" &
-  local p=$! line="" i
+  local p=$! line=""
   STARTED+=("$p")
-  for i in $(seq 100); do
+  for _ in $(seq 100); do
     line=$(head -n1 "$OUT/shardmq.stdout" 2>/dev/null)
     case "$line" in listening\ *:*) break ;; esac
     kill -0 "$p" 2>/dev/null || return 1
@@ -83,9 +83,9 @@ set_tcp_nodelay true
 max_queued_messages 100000
 CONF
   mosquitto -c "$OUT/mosquitto.conf" >>"$OUT/mosquitto.log" 2>&1 &
-  local p=$! i
+  local p=$!
   STARTED+=("$p")
-  for i in $(seq 50); do port_open "$port" && break; sleep 0.1; done
+  for _ in $(seq 50); do port_open "$port" && break; sleep 0.1; done
   port_open "$port" || return 1
   PID[mosquitto]=$p PORT[mosquitto]=$port
 }
@@ -137,7 +137,7 @@ run_one() { # broker key args rep
     tail -n1 "$log" | python3 -c 'import json,sys; d=json.loads(sys.stdin.read()); d.update(broker=sys.argv[1], key=sys.argv[2], rep=int(sys.argv[3])); print(json.dumps(d))' "$b" "$key" "$rep" >>"$RES" \
       || printf '{"broker":"%s","key":"%s","rep":%d,"failed":true,"error":"no JSON"}\n' "$b" "$key" "$rep" >>"$RES"
   else
-    local err; err=$(tail -n1 "$log" | tr -d '"\\' | cut -c1-200)
+    local err; err=$(tail -n1 "$log" | tr -d '"' | tr -d "\\\\" | cut -c1-200)
     printf '{"broker":"%s","key":"%s","rep":%d,"failed":true,"error":"%s"}\n' "$b" "$key" "$rep" "$err" >>"$RES"
   fi
   sleep 0.3
