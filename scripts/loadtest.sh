@@ -100,16 +100,20 @@ done
 {
   echo "date: $(date -Is)   host: $(uname -n)   kernel: $(uname -r)   cores: $(nproc)"
   echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "brokers: shardmq --shards 2 $( [ -n "${PID[shardmq]}" ] || echo "(FAILED TO START)"); $(command -v mosquitto >/dev/null && (mosquitto -h 2>&1 | head -n1) || echo "mosquitto not installed")"
+  echo "brokers: shardmq --shards 2 $( [ -n "${PID[shardmq]}" ] || echo "(FAILED TO START)"); $(if command -v mosquitto >/dev/null; then mosquitto -h 2>&1 | head -n1; else echo "mosquitto not installed"; fi)"
   echo "repetitions: $REPS, window: ${SECS}s per run, generator: $BENCH --threads 1"
 } >"$OUT/meta.txt"
 
 # key | shardmq-bench arguments
+# The issue-3 comparison points: p2p 50 pairs QoS 1 as fast as possible; p2p QoS 0 at 100k
+# msg/s offered; fan-in 8 x 5,000 msg/s QoS 1 (latency); the lossless fan-in maximum (QoS 1,
+# flow-controlled) next to the QoS 0 flood into the same single subscriber.
 SCENARIOS=(
-  "p2p-q0|--qos 0 --rate 1000 p2p --pairs 10"
-  "p2p-q1|--qos 1 --rate 1000 p2p --pairs 10"
-  "fanin-q1-latency|--qos 1 --rate 2000 fanin --pubs 8"
+  "p2p-q1-max|--qos 1 --rate 0 p2p --pairs 50"
+  "p2p-q0-100k|--qos 0 --rate 2000 p2p --pairs 50"
+  "fanin-q1-8x5k|--qos 1 --rate 5000 fanin --pubs 8"
   "fanout-q0|--qos 0 --rate 200 fanout --subs 50"
+  "fanin-q1-max|--qos 1 --rate 0 fanin --pubs 8"
   "flood-q0|--qos 0 --rate 0 fanin --pubs 8"
 )
 for n in $CONNS; do SCENARIOS+=("conn-$n|--inflight 64 conn --conns $n"); done
