@@ -109,8 +109,6 @@ pub struct Limits {
     pub max_keepalive_secs: u16,
     /// Topic Alias Maximum announced to clients (aliases they may use towards us).
     pub topic_alias_maximum: u16,
-    /// Bytes read from one socket before other connections get a turn.
-    pub read_budget_bytes: usize,
     /// QoS 1/2 messages a shard may hold queued for connected subscribers before it stops
     /// reading from publishers (backpressure instead of `queue_drops`). Metric:
     /// `delivery_backpressure`.
@@ -156,7 +154,6 @@ impl Default for Limits {
             max_session_expiry_secs: 7 * 24 * 3600,
             max_keepalive_secs: 0,
             topic_alias_maximum: 32,
-            read_budget_bytes: 64 * 1024,
             backpressure_queued_messages: 10_000,
         }
     }
@@ -232,9 +229,6 @@ impl Config {
         }
         if l.max_topic_levels == 0 {
             return bad("limits.max_topic_levels", "must be at least 1");
-        }
-        if l.read_budget_bytes < 1024 {
-            return bad("limits.read_budget_bytes", "must be at least 1024");
         }
         if self.mesh.channel_batches == 0 {
             return bad("mesh.channel_batches", "must be at least 1");

@@ -18,13 +18,15 @@
 //! | --- | --- | --- |
 //! | [`codec`] | the MQTT 3.1.1 / 5.0 wire format, zero-copy decode, single-reserve encode | pure |
 //! | [`topic`] | topic name / filter rules, the subscription trie, the retained index | pure |
+//! | [`session`] | per-client state: subscriptions, in-flight window, queue, Will | pure |
+//! | [`shard`] | what one core owns: connections, routing, interest, registry, retained, timers | pure |
 //! | [`config`] | every setting and every limit, with defaults and validation | pure |
 //! | [`runtime`] | io_uring event loops (one pinned thread per shard), sockets, the clock, the mesh | the only I/O |
 //!
 //! ## The pure / runtime rule
 //!
 //! Everything outside `runtime` is deterministic: it never touches a socket, the clock or
-//! glommio, and time comes in as an argument. That keeps the protocol testable without a
+//! io_uring, and time comes in as an argument. That keeps the protocol testable without a
 //! network and lets the runtime be replaced without touching the protocol.
 
 pub mod codec;

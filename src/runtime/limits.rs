@@ -6,7 +6,7 @@
 //! - **RLIMIT_NOFILE**: every client connection is one file descriptor. [`raise_nofile_limit`]
 //!   lifts the soft limit to the hard limit, and [`check_fd_budget`] refuses to start when
 //!   `max_connections` plus a fixed reserve ([`fd_reserve`]) would not fit.
-//! - **io_uring**: glommio needs it. [`probe_io_uring`] sets up a tiny ring and turns the
+//! - **io_uring**: every shard runs on one. [`probe_io_uring`] sets up a tiny ring and turns the
 //!   three usual failures (disabled, kernel too old, memlock too low) into one clear line.
 //! - Kernel-wide knobs (`fs.nr_open`, `net.core.somaxconn`, `tcp_mem`, ...) are out of reach of
 //!   an unprivileged process; `tuning/check.sh` reports them and `tuning/apply.sh` sets them.
@@ -16,7 +16,7 @@
 use std::io;
 
 /// File descriptors reserved per shard on top of the client connections: the shard's
-/// `SO_REUSEPORT` listener (plus one for a second address family), glommio's three io_uring
+/// `SO_REUSEPORT` listener (plus one for a second address family), its io_uring
 /// rings (main, latency, poll), its eventfd and timer fds, and the shard's mesh wake-ups.
 pub const FD_RESERVE_PER_SHARD: u64 = 8;
 
@@ -193,7 +193,7 @@ pub fn classify_io_uring_error(errno: Option<i32>, memlock_soft: Option<u64>) ->
 }
 
 /// Sets up (and drops) an 8-entry io_uring to prove that this process may use io_uring,
-/// before glommio tries and fails with a less helpful message.
+/// before a shard tries and fails with a less helpful message.
 ///
 /// `EPERM` means io_uring is switched off (`kernel.io_uring_disabled`, or a seccomp profile
 /// such as Docker's default); `ENOSYS` means the kernel lacks it; `ENOMEM` usually means

@@ -1,6 +1,6 @@
 //! The listening sockets: one per shard on the same address, SO_REUSEPORT so the kernel
 //! spreads connections over shards, SO_REUSEADDR so a restart does not fail on TIME_WAIT,
-//! and a configurable backlog (glommio's own bind fixes it at 1024).
+//! and a configurable backlog.
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::io;

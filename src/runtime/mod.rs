@@ -1,4 +1,4 @@
-//! The only code that touches glommio, sockets, the clock, signals and process limits.
+//! The only code that touches io_uring, sockets, the clock, signals and process limits.
 //!
 //! [`run`] checks the host (open files, io_uring), binds one SO_REUSEPORT listener per
 //! shard, starts one pinned thread per shard — each an io_uring event loop around its

@@ -20,7 +20,11 @@ use crate::session::{ClientLimits, Message, Session};
 impl Shard {
     pub(super) fn on_connect(&mut self, key: Key, connect: Box<Connect>, now_ms: u64) {
         let limits = &self.config.limits;
-        let per_shard_cap = limits.max_connections.div_ceil(self.shards as u64) as usize;
+        // 0 = unlimited here: the runtime resolves it from the open-file limit before start.
+        let per_shard_cap = match limits.max_connections {
+            0 => usize::MAX,
+            n => n.div_ceil(self.shards as u64) as usize,
+        };
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
