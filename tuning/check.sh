@@ -78,7 +78,7 @@ printf "$FMT" ------- ------- ----------- ------ ---
 # --- io_uring -----------------------------------------------------------------------------
 if res=$(probe_io_uring); then
     case $res in
-    ok) row "io_uring (probe)" "works" "works" OK "glommio runs every shard on io_uring" ;;
+    ok) row "io_uring (probe)" "works" "works" OK "every shard runs its own io_uring" ;;
     EPERM) row "io_uring (probe)" "EPERM" "works" LOW "disabled: kernel.io_uring_disabled or a seccomp profile (Docker) blocks it" ;;
     ENOSYS) row "io_uring (probe)" "ENOSYS" "works" LOW "kernel too old (need 5.8+, 5.19+ recommended) or no CONFIG_IO_URING" ;;
     ENOMEM) row "io_uring (probe)" "ENOMEM" "works" LOW "RLIMIT_MEMLOCK too low: ulimit -l unlimited / LimitMEMLOCK=infinity" ;;
@@ -124,7 +124,7 @@ memlock=$(ulimit -Sl)
 need_ml_kib=$((SHARDS * 65536))
 if [[ $memlock == unlimited ]] || ((memlock >= need_ml_kib)); then st=OK; else st=LOW; fi
 if [[ $memlock == unlimited ]]; then ml_show=unlimited; else ml_show="$memlock KiB"; fi
-row "RLIMIT_MEMLOCK" "$ml_show" "unlimited (>= $need_ml_kib KiB)" "$st" "io_uring rings + glommio's registered buffers are locked memory"
+row "RLIMIT_MEMLOCK" "$ml_show" "unlimited (>= $need_ml_kib KiB)" "$st" "io_uring rings and each shard's registered receive-buffer ring are locked memory"
 
 # --- network ------------------------------------------------------------------------------
 for key in "${TUN_SYSCTLS[@]}"; do

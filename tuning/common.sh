@@ -12,7 +12,7 @@ TUN_FD_RESERVE_PER_SHARD=8
 # measured on Linux 6.18 with 12,000 loopback sockets: 3.8-4.1 KB. See tuning/README.md.
 TUN_KERNEL_BYTES_PER_CONN=4096
 # Broker bytes per idle connection: replace with the slope scripts/capacity.sh measures.
-TUN_BROKER_BYTES_PER_CONN=${SHARDMQ_BROKER_BYTES_PER_CONN:-4096}
+TUN_BROKER_BYTES_PER_CONN=${SHARDMQ_BROKER_BYTES_PER_CONN:-1024}
 
 # Every sysctl the scripts know about, in display order.
 TUN_SYSCTLS=(
