@@ -80,6 +80,8 @@ struct EventLoop {
     max_packet: usize,
     congested: bool,
     pressured: bool,
+    /// Accept failed (e.g. EMFILE): re-armed at the next tick instead of spinning.
+    accept_backoff: bool,
     paused: Vec<Key>,
     service: Vec<Key>,
 }
@@ -140,6 +142,7 @@ impl EventLoop {
             max_packet,
             congested: false,
             pressured: false,
+            accept_backoff: false,
             paused: Vec::new(),
             service: Vec::new(),
         };
@@ -254,6 +257,9 @@ impl EventLoop {
                 last_tick = Instant::now();
                 let now = self.now_ms();
                 self.shard.tick(now);
+                if std::mem::take(&mut self.accept_backoff) {
+                    self.arm_accept();
+                }
             }
             let me = self.port.me;
             if shutdown_deadline.is_none()
@@ -305,11 +311,17 @@ impl EventLoop {
             OP_ACCEPT => {
                 if res >= 0 {
                     self.on_accept(res);
-                } else {
-                    tracing::warn!(error = %io::Error::from_raw_os_error(-res), "accept failed");
-                }
-                if !cqueue::more(flags) {
-                    self.arm_accept();
+                    if !cqueue::more(flags) {
+                        self.arm_accept();
+                    }
+                } else if !cqueue::more(flags) && !self.accept_backoff {
+                    // Out of file descriptors or memory: try again at the next tick, so a
+                    // full listen queue does not turn into a busy loop.
+                    tracing::warn!(
+                        error = %io::Error::from_raw_os_error(-res),
+                        "accept failed; retrying in {TICK:?}"
+                    );
+                    self.accept_backoff = true;
                 }
             }
             OP_RECV => self.on_recv(index, generation, res, flags),
