@@ -109,6 +109,8 @@ pub struct Limits {
     pub max_keepalive_secs: u16,
     /// Topic Alias Maximum announced to clients (aliases they may use towards us).
     pub topic_alias_maximum: u16,
+    /// Seconds a new connection may take to send CONNECT; then it is closed (no CONNACK).
+    pub connect_timeout_secs: u16,
     /// QoS 1/2 messages a shard may hold queued for connected subscribers before it stops
     /// reading from publishers (backpressure instead of `queue_drops`). Metric:
     /// `delivery_backpressure`.
@@ -154,6 +156,7 @@ impl Default for Limits {
             max_session_expiry_secs: 7 * 24 * 3600,
             max_keepalive_secs: 0,
             topic_alias_maximum: 32,
+            connect_timeout_secs: 10,
             backpressure_queued_messages: 10_000,
         }
     }
@@ -229,6 +232,9 @@ impl Config {
         }
         if l.max_topic_levels == 0 {
             return bad("limits.max_topic_levels", "must be at least 1");
+        }
+        if l.connect_timeout_secs == 0 {
+            return bad("limits.connect_timeout_secs", "must be at least 1");
         }
         if self.mesh.channel_batches == 0 {
             return bad("mesh.channel_batches", "must be at least 1");

@@ -10,8 +10,6 @@ use crate::codec::ReasonCode;
 
 /// Slots of the keep-alive wheel (seconds). Deadlines further out are re-checked each turn.
 const WHEEL_SLOTS: u64 = 1024;
-/// A connection must send CONNECT within this time.
-pub const CONNECT_TIMEOUT_MS: u64 = 10_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Event {
@@ -102,6 +100,11 @@ impl Shard {
         }
     }
 
+    /// `limits.connect_timeout_secs` in ms.
+    fn connect_timeout_ms(&self) -> u64 {
+        self.config.limits.connect_timeout_secs as u64 * 1000
+    }
+
     /// Watches a connection: the CONNECT deadline while it has not connected, then its
     /// keep alive (nothing when 0).
     pub(super) fn watch_connection(&mut self, conn: Key, now_ms: u64) {
@@ -109,7 +112,7 @@ impl Shard {
             return;
         };
         let deadline = match c.state {
-            super::ConnState::AwaitingConnect => c.last_packet_ms + CONNECT_TIMEOUT_MS,
+            super::ConnState::AwaitingConnect => c.last_packet_ms + self.connect_timeout_ms(),
             super::ConnState::Closing => return,
             _ if c.keepalive_secs == 0 => return,
             _ => deadline_ms(c.last_packet_ms, c.keepalive_secs),
@@ -137,7 +140,7 @@ impl Shard {
                 }
                 match c.state {
                     super::ConnState::AwaitingConnect => {
-                        if c.last_packet_ms + CONNECT_TIMEOUT_MS <= now_ms {
+                        if c.last_packet_ms + self.connect_timeout_ms() <= now_ms {
                             self.close(conn, None);
                             continue;
                         }
