@@ -280,14 +280,7 @@ impl Shard {
             outbound.queue.is_empty() && outbound.inflight.len() < window,
         ) {
             let packet_id = outbound.next_packet_id();
-            if self.write_publish(skey, ckey, &delivery, packet_id, false, now_ms) {
-                let slot = self.sessions.get_mut(skey).expect("checked above");
-                slot.session.outbound.inflight.push_back(Inflight {
-                    packet_id,
-                    delivery,
-                    state: InflightState::AwaitingAck,
-                });
-            }
+            self.send_in_window(skey, ckey, delivery, packet_id, now_ms);
             return;
         }
         if outbound.queue.len() >= max_queued {
@@ -299,6 +292,26 @@ impl Shard {
             self.online_queued += 1;
             if outbound.queue.len() == full_mark {
                 self.full_sessions.push(skey);
+            }
+        }
+    }
+
+    /// Sends a QoS 1/2 delivery under `packet_id` and records it in the in-flight window.
+    fn send_in_window(
+        &mut self,
+        skey: Key,
+        ckey: Key,
+        delivery: Delivery,
+        packet_id: u16,
+        now_ms: u64,
+    ) {
+        if self.write_publish(skey, ckey, &delivery, packet_id, false, now_ms) {
+            if let Some(slot) = self.sessions.get_mut(skey) {
+                slot.session.outbound.inflight.push_back(Inflight {
+                    packet_id,
+                    delivery,
+                    state: InflightState::AwaitingAck,
+                });
             }
         }
     }
@@ -356,14 +369,15 @@ impl Shard {
                 }
             }
         }
-        let fits = publish
-            .encoded_len(conn.protocol)
-            .is_ok_and(|n| n <= limits.max_packet_bytes as usize);
-        if !fits {
-            self.metrics.oversize_drops += 1;
+        // Encode once and take it back if it is larger than the client accepts, rather than
+        // computing every length twice for each message.
+        let start = conn.out.len();
+        if publish.encode(conn.protocol, &mut conn.out).is_err() {
             return false;
         }
-        if publish.encode(conn.protocol, &mut conn.out).is_err() {
+        if conn.out.len() - start > limits.max_packet_bytes as usize {
+            conn.out.truncate(start);
+            self.metrics.oversize_drops += 1;
             return false;
         }
         self.metrics.publishes_sent += 1;
@@ -438,14 +452,7 @@ impl Shard {
                 continue;
             }
             let packet_id = outbound.next_packet_id();
-            if self.write_publish(skey, ckey, &delivery, packet_id, false, now_ms) {
-                let slot = self.sessions.get_mut(skey).expect("checked above");
-                slot.session.outbound.inflight.push_back(Inflight {
-                    packet_id,
-                    delivery,
-                    state: InflightState::AwaitingAck,
-                });
-            }
+            self.send_in_window(skey, ckey, delivery, packet_id, now_ms);
         }
     }
 
