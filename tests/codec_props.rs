@@ -567,6 +567,54 @@ fn decode_one(frame: &[u8], protocol: Protocol) -> Packet {
     p
 }
 
+/// The borrowed decoder must agree with the owned one on the same bytes: same `None`, same
+/// error, same fields, same frame length.
+fn assert_view_agrees(buf: &[u8], protocol: Protocol, max: usize) {
+    let owned = Packet::decode(&mut BytesMut::from(buf), protocol, max);
+    let view = PacketView::decode(buf, protocol, max);
+    match (view, owned) {
+        (Ok(None), Ok(None)) => {}
+        (Err(a), Err(b)) => assert_eq!(a, b, "errors differ on {buf:02x?}"),
+        (Ok(Some((PacketView::Other, len))), owned) => {
+            let ty = buf[0] >> 4;
+            assert!(
+                !(3..=7).contains(&ty),
+                "{buf:02x?}: view says Other for type {ty}"
+            );
+            assert!(len <= buf.len());
+            if let Ok(Some(p)) = owned {
+                assert_eq!(p.packet_type(), ty);
+            }
+        }
+        (Ok(Some((PacketView::Publish(v), len))), Ok(Some(Packet::Publish(p)))) => {
+            assert_eq!((v.dup, v.qos, v.retain), (p.dup, p.qos, p.retain));
+            assert_eq!(v.topic, p.topic.as_str());
+            assert_eq!(v.packet_id, p.packet_id);
+            assert_eq!(v.properties, p.properties);
+            assert_eq!(v.payload, &p.payload[..]);
+            assert_eq!(len, frame_len_of(buf));
+        }
+        (Ok(Some((PacketView::Ack(v), len))), Ok(Some(p))) => {
+            let a = match &p {
+                Packet::PubAck(a) | Packet::PubRec(a) | Packet::PubRel(a) | Packet::PubComp(a) => a,
+                other => panic!("{buf:02x?}: view Ack, owned {other:?}"),
+            };
+            assert_eq!(v.packet_type, p.packet_type());
+            assert_eq!((v.packet_id, v.reason_code), (a.packet_id, a.reason_code));
+            assert_eq!(v.properties, a.properties);
+            assert_eq!(len, frame_len_of(buf));
+        }
+        (view, owned) => panic!("{buf:02x?}: view {view:?}, owned {owned:?}"),
+    }
+}
+
+fn frame_len_of(buf: &[u8]) -> usize {
+    parse_frame_header(buf, usize::MAX)
+        .unwrap()
+        .unwrap()
+        .frame_len()
+}
+
 // ---------------------------------------------------------------- properties
 
 proptest! {
@@ -586,6 +634,7 @@ proptest! {
         let header = parse_frame_header(&frame, MAX).unwrap().unwrap();
         prop_assert_eq!(header.frame_len(), frame.len());
         let back = decode_one(&frame, protocol);
+        assert_view_agrees(&frame, protocol, MAX);
         prop_assert_eq!(&back, &p);
         prop_assert_eq!(&encode(&back, protocol)[..], &frame[..]);
     }
@@ -671,6 +720,7 @@ fn decode_stream(input: &[u8], max: usize) -> usize {
         let mut buf = BytesMut::from(input);
         loop {
             let before = buf.len();
+            assert_view_agrees(&buf, protocol, max);
             match Packet::decode(&mut buf, protocol, max) {
                 Ok(Some(p)) => {
                     decoded += 1;

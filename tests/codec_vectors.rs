@@ -974,3 +974,49 @@ fn decoded_connect_points_into_the_frame() {
     assert!(inside(frame, d.username.as_ref().unwrap().as_bytes()));
     assert!(inside(frame, d.password.as_ref().unwrap()));
 }
+
+#[test]
+fn publish_view_reads_in_place_and_leaves_the_buffer_alone() {
+    // PUBLISH QoS 1, v3.1.1: topic "a/b", packet id 10, payload "hi"; then a PUBACK for 7.
+    let bytes = cat(&[
+        &[0x32, 0x09, 0x00, 0x03],
+        b"a/b",
+        &[0x00, 0x0A],
+        b"hi",
+        &[0x40, 0x02, 0x00, 0x07],
+    ]);
+    let (view, len) = PacketView::decode(&bytes, Protocol::V311, MAX)
+        .unwrap()
+        .unwrap();
+    assert_eq!(len, 11);
+    let PacketView::Publish(p) = view else {
+        panic!("not a publish: {view:?}")
+    };
+    assert_eq!((p.qos, p.packet_id, p.topic), (QoS::AtLeastOnce, 10, "a/b"));
+    assert_eq!(p.payload, b"hi");
+    // Slices of the caller's buffer, not copies.
+    assert_eq!(p.payload.as_ptr(), bytes[9..].as_ptr());
+    assert_eq!(p.topic.as_ptr(), bytes[4..].as_ptr());
+    let (view, len) = PacketView::decode(&bytes[11..], Protocol::V311, MAX)
+        .unwrap()
+        .unwrap();
+    assert_eq!(len, 4);
+    let PacketView::Ack(a) = view else {
+        panic!("not an ack: {view:?}")
+    };
+    assert_eq!((a.packet_type, a.packet_id), (PUBACK, 7));
+    // An incomplete frame is `None`; a SUBACK is someone else's job.
+    assert_eq!(
+        PacketView::decode(&bytes[..10], Protocol::V311, MAX),
+        Ok(None)
+    );
+    assert_eq!(
+        PacketView::decode(&[0x90, 0x03, 0x00, 0x01, 0x00], Protocol::V311, MAX),
+        Ok(Some((PacketView::Other, 5)))
+    );
+    // The same errors as the owned decoder: packet id 0 [MQTT-2.2.1-3].
+    assert_eq!(
+        PacketView::decode(&[0x40, 0x02, 0x00, 0x00], Protocol::V311, MAX),
+        Err(DecodeError::ZeroPacketId)
+    );
+}

@@ -13,14 +13,15 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::fd::RawFd;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use crossbeam_channel::{Receiver, Sender};
 use io_uring::{opcode, squeue, types, IoUring};
 use socket2::SockAddr;
 
 use shardmq::codec::{
-    ConnAck, Connect, Disconnect, EncodedPublish, Packet, Protocol, PubResponse, Publish, QoS,
-    ReasonCode, Subscribe, SubscribeFilter, SubscriptionOptions, PUBACK, PUBCOMP, PUBREC, PUBREL,
+    ConnAck, Connect, Disconnect, EncodedPublish, Packet, PacketView, Protocol, PubResponse,
+    Publish, QoS, ReasonCode, Subscribe, SubscribeFilter, SubscriptionOptions, PUBACK, PUBCOMP,
+    PUBREC, PUBREL,
 };
 
 use super::pacing::{Pacer, RateLimiter};
@@ -238,6 +239,15 @@ fn errno_text(e: i32) -> String {
 
 fn bump(map: &mut BTreeMap<String, u64>, key: impl Into<String>) {
     *map.entry(key.into()).or_default() += 1;
+}
+
+/// What the engine needs of a received PUBLISH, copied out of the receive buffer.
+struct Received {
+    qos: QoS,
+    packet_id: u16,
+    retain: bool,
+    payload_len: usize,
+    header: Option<Header>,
 }
 
 fn ud(ci: usize, op: u64) -> u64 {
@@ -764,10 +774,37 @@ impl Worker {
         // SAFETY: the kernel wrote `res` bytes into the spare capacity we handed it.
         unsafe { c.rbuf.set_len(c.rbuf.len() + res as usize) };
         self.iv.c.bytes_rx += res as u64;
+        let proto = self.cfg.protocol;
         loop {
-            let r = Packet::decode(&mut self.conns[ci].rbuf, self.cfg.protocol, MAX_PACKET);
-            match r {
-                Ok(Some(p)) => self.on_packet(ci, p, now),
+            // PUBLISH and the acknowledgements are read in place (no allocation); the rest
+            // goes through the owned decoder.
+            let c = &mut self.conns[ci];
+            match PacketView::decode(&c.rbuf, proto, MAX_PACKET) {
+                Ok(Some((PacketView::Publish(p), len))) => {
+                    let received = Received {
+                        qos: p.qos,
+                        packet_id: p.packet_id,
+                        retain: p.retain,
+                        payload_len: p.payload.len(),
+                        header: payload::read(p.payload),
+                    };
+                    c.rbuf.advance(len);
+                    self.on_publish(ci, received, now);
+                }
+                Ok(Some((PacketView::Ack(a), len))) => {
+                    c.rbuf.advance(len);
+                    self.on_ack_packet(ci, a.packet_type, a.packet_id, a.reason_code);
+                }
+                Ok(Some((PacketView::Other, _))) => {
+                    match Packet::decode(&mut c.rbuf, proto, MAX_PACKET) {
+                        Ok(Some(p)) => self.on_packet(ci, p, now),
+                        Ok(None) => break,
+                        Err(e) => {
+                            self.error(ci, format!("decode: {e}"));
+                            return;
+                        }
+                    }
+                }
                 Ok(None) => break,
                 Err(e) => {
                     self.error(ci, format!("decode: {e}"));
@@ -784,24 +821,21 @@ impl Worker {
     }
 
     fn on_packet(&mut self, ci: usize, p: Packet, now: u64) {
-        let proto = self.cfg.protocol;
         match p {
-            Packet::Publish(p) => self.on_publish(ci, p, now),
-            Packet::PubAck(a) | Packet::PubComp(a) => self.on_ack(ci, a.packet_id, a.reason_code),
-            Packet::PubRec(a) => {
-                if a.reason_code.0 >= 0x80 {
-                    self.on_ack(ci, a.packet_id, a.reason_code);
-                } else {
-                    let c = &mut self.conns[ci];
-                    let _ = PubResponse::new(a.packet_id).encode(PUBREL, proto, &mut c.wbuf);
-                    self.mark_dirty(ci);
-                }
+            Packet::Publish(p) => {
+                let received = Received {
+                    qos: p.qos,
+                    packet_id: p.packet_id,
+                    retain: p.retain,
+                    payload_len: p.payload.len(),
+                    header: payload::read(&p.payload),
+                };
+                self.on_publish(ci, received, now)
             }
-            Packet::PubRel(a) => {
-                let c = &mut self.conns[ci];
-                let _ = PubResponse::new(a.packet_id).encode(PUBCOMP, proto, &mut c.wbuf);
-                self.mark_dirty(ci);
-            }
+            Packet::PubAck(a) => self.on_ack_packet(ci, PUBACK, a.packet_id, a.reason_code),
+            Packet::PubRec(a) => self.on_ack_packet(ci, PUBREC, a.packet_id, a.reason_code),
+            Packet::PubRel(a) => self.on_ack_packet(ci, PUBREL, a.packet_id, a.reason_code),
+            Packet::PubComp(a) => self.on_ack_packet(ci, PUBCOMP, a.packet_id, a.reason_code),
             Packet::ConnAck(a) => self.on_connack(ci, a, now),
             Packet::SubAck(s) => {
                 if self.conns[ci].st != St::Subscribing {
@@ -835,7 +869,26 @@ impl Worker {
         }
     }
 
-    fn on_publish(&mut self, ci: usize, p: Publish, now: u64) {
+    /// PUBACK, PUBREC, PUBREL or PUBCOMP from the broker.
+    fn on_ack_packet(&mut self, ci: usize, packet_type: u8, packet_id: u16, rc: ReasonCode) {
+        let proto = self.cfg.protocol;
+        match packet_type {
+            PUBREC if rc.0 < 0x80 => {
+                let c = &mut self.conns[ci];
+                let _ = PubResponse::new(packet_id).encode(PUBREL, proto, &mut c.wbuf);
+                self.mark_dirty(ci);
+            }
+            PUBREL => {
+                let c = &mut self.conns[ci];
+                let _ = PubResponse::new(packet_id).encode(PUBCOMP, proto, &mut c.wbuf);
+                self.mark_dirty(ci);
+            }
+            // PUBACK, PUBCOMP, or a PUBREC refusing the message.
+            _ => self.on_ack(ci, packet_id, rc),
+        }
+    }
+
+    fn on_publish(&mut self, ci: usize, p: Received, now: u64) {
         let proto = self.cfg.protocol;
         let c = &mut self.conns[ci];
         match p.qos {
@@ -852,7 +905,7 @@ impl Worker {
             self.dirty.push(ci as u32);
         }
         if self.cfg.mode == Mode::Retained {
-            if p.retain && !p.payload.is_empty() {
+            if p.retain && p.payload_len != 0 {
                 c.ret_rx += 1;
                 self.iv.c.retained_rx += 1;
                 if c.ret_rx == self.retained_target {
@@ -861,8 +914,8 @@ impl Worker {
             }
             return;
         }
-        let Some(h) = payload::read(&p.payload) else {
-            if !p.payload.is_empty() {
+        let Some(h) = p.header else {
+            if p.payload_len != 0 {
                 bump(&mut self.iv.errors, "payload without benchmark header");
             }
             return;

@@ -1,12 +1,14 @@
 //! PUBACK (§3.4), PUBREC (§3.5), PUBREL (§3.6) and PUBCOMP (§3.7): one shape, four types.
 
+use std::ops::Range;
+
 use bytes::{Bytes, BytesMut};
 
 use super::error::{DecodeError, EncodeError};
-use super::properties::{block_len, read_block, AckProperties};
+use super::properties::{block_len, AckProperties};
 use super::reason::{allowed, ReasonCode};
 use super::types::Protocol;
-use super::wire::{check_remaining, frame_len, write_frame, Reader};
+use super::wire::{check_remaining, frame_len, parse_var_int, write_frame, Reader};
 
 /// Packet type nibble of PUBACK.
 pub const PUBACK: u8 = 4;
@@ -42,30 +44,17 @@ impl PubResponse {
         body: Bytes,
         protocol: Protocol,
     ) -> Result<PubResponse, DecodeError> {
-        let mut r = Reader::new(body);
-        let packet_id = r.u16()?;
-        if packet_id == 0 {
-            return Err(DecodeError::ZeroPacketId);
-        }
-        let mut ack = PubResponse::new(packet_id);
-        if protocol.is_v5() && r.remaining() > 0 {
-            // [MQTT-3.4.2-1]: reason code and properties may be omitted.
-            let code = r.u8()?;
-            let allowed = if matches!(packet_type, PUBACK | PUBREC) {
-                allowed::PUBACK_PUBREC
-            } else {
-                allowed::PUBREL_PUBCOMP
-            };
-            if !allowed.contains(&code) {
-                return Err(DecodeError::InvalidReasonCode { packet_type, code });
-            }
-            ack.reason_code = ReasonCode(code);
-            if r.remaining() > 0 {
-                ack.properties = AckProperties::decode(read_block(&mut r)?, packet_type)?;
-            }
-        }
-        r.finish()?;
-        Ok(ack)
+        let layout = AckLayout::parse(packet_type, &body, protocol)?;
+        let properties = if layout.properties.is_empty() {
+            AckProperties::default()
+        } else {
+            AckProperties::decode(Reader::new(body.slice(layout.properties)), packet_type)?
+        };
+        Ok(PubResponse {
+            packet_id: layout.packet_id,
+            reason_code: layout.reason_code,
+            properties,
+        })
     }
 
     /// Encodes the packet at the end of `out` as `packet_type` (PUBACK..PUBCOMP).
@@ -106,5 +95,66 @@ impl PubResponse {
             }
         });
         Ok(())
+    }
+}
+
+/// The fields of a PUBACK / PUBREC / PUBREL / PUBCOMP body, checked by the rules both the owned
+/// decoder ([`PubResponse`]) and the borrowed one ([`super::AckView`]) use; the caller decodes
+/// the contents of the property block.
+pub(crate) struct AckLayout {
+    pub packet_id: u16,
+    pub reason_code: ReasonCode,
+    /// The property block without its length prefix; empty when absent.
+    pub properties: Range<usize>,
+}
+
+impl AckLayout {
+    #[inline(always)]
+    pub(crate) fn parse(
+        packet_type: u8,
+        body: &[u8],
+        protocol: Protocol,
+    ) -> Result<AckLayout, DecodeError> {
+        let packet_id = match body.get(..2) {
+            Some(s) => u16::from_be_bytes([s[0], s[1]]),
+            None => return Err(DecodeError::Truncated),
+        };
+        if packet_id == 0 {
+            return Err(DecodeError::ZeroPacketId);
+        }
+        let mut layout = AckLayout {
+            packet_id,
+            reason_code: ReasonCode::SUCCESS,
+            properties: 0..0,
+        };
+        let mut at = 2;
+        if protocol.is_v5() && body.len() > at {
+            // [MQTT-3.4.2-1]: reason code and properties may be omitted.
+            let code = body[at];
+            at += 1;
+            let allowed = if matches!(packet_type, PUBACK | PUBREC) {
+                allowed::PUBACK_PUBREC
+            } else {
+                allowed::PUBREL_PUBCOMP
+            };
+            if !allowed.contains(&code) {
+                return Err(DecodeError::InvalidReasonCode { packet_type, code });
+            }
+            layout.reason_code = ReasonCode(code);
+            if body.len() > at {
+                let (len, n) = parse_var_int(&body[at..])?.ok_or(DecodeError::Truncated)?;
+                let start = at + n;
+                let end = start
+                    .checked_add(len as usize)
+                    .filter(|&end| end <= body.len())
+                    .ok_or(DecodeError::Truncated)?;
+                layout.properties = start..end;
+                at = end;
+            }
+        }
+        if body.len() > at {
+            return Err(DecodeError::TrailingBytes(body.len() - at));
+        }
+        Ok(layout)
     }
 }

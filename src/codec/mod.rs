@@ -5,6 +5,8 @@
 //!   string, topic and payload of the packet is a `Bytes` slice of it (no copies). Every rule
 //!   of the specs that a receiver can check is checked, and every failure is a
 //!   [`DecodeError`] that knows its reason code.
+//! * **Borrowed decoding** ([`PacketView`]) reads PUBLISH and the acknowledgements in place,
+//!   for readers that do not keep the packet; same checks, no allocation.
 //! * **Encoding** computes the exact frame size first, reserves once and writes straight into
 //!   the buffer's spare capacity. [`Publish::encode_shared`] encodes a message once for many
 //!   receivers, who only patch their packet identifier.
@@ -21,6 +23,7 @@ mod publish;
 mod reason;
 mod subscribe;
 mod types;
+mod view;
 pub mod wire;
 
 pub use ack::{PubResponse, PUBACK, PUBCOMP, PUBREC, PUBREL};
@@ -39,6 +42,7 @@ pub use subscribe::{
     SUBACK, SUBSCRIBE, UNSUBACK, UNSUBSCRIBE,
 };
 pub use types::{MqttStr, Protocol, QoS};
+pub use view::{AckView, PacketView, PublishView};
 
 /// The largest frame MQTT can express: 268,435,455 bytes of body plus a 5-byte header.
 pub const MAX_FRAME_BYTES: usize = wire::MAX_VAR_INT as usize + 5;

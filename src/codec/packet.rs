@@ -101,6 +101,30 @@ pub fn parse_frame_header(
     Ok(Some(header))
 }
 
+/// The fixed-header checks every decoder applies: the type and flags are checked from the
+/// first byte alone, before the rest of the frame arrives; then the size. `Ok(None)` while
+/// the frame is incomplete.
+#[inline(always)]
+pub(crate) fn check_frame(
+    buf: &[u8],
+    protocol: Protocol,
+    max_packet_bytes: usize,
+) -> Result<Option<FrameHeader>, DecodeError> {
+    let Some(&first) = buf.first() else {
+        return Ok(None);
+    };
+    let (packet_type, flags) = (first >> 4, first & 0x0F);
+    if packet_type == 0 || (packet_type == AUTH && !protocol.is_v5()) {
+        return Err(DecodeError::UnknownPacketType(packet_type));
+    }
+    if let Some(required) = required_flags(packet_type) {
+        if flags != required {
+            return Err(DecodeError::InvalidHeaderFlags { packet_type, flags });
+        }
+    }
+    parse_frame_header(buf, max_packet_bytes)
+}
+
 /// The flags nibble each packet type requires (PUBLISH: any; checked by its decoder).
 fn required_flags(packet_type: u8) -> Option<u8> {
     match packet_type {
@@ -124,19 +148,7 @@ impl Packet {
     ) -> Result<Option<Packet>, DecodeError> {
         // The type and flags are checked from the first byte alone, before the rest of the
         // frame arrives.
-        let Some(&first) = buf.first() else {
-            return Ok(None);
-        };
-        let (packet_type, flags) = (first >> 4, first & 0x0F);
-        if packet_type == 0 || (packet_type == AUTH && !protocol.is_v5()) {
-            return Err(DecodeError::UnknownPacketType(packet_type));
-        }
-        if let Some(required) = required_flags(packet_type) {
-            if flags != required {
-                return Err(DecodeError::InvalidHeaderFlags { packet_type, flags });
-            }
-        }
-        let Some(header) = parse_frame_header(buf, max_packet_bytes)? else {
+        let Some(header) = check_frame(buf, protocol, max_packet_bytes)? else {
             return Ok(None);
         };
         let mut frame = buf.split_to(header.frame_len());

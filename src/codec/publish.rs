@@ -1,11 +1,15 @@
 //! PUBLISH (§3.3), and the encode-once / send-to-many form used for fan-out.
 
-use bytes::{Bytes, BytesMut};
+use std::ops::Range;
+
+use bytes::{Buf, Bytes, BytesMut};
 
 use super::error::{DecodeError, EncodeError};
-use super::properties::{block_len, read_block, PublishProperties};
-use super::types::{MqttStr, Protocol, QoS};
-use super::wire::{binary_len, check_field, check_remaining, frame_len, write_frame, Reader};
+use super::properties::{block_len, PublishProperties};
+use super::types::{validate_topic_name_utf8, MqttStr, Protocol, QoS};
+use super::wire::{
+    binary_len, check_field, check_remaining, frame_len, parse_var_int, write_frame, Reader,
+};
 
 /// Packet type nibble of PUBLISH.
 pub const PUBLISH: u8 = 3;
@@ -45,42 +49,31 @@ impl Publish {
     #[inline(always)]
     pub(crate) fn decode(
         flags: u8,
-        body: Bytes,
+        mut body: Bytes,
         protocol: Protocol,
     ) -> Result<Publish, DecodeError> {
-        let qos = QoS::from_bits((flags >> 1) & 0x03)?;
-        let dup = flags & DUP != 0;
-        if dup && qos == QoS::AtMostOnce {
-            return Err(DecodeError::DupOnQoS0);
-        }
-        let mut r = Reader::new(body);
-        let topic = r.topic_name()?;
-        let packet_id = if qos == QoS::AtMostOnce {
-            0
-        } else {
-            match r.u16()? {
-                0 => return Err(DecodeError::ZeroPacketId),
-                id => id,
-            }
-        };
-        let properties = if protocol.is_v5() {
-            PublishProperties::decode(read_block(&mut r)?, PUBLISH)?
-        } else {
+        let layout = PublishLayout::parse(flags, &body, protocol)?;
+        let properties = if layout.properties.is_empty() {
             PublishProperties::default()
+        } else {
+            PublishProperties::decode(Reader::new(body.slice(layout.properties.clone())), PUBLISH)?
         };
-        // Wildcards were rejected while reading the topic [MQTT-3.3.2-2].
-        if topic.is_empty() && properties.topic_alias.is_none() {
-            return Err(DecodeError::EmptyTopicWithoutAlias);
-        }
-        let payload = r.rest();
+        layout.check_topic_or_alias(&properties)?;
+        let topic = if layout.topic.is_empty() {
+            MqttStr::default()
+        } else {
+            MqttStr::from_validated(body.slice(layout.topic.clone()))
+        };
+        // The payload takes over the frame's reference instead of adding one.
+        body.advance(layout.payload_start);
         Ok(Publish {
-            dup,
-            qos,
-            retain: flags & RETAIN != 0,
+            dup: layout.dup,
+            qos: layout.qos,
+            retain: layout.retain,
             topic,
-            packet_id,
+            packet_id: layout.packet_id,
             properties,
-            payload,
+            payload: body,
         })
     }
 
@@ -209,5 +202,92 @@ impl EncodedPublish {
     #[inline]
     pub fn is_empty(&self) -> bool {
         self.frame.is_empty()
+    }
+}
+
+/// Where the fields of a PUBLISH body are, checked by the one set of rules that both the owned
+/// decoder ([`Publish`]) and the borrowed one ([`super::PublishView`]) use. Everything is
+/// validated except the contents of the property block, which the caller decodes.
+pub(crate) struct PublishLayout {
+    pub dup: bool,
+    pub qos: QoS,
+    pub retain: bool,
+    /// The topic name's bytes (validated: UTF-8, no U+0000, no wildcards).
+    pub topic: Range<usize>,
+    pub packet_id: u16,
+    /// The property block without its length prefix (empty in MQTT 3.1.1).
+    pub properties: Range<usize>,
+    pub payload_start: usize,
+}
+
+impl PublishLayout {
+    /// Reads the fixed-header flags and the variable header of `body`.
+    #[inline(always)]
+    pub(crate) fn parse(
+        flags: u8,
+        body: &[u8],
+        protocol: Protocol,
+    ) -> Result<PublishLayout, DecodeError> {
+        let qos = QoS::from_bits((flags >> 1) & 0x03)?;
+        let dup = flags & DUP != 0;
+        if dup && qos == QoS::AtMostOnce {
+            return Err(DecodeError::DupOnQoS0);
+        }
+        let topic_len = read_u16(body, 0)? as usize;
+        let topic = 2..2 + topic_len;
+        let topic_bytes = body.get(topic.clone()).ok_or(DecodeError::Truncated)?;
+        // Wildcards are rejected here [MQTT-3.3.2-2].
+        validate_topic_name_utf8(topic_bytes)?;
+        let mut at = topic.end;
+        let packet_id = if qos == QoS::AtMostOnce {
+            0
+        } else {
+            let id = read_u16(body, at)?;
+            at += 2;
+            if id == 0 {
+                return Err(DecodeError::ZeroPacketId);
+            }
+            id
+        };
+        let mut properties = at..at;
+        if protocol.is_v5() {
+            let (len, n) = parse_var_int(&body[at..])?.ok_or(DecodeError::Truncated)?;
+            let start = at + n;
+            let end = start
+                .checked_add(len as usize)
+                .filter(|&end| end <= body.len())
+                .ok_or(DecodeError::Truncated)?;
+            properties = start..end;
+            at = end;
+        }
+        Ok(PublishLayout {
+            dup,
+            qos,
+            retain: flags & RETAIN != 0,
+            topic,
+            packet_id,
+            properties,
+            payload_start: at,
+        })
+    }
+
+    /// An empty topic needs a Topic Alias [MQTT-3.3.2-8]; checked after the properties.
+    #[inline]
+    pub(crate) fn check_topic_or_alias(
+        &self,
+        properties: &PublishProperties,
+    ) -> Result<(), DecodeError> {
+        if self.topic.is_empty() && properties.topic_alias.is_none() {
+            return Err(DecodeError::EmptyTopicWithoutAlias);
+        }
+        Ok(())
+    }
+}
+
+#[inline(always)]
+fn read_u16(body: &[u8], at: usize) -> Result<u16, DecodeError> {
+    match body.get(at..at + 2) {
+        Some(s) => Ok(u16::from_be_bytes([s[0], s[1]])),
+        None => Err(DecodeError::Truncated),
     }
 }

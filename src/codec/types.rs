@@ -97,6 +97,13 @@ impl MqttStr {
         Ok(MqttStr(bytes))
     }
 
+    /// Wraps bytes the caller already validated as a topic name or MQTT string.
+    #[inline]
+    pub(crate) fn from_validated(bytes: Bytes) -> MqttStr {
+        debug_assert!(std::str::from_utf8(&bytes).is_ok());
+        MqttStr(bytes)
+    }
+
     /// The string slice.
     #[inline]
     pub fn as_str(&self) -> &str {
