@@ -463,19 +463,18 @@ impl Worker {
         cqes.extend(self.ring.completion().map(|c| (c.user_data(), c.result())));
         self.dbg[0] += 1;
         self.dbg[1] += cqes.len() as u64;
-        for &(u, _) in &cqes {
-            if u & 0xFF == OP_SEND {
-                self.dbg[2] += 1;
-            } else if u & 0xFF == OP_RECV {
-                self.dbg[3] += 1;
-            }
-        }
         let now = now_ns();
         for &(u, res) in &cqes {
             let ci = (u >> 8) as usize;
             match u & 0xFF {
-                OP_RECV => self.on_recv(ci, res, now),
-                OP_SEND => self.on_send(ci, res, now),
+                OP_RECV => {
+                    self.dbg[3] += 1;
+                    self.on_recv(ci, res, now)
+                }
+                OP_SEND => {
+                    self.dbg[2] += 1;
+                    self.on_send(ci, res, now)
+                }
                 OP_CONNECT => self.on_connect(ci, res, now),
                 _ => {}
             }
@@ -792,8 +791,10 @@ impl Worker {
                     self.on_publish(ci, received, now);
                 }
                 Ok(Some((PacketView::Ack(a), len))) => {
+                    let (packet_type, packet_id, reason) =
+                        (a.packet_type, a.packet_id, a.reason_code);
                     c.rbuf.advance(len);
-                    self.on_ack_packet(ci, a.packet_type, a.packet_id, a.reason_code);
+                    self.on_ack_packet(ci, packet_type, packet_id, reason);
                 }
                 Ok(Some((PacketView::Other, _))) => {
                     match Packet::decode(&mut c.rbuf, proto, MAX_PACKET) {

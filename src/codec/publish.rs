@@ -58,7 +58,7 @@ impl Publish {
         } else {
             PublishProperties::decode(Reader::new(body.slice(layout.properties.clone())), PUBLISH)?
         };
-        layout.check_topic_or_alias(&properties)?;
+        layout.check_topic_or_alias(properties.topic_alias)?;
         let topic = if layout.topic.is_empty() {
             MqttStr::default()
         } else {
@@ -273,11 +273,8 @@ impl PublishLayout {
 
     /// An empty topic needs a Topic Alias [MQTT-3.3.2-8]; checked after the properties.
     #[inline]
-    pub(crate) fn check_topic_or_alias(
-        &self,
-        properties: &PublishProperties,
-    ) -> Result<(), DecodeError> {
-        if self.topic.is_empty() && properties.topic_alias.is_none() {
+    pub(crate) fn check_topic_or_alias(&self, topic_alias: Option<u16>) -> Result<(), DecodeError> {
+        if self.topic.is_empty() && topic_alias.is_none() {
             return Err(DecodeError::EmptyTopicWithoutAlias);
         }
         Ok(())

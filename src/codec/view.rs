@@ -6,8 +6,8 @@
 //! shared header's allocation, reference counting, and a copy when the buffer grows again.
 //! [`PacketView::decode`] applies exactly the same checks (the layout parsers are shared with
 //! the owned decoders) and hands out slices of the buffer; the caller then advances the
-//! buffer by the frame length it returns. Property blocks are rare on these packets; when
-//! present they are decoded from a copy into the owned property types.
+//! buffer by the frame length it returns. Property blocks are rare on these packets: a view
+//! holds the validated block, and `decode_properties` builds the owned type from a copy.
 
 use bytes::Bytes;
 
@@ -33,23 +33,53 @@ pub struct PublishView<'a> {
     pub topic: &'a str,
     /// Packet identifier; 0 for QoS 0.
     pub packet_id: u16,
-    /// MQTT 5 properties (decoded from a copy; default and free when there are none).
-    pub properties: PublishProperties,
+    /// The MQTT 5 property block, already validated (empty when there is none); see
+    /// [`PublishView::decode_properties`].
+    pub properties: &'a [u8],
     /// Application payload.
     pub payload: &'a [u8],
 }
 
 /// A PUBACK, PUBREC, PUBREL or PUBCOMP.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AckView {
+pub struct AckView<'a> {
     /// Which of the four (PUBACK..PUBCOMP).
     pub packet_type: u8,
     /// The PUBLISH being acknowledged.
     pub packet_id: u16,
     /// MQTT 5 reason code (Success when absent on the wire).
     pub reason_code: ReasonCode,
-    /// MQTT 5 properties (default and free when there are none).
-    pub properties: AckProperties,
+    /// The MQTT 5 property block, already validated (empty when there is none); see
+    /// [`AckView::decode_properties`].
+    pub properties: &'a [u8],
+}
+
+impl PublishView<'_> {
+    /// The properties as the owned type (copied: views are for readers that rarely need them).
+    pub fn decode_properties(&self) -> Result<PublishProperties, DecodeError> {
+        publish_properties(self.properties)
+    }
+}
+
+impl AckView<'_> {
+    /// The properties as the owned type (copied).
+    pub fn decode_properties(&self) -> Result<AckProperties, DecodeError> {
+        ack_properties(self.properties, self.packet_type)
+    }
+}
+
+fn publish_properties(block: &[u8]) -> Result<PublishProperties, DecodeError> {
+    if block.is_empty() {
+        return Ok(PublishProperties::default());
+    }
+    PublishProperties::decode(Reader::new(Bytes::copy_from_slice(block)), PUBLISH)
+}
+
+fn ack_properties(block: &[u8], packet_type: u8) -> Result<AckProperties, DecodeError> {
+    if block.is_empty() {
+        return Ok(AckProperties::default());
+    }
+    AckProperties::decode(Reader::new(Bytes::copy_from_slice(block)), packet_type)
 }
 
 /// The first packet of a receive buffer, read in place.
@@ -58,7 +88,7 @@ pub enum PacketView<'a> {
     /// An application message.
     Publish(PublishView<'a>),
     /// A QoS 1 / QoS 2 acknowledgement.
-    Ack(AckView),
+    Ack(AckView<'a>),
     /// A complete frame of another type: decode it with `Packet::decode`.
     Other,
 }
@@ -83,12 +113,9 @@ impl<'a> PacketView<'a> {
             PUBLISH => PacketView::Publish(publish(header.flags, body, protocol)?),
             PUBACK | PUBREC | PUBREL | PUBCOMP => {
                 let layout = AckLayout::parse(header.packet_type, body, protocol)?;
-                let properties = if layout.properties.is_empty() {
-                    AckProperties::default()
-                } else {
-                    let block = Bytes::copy_from_slice(&body[layout.properties]);
-                    AckProperties::decode(Reader::new(block), header.packet_type)?
-                };
+                let properties = &body[layout.properties];
+                // Validated now, so a view is only ever handed out for a valid packet.
+                ack_properties(properties, header.packet_type)?;
                 PacketView::Ack(AckView {
                     packet_type: header.packet_type,
                     packet_id: layout.packet_id,
@@ -105,13 +132,13 @@ impl<'a> PacketView<'a> {
 #[inline(always)]
 fn publish(flags: u8, body: &[u8], protocol: Protocol) -> Result<PublishView<'_>, DecodeError> {
     let layout = PublishLayout::parse(flags, body, protocol)?;
-    let properties = if layout.properties.is_empty() {
-        PublishProperties::default()
+    let properties = &body[layout.properties.clone()];
+    if properties.is_empty() {
+        layout.check_topic_or_alias(None)?;
     } else {
-        let block = Bytes::copy_from_slice(&body[layout.properties.clone()]);
-        PublishProperties::decode(Reader::new(block), PUBLISH)?
-    };
-    layout.check_topic_or_alias(&properties)?;
+        // Validated now, so a view is only ever handed out for a valid packet.
+        layout.check_topic_or_alias(publish_properties(properties)?.topic_alias)?;
+    }
     // SAFETY: the layout parser validated the topic as UTF-8.
     let topic = unsafe { std::str::from_utf8_unchecked(&body[layout.topic.clone()]) };
     Ok(PublishView {
