@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A CONNECT frame built by hand: protocol name, level, flags, keep alive, client id (and,
 /// for level 5, an empty property block).
@@ -49,6 +49,16 @@ fn first_packet_not_connect_is_closed_mqtt_3_1_0_1() {
     let mut c = broker.raw();
     c.send(&Packet::Publish(publish("a/b", b"x", QoS::AtMostOnce)));
     assert!(c.expect_closed().is_empty());
+    // An incomplete frame is enough: its first byte says it is not a CONNECT, so the
+    // connection closes now, long before the CONNECT deadline (10 s by default).
+    let mut c = broker.raw();
+    let started = Instant::now();
+    c.send_raw(&[0x30, 0x7F, 0x00]); // PUBLISH announcing 127 bytes, 1 sent
+    assert!(c.expect_closed().is_empty());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "closed only at the deadline"
+    );
     // The broker still serves others.
     broker.v311(&unique("after")).ping();
 }

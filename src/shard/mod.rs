@@ -26,7 +26,7 @@ use ahash::AHashMap;
 use bytes::BytesMut;
 use std::collections::VecDeque;
 
-use crate::codec::{Disconnect, MqttStr, Packet, Protocol, ReasonCode};
+use crate::codec::{Disconnect, MqttStr, Packet, Protocol, ReasonCode, CONNECT};
 use crate::config::Config;
 use crate::session::{Session, SharedMessage};
 use crate::topic::{RetainedIndex, TopicTrie};
@@ -220,6 +220,17 @@ impl Shard {
                 return;
             };
             if !conn.can_process_input() {
+                break;
+            }
+            if matches!(conn.state, ConnState::AwaitingConnect)
+                && input.first().is_some_and(|&b| b >> 4 != CONNECT)
+            {
+                // [MQTT-3.1.0-1]: the first packet must be CONNECT. Its type is known from
+                // the first byte: close now, not when the rest of the frame (or the CONNECT
+                // deadline) arrives.
+                self.metrics.protocol_errors += 1;
+                self.close(key, None);
+                input.clear();
                 break;
             }
             let protocol = conn.protocol;
