@@ -213,6 +213,7 @@ impl Shard {
             return false;
         };
         let conn = self.conns.remove(key).expect("checked above");
+        self.metrics.handovers += 1;
         let mut input = conn.input;
         input.extend_from_slice(unread);
         unread.clear();
