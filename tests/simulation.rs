@@ -54,6 +54,8 @@ struct SimClient {
     /// Where the connection is; None while it moves between shards or once closed.
     at: Option<(usize, Key)>,
     closed: bool,
+    /// The client closed its socket (a connection in transit is closed on arrival).
+    aborted: bool,
     /// Bytes sent and not yet taken by a shard.
     pending: BytesMut,
     /// Every packet received, with a sequence number over all clients.
@@ -159,6 +161,12 @@ impl Sim {
         for (key, socket) in adopted {
             let c = &mut self.clients[socket as usize];
             assert!(c.at.is_none() && !c.closed, "adopted twice");
+            if c.aborted {
+                // Its client is gone: the runtime sees the end of the stream at once.
+                c.closed = true;
+                self.shards[to].on_closed(key, self.now);
+                continue;
+            }
             c.at = Some((to, key));
             let conn = self.shards[to].conn_mut(key).unwrap();
             let mut input = std::mem::take(&mut conn.input);
@@ -204,6 +212,17 @@ impl Sim {
             if !progressed {
                 return;
             }
+        }
+    }
+
+    /// The client closes its socket without DISCONNECT.
+    fn abort(&mut self, i: usize) {
+        let c = &mut self.clients[i];
+        c.aborted = true;
+        if let Some((s, k)) = c.at.take() {
+            c.closed = true;
+            self.shards[s].on_closed(k, self.now);
+            self.pump();
         }
     }
 
@@ -259,15 +278,26 @@ impl Sim {
     }
 
     fn connect(&mut self, shard: usize, client_id: &str, receive_maximum: u16) -> usize {
+        self.connect_with(shard, client_id, receive_maximum, false)
+    }
+
+    fn connect_with(
+        &mut self,
+        shard: usize,
+        client_id: &str,
+        receive_maximum: u16,
+        clean_start: bool,
+    ) -> usize {
         let key = self.shards[shard].accept(self.now);
         let mut c = Connect::new(Protocol::V5, client_id);
-        c.clean_start = false;
+        c.clean_start = clean_start;
         c.keep_alive_secs = 0;
         c.properties.session_expiry_interval = Some(300);
         c.properties.receive_maximum = Some(receive_maximum);
         self.clients.push(SimClient {
             at: Some((shard, key)),
             closed: false,
+            aborted: false,
             pending: BytesMut::new(),
             log: Vec::new(),
             unacked: Vec::new(),
@@ -349,13 +379,16 @@ fn run(seed: u64) {
     sim.settle();
 
     // Publishes interleaved with random mesh steps and late acknowledgements; sub0 is taken
-    // over at random moments (two takeovers may overlap), mostly from another shard.
+    // over at random moments (two takeovers may overlap), mostly from another shard; some of
+    // the new connections are closed by their client at a random moment (before, during or
+    // after their move).
     let total = 300u32;
     let mut takeovers: Vec<u32> = (0..4)
         .map(|_| sim.rng.below(total as usize) as u32)
         .collect();
     takeovers.sort_unstable();
     let mut sent: Vec<(usize, u32, &str)> = Vec::new();
+    let mut doomed: Vec<usize> = Vec::new();
     for n in 0..total {
         let p = sim.rng.below(pubs.len());
         let topic = topics[sim.rng.below(topics.len())];
@@ -387,8 +420,25 @@ fn run(seed: u64) {
             let window = 1 + sim.rng.below(6) as u16;
             let new = sim.connect(shard, "sub0", window);
             subs[0].push(new);
+            if sim.rng.below(4) == 0 {
+                doomed.push(new);
+            }
+        }
+        for &c in &doomed {
+            if !sim.clients[c].aborted && sim.rng.below(4) == 0 {
+                sim.abort(c);
+            }
         }
     }
+    for c in doomed {
+        sim.abort(c);
+    }
+    sim.settle();
+    // The session is still there: one more takeover once everything settled.
+    let shard = sim.rng.below(shards);
+    let window = 1 + sim.rng.below(6) as u16;
+    let last = sim.connect(shard, "sub0", window);
+    subs[0].push(last);
     sim.settle();
 
     // Drain: everyone acknowledges everything until the broker has nothing left.
@@ -404,16 +454,16 @@ fn run(seed: u64) {
         }
     }
 
-    // sub0: every CONNACK after the first says Session Present; one connection (the last claim to reach the
-    // home shard, not necessarily the last opened) is connected, every other one ended (a
-    // connected one with 0x8E).
+    // sub0: every CONNACK after the first says Session Present; the last connection is
+    // connected, every other one ended (one that was connected with 0x8E, unless its client
+    // closed it).
     let conns = &subs[0];
     let live: Vec<usize> = conns
         .iter()
         .copied()
         .filter(|&c| sim.clients[c].at.is_some())
         .collect();
-    assert_eq!(live.len(), 1, "seed {seed}: live sub0 connections {live:?}");
+    assert_eq!(live, [last], "seed {seed}: live sub0 connections");
     for (j, &c) in conns.iter().enumerate() {
         let log = packets(&sim, c);
         let connacks: Vec<bool> = log
@@ -437,7 +487,7 @@ fn run(seed: u64) {
                 sim.clients[c].closed,
                 "seed {seed}: sub0 connection {j} lost in transit"
             );
-            if !connacks.is_empty() {
+            if !connacks.is_empty() && !sim.clients[c].aborted {
                 assert!(
                     matches!(log.last(), Some(Packet::Disconnect(d))
                         if d.reason_code == ReasonCode::SESSION_TAKEN_OVER),
@@ -525,5 +575,49 @@ fn routing_and_takeover_under_random_interleavings() {
         let seed = base.wrapping_add(i);
         println!("simulation seed {seed}");
         run(seed);
+    }
+}
+
+/// Clean Start from another shard: the old connection gets 0x8E, the old session (and its
+/// subscription) is gone, the new one is fresh, and the client id has one session.
+#[test]
+fn clean_start_takeover_from_another_shard_starts_fresh() {
+    for seed in 0..50 {
+        let mut sim = Sim::new(3, seed);
+        let old = sim.connect(0, "x", 10);
+        sim.settle();
+        let s = Subscribe {
+            packet_id: 1,
+            filters: vec![SubscribeFilter {
+                filter: "a/b".into(),
+                options: SubscriptionOptions::qos(QoS::AtLeastOnce),
+            }],
+            ..Subscribe::default()
+        };
+        sim.send(old, &Packet::Subscribe(s));
+        sim.settle();
+        let new = sim.connect_with(1 + (seed as usize % 2), "x", 10, true);
+        sim.settle();
+        let publisher = sim.connect(2, "p", 10);
+        sim.settle();
+        let mut m = Publish::new("a/b", 0u32.to_be_bytes().to_vec());
+        m.qos = QoS::AtLeastOnce;
+        m.packet_id = 1;
+        sim.send(publisher, &Packet::Publish(m));
+        sim.settle();
+        let old_log = packets(&sim, old);
+        assert!(
+            matches!(old_log.last(), Some(Packet::Disconnect(d))
+                if d.reason_code == ReasonCode::SESSION_TAKEN_OVER),
+            "seed {seed}: {old_log:?}"
+        );
+        let new_log = packets(&sim, new);
+        assert!(
+            matches!(new_log.as_slice(), [Packet::ConnAck(a)] if !a.session_present),
+            "seed {seed}: {new_log:?}"
+        );
+        assert!(sim.clients[new].at.is_some(), "seed {seed}: not connected");
+        let sessions: usize = sim.shards.iter().map(|s| s.session_count()).sum();
+        assert_eq!(sessions, 2, "seed {seed}: sessions");
     }
 }

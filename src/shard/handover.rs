@@ -15,6 +15,11 @@
 //! When the connection ends before it moves, `Adopt` carries no connection and the session
 //! goes offline (its expiry starts). A connection whose session was taken over again, or
 //! ended, while it moved is closed on arrival.
+//!
+//! An adopted connection is not refused for this shard's share of `max_connections`: its
+//! first shard admitted it, and refusing it here would turn a takeover into a lost client.
+//! A shard can therefore hold more than its share (and the process a little more than the
+//! limit, by the connections moved onto full shards); accept backs off on EMFILE anyway.
 
 use bytes::BytesMut;
 
