@@ -2,13 +2,22 @@
 //!
 //! Several pure [`Shard`]s are wired by in-memory per-pair FIFO queues whose batches are
 //! delivered in a random (seeded) interleaving, with publishes injected between mesh steps.
-//! Invariants: every QoS 1 publish reaches every matching subscriber (whose SUBACK came
-//! first) exactly once and in per-publisher order; a session taken over by a connection on
-//! another shard receives everything published after its new CONNACK, with session present.
-//! The seed is printed; rerun one with `SIM_SEED=<seed> cargo test --test simulation`.
+//! A connection that moves to the shard of its session (takeover) is handed over at a random
+//! step, as the runtime would once its socket is idle, carrying the bytes its client sent
+//! meanwhile. Subscribers acknowledge late and at random, so takeovers meet in-flight and
+//! queued messages.
+//!
+//! Invariants: every QoS 1/2 publish reaches every matching subscriber (whose SUBACK came
+//! first) and in per-publisher order; a subscriber that never reconnects gets each message
+//! exactly once; the persistent session `sub0`, taken over several times (mostly by
+//! connections on other shards, sometimes overlapping) while messages flow, gets every
+//! message published before, during and after the takeovers, each once plus only DUP
+//! redeliveries, with Session Present on every CONNACK.
+//! The seed is printed; rerun one with `SIM_SEED=<seed> cargo test --test simulation`, or
+//! many with `SIM_RUNS=<n>`.
 
 use bytes::BytesMut;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use shardmq::codec::{
     Connect, Packet, Protocol, PubResponse, Publish, QoS, ReasonCode, Subscribe, SubscribeFilter,
@@ -20,6 +29,13 @@ use shardmq::shard::{Key, MeshMsg, Shard};
 struct Rng(u64);
 
 impl Rng {
+    /// Seeds through splitmix64, so that neighbouring seeds give unrelated runs.
+    fn new(seed: u64) -> Rng {
+        let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        Rng((z ^ (z >> 31)).max(1))
+    }
     fn next(&mut self) -> u64 {
         // xorshift64*
         self.0 ^= self.0 >> 12;
@@ -32,11 +48,20 @@ impl Rng {
     }
 }
 
-#[derive(Clone)]
-struct Client {
-    shard: usize,
-    key: Key,
+/// A client and its one connection. The index in [`Sim::clients`] is the socket handle
+/// that travels with a handed-over connection.
+struct SimClient {
+    /// Where the connection is; None while it moves between shards or once closed.
+    at: Option<(usize, Key)>,
+    closed: bool,
+    /// The client closed its socket (a connection in transit is closed on arrival).
+    aborted: bool,
+    /// Bytes sent and not yet taken by a shard.
     pending: BytesMut,
+    /// Every packet received, with a sequence number over all clients.
+    log: Vec<(u64, Packet)>,
+    /// Received QoS 1/2 publishes not acknowledged yet: (packet id, QoS).
+    unacked: Vec<(u16, QoS)>,
 }
 
 struct Sim {
@@ -44,6 +69,8 @@ struct Sim {
     links: HashMap<(usize, usize), VecDeque<Vec<MeshMsg>>>,
     rng: Rng,
     now: u64,
+    clients: Vec<SimClient>,
+    received: u64,
 }
 
 impl Sim {
@@ -53,8 +80,10 @@ impl Sim {
                 .map(|i| Shard::new(i, n, Config::default(), 7))
                 .collect(),
             links: HashMap::new(),
-            rng: Rng(seed | 1),
+            rng: Rng::new(seed),
             now: 1_000,
+            clients: Vec::new(),
+            received: 0,
         }
     }
 
@@ -70,82 +99,236 @@ impl Sim {
         }
     }
 
-    /// Delivers one random pending batch. False when nothing is in flight.
+    /// Connections waiting for the runtime to move them.
+    fn handing_over(&mut self) -> Vec<usize> {
+        let mut ids = Vec::new();
+        for (i, c) in self.clients.iter().enumerate() {
+            if let Some((s, k)) = c.at {
+                if self.shards[s]
+                    .conn_mut(k)
+                    .is_some_and(|conn| conn.is_handing_over())
+                {
+                    ids.push(i);
+                }
+            }
+        }
+        ids
+    }
+
+    /// Delivers one random pending batch or moves one random handed-over connection. False
+    /// when nothing is in flight.
     fn step(&mut self) -> bool {
         self.collect();
-        let busy: Vec<(usize, usize)> = self
+        let mut busy: Vec<(usize, usize)> = self
             .links
             .iter()
             .filter(|(_, q)| !q.is_empty())
             .map(|(k, _)| *k)
             .collect();
-        if busy.is_empty() {
+        busy.sort_unstable();
+        let moving = self.handing_over();
+        if busy.is_empty() && moving.is_empty() {
             return false;
         }
-        let mut busy = busy;
-        busy.sort_unstable();
-        let (from, to) = busy[self.rng.below(busy.len())];
-        let batch = self
-            .links
-            .get_mut(&(from, to))
-            .unwrap()
-            .pop_front()
-            .unwrap();
         self.now += 1;
-        self.shards[to].on_mesh(from, batch, self.now);
+        let pick = self.rng.below(busy.len() + moving.len());
+        if pick < busy.len() {
+            let (from, to) = busy[pick];
+            let batch = self
+                .links
+                .get_mut(&(from, to))
+                .unwrap()
+                .pop_front()
+                .unwrap();
+            self.shards[to].on_mesh(from, batch, self.now);
+            self.adopt(to);
+        } else {
+            let ci = moving[pick - busy.len()];
+            let (s, k) = self.clients[ci].at.unwrap();
+            let mut unread = std::mem::take(&mut self.clients[ci].pending);
+            assert!(self.shards[s].hand_over(k, ci as u64, &mut unread));
+            assert!(unread.is_empty());
+            self.clients[ci].at = None;
+        }
+        self.pump();
         true
     }
 
-    fn settle(&mut self, clients: &mut [Client]) {
+    /// Connections shard `to` adopted: their bytes go back in front of the client's.
+    fn adopt(&mut self, to: usize) {
+        let mut adopted = Vec::new();
+        self.shards[to].take_adopted(&mut adopted);
+        for (key, socket) in adopted {
+            let c = &mut self.clients[socket as usize];
+            assert!(c.at.is_none() && !c.closed, "adopted twice");
+            if c.aborted {
+                // Its client is gone: the runtime sees the end of the stream at once.
+                c.closed = true;
+                self.shards[to].on_closed(key, self.now);
+                continue;
+            }
+            c.at = Some((to, key));
+            let conn = self.shards[to].conn_mut(key).unwrap();
+            let mut input = std::mem::take(&mut conn.input);
+            input.extend_from_slice(&c.pending);
+            c.pending = input;
+        }
+    }
+
+    /// The runtime's part for every connection: output to the client, closes, and input
+    /// that waited behind a barrier.
+    fn pump(&mut self) {
         loop {
-            while self.step() {}
-            // Input that waited behind a barrier.
             let mut progressed = false;
-            for c in clients.iter_mut() {
-                if !c.pending.is_empty() {
-                    let before = c.pending.len();
-                    self.shards[c.shard].on_input(c.key, &mut c.pending, self.now);
-                    progressed |= c.pending.len() != before;
+            for i in 0..self.clients.len() {
+                let Some((s, k)) = self.clients[i].at else {
+                    continue;
+                };
+                let Some(conn) = self.shards[s].conn_mut(k) else {
+                    self.clients[i].at = None;
+                    self.clients[i].closed = true;
+                    continue;
+                };
+                let mut out = std::mem::take(&mut conn.out);
+                let closing = conn.is_closing();
+                while let Some(p) = Packet::decode(&mut out, Protocol::V5, usize::MAX).unwrap() {
+                    self.on_packet(i, p);
+                }
+                if closing {
+                    self.shards[s].on_closed(k, self.now);
+                    self.clients[i].at = None;
+                    self.clients[i].closed = true;
+                    progressed = true;
+                    continue;
+                }
+                if !self.clients[i].pending.is_empty() {
+                    let before = self.clients[i].pending.len();
+                    let mut pending = std::mem::take(&mut self.clients[i].pending);
+                    self.shards[s].on_input(k, &mut pending, self.now);
+                    progressed |= pending.len() != before;
+                    self.clients[i].pending = pending;
                 }
             }
-            self.collect();
-            if !progressed && self.links.values().all(|q| q.is_empty()) {
+            if !progressed {
                 return;
             }
         }
     }
 
-    fn connect(&mut self, shard: usize, client_id: &str) -> Client {
+    /// The client closes its socket without DISCONNECT.
+    fn abort(&mut self, i: usize) {
+        let c = &mut self.clients[i];
+        c.aborted = true;
+        if let Some((s, k)) = c.at.take() {
+            c.closed = true;
+            self.shards[s].on_closed(k, self.now);
+            self.pump();
+        }
+    }
+
+    /// The client side: acknowledge now or later (QoS 1 PUBACK, QoS 2 PUBREC), complete
+    /// QoS 2 flows in both directions.
+    fn on_packet(&mut self, i: usize, p: Packet) {
+        match &p {
+            Packet::Publish(m) if m.qos != QoS::AtMostOnce => {
+                if self.rng.below(2) == 0 {
+                    self.ack(i, m.packet_id, m.qos);
+                } else {
+                    self.clients[i].unacked.push((m.packet_id, m.qos));
+                }
+            }
+            Packet::PubRec(r) => self.write(i, &Packet::PubRel(PubResponse::new(r.packet_id))),
+            Packet::PubRel(r) => self.write(i, &Packet::PubComp(PubResponse::new(r.packet_id))),
+            _ => {}
+        }
+        self.received += 1;
+        self.clients[i].log.push((self.received, p));
+    }
+
+    fn ack(&mut self, i: usize, id: u16, qos: QoS) {
+        let p = match qos {
+            QoS::ExactlyOnce => Packet::PubRec(PubResponse::new(id)),
+            _ => Packet::PubAck(PubResponse::new(id)),
+        };
+        self.write(i, &p);
+    }
+
+    /// Acknowledges everything client `i` still owes.
+    fn ack_all(&mut self, i: usize) {
+        for (id, qos) in std::mem::take(&mut self.clients[i].unacked) {
+            self.ack(i, id, qos);
+        }
+    }
+
+    /// Bytes from the client; a shard takes them at the next pump.
+    fn write(&mut self, i: usize, p: &Packet) {
+        p.encode(Protocol::V5, &mut self.clients[i].pending)
+            .unwrap();
+    }
+
+    fn send(&mut self, i: usize, p: &Packet) {
+        self.write(i, p);
+        self.pump();
+    }
+
+    /// Steps until no mesh message, move or input is left.
+    fn settle(&mut self) {
+        self.pump();
+        while self.step() {}
+    }
+
+    fn connect(&mut self, shard: usize, client_id: &str, receive_maximum: u16) -> usize {
+        self.connect_with(shard, client_id, receive_maximum, false)
+    }
+
+    fn connect_with(
+        &mut self,
+        shard: usize,
+        client_id: &str,
+        receive_maximum: u16,
+        clean_start: bool,
+    ) -> usize {
         let key = self.shards[shard].accept(self.now);
         let mut c = Connect::new(Protocol::V5, client_id);
-        c.clean_start = false;
+        c.clean_start = clean_start;
         c.keep_alive_secs = 0;
         c.properties.session_expiry_interval = Some(300);
-        let mut client = Client {
-            shard,
-            key,
+        c.properties.receive_maximum = Some(receive_maximum);
+        self.clients.push(SimClient {
+            at: Some((shard, key)),
+            closed: false,
+            aborted: false,
             pending: BytesMut::new(),
-        };
-        self.send(&mut client, &Packet::Connect(Box::new(c)));
-        client
+            log: Vec::new(),
+            unacked: Vec::new(),
+        });
+        let i = self.clients.len() - 1;
+        self.send(i, &Packet::Connect(Box::new(c)));
+        i
     }
+}
 
-    fn send(&mut self, c: &mut Client, p: &Packet) {
-        p.encode(Protocol::V5, &mut c.pending).unwrap();
-        self.shards[c.shard].on_input(c.key, &mut c.pending, self.now);
-    }
+/// Payload numbers a logical subscriber received over its connections, in order of
+/// arrival, with the DUP flag.
+fn publishes(sim: &Sim, conns: &[usize]) -> Vec<(u32, bool)> {
+    let mut all: Vec<&(u64, Packet)> = conns
+        .iter()
+        .flat_map(|&c| sim.clients[c].log.iter())
+        .collect();
+    all.sort_by_key(|(seq, _)| *seq);
+    all.into_iter()
+        .filter_map(|(_, p)| match p {
+            Packet::Publish(m) => {
+                let n = u32::from_be_bytes(m.payload[..4].try_into().unwrap());
+                Some((n, m.dup))
+            }
+            _ => None,
+        })
+        .collect()
+}
 
-    fn read(&mut self, c: &Client) -> Vec<Packet> {
-        let Some(conn) = self.shards[c.shard].conn_mut(c.key) else {
-            return Vec::new();
-        };
-        let mut out = std::mem::take(&mut conn.out);
-        let mut packets = Vec::new();
-        while let Some(p) = Packet::decode(&mut out, Protocol::V5, usize::MAX).unwrap() {
-            packets.push(p);
-        }
-        packets
-    }
+fn packets(sim: &Sim, client: usize) -> Vec<&Packet> {
+    sim.clients[client].log.iter().map(|(_, p)| p).collect()
 }
 
 fn run(seed: u64) {
@@ -153,173 +336,218 @@ fn run(seed: u64) {
     let mut sim = Sim::new(shards, seed);
     let topics = ["t/0", "t/1", "t/2", "t/3"];
     let filters = ["t/0", "t/1", "t/2", "t/3", "t/+", "#"];
-    let mut subs: Vec<Client> = Vec::new();
+    // Connections of each logical subscriber, oldest first.
+    let mut subs: Vec<Vec<usize>> = Vec::new();
     let mut sub_filter = Vec::new();
     for i in 0..10 {
         let shard = sim.rng.below(shards);
-        subs.push(sim.connect(shard, &format!("sub{i}")));
+        let window = 1 + sim.rng.below(6) as u16;
+        subs.push(vec![sim.connect(shard, &format!("sub{i}"), window)]);
         sub_filter.push(filters[i % filters.len()]);
     }
-    sim.settle(&mut subs);
-    for (i, c) in subs.iter_mut().enumerate() {
+    sim.settle();
+    for (i, conns) in subs.iter().enumerate() {
         let s = Subscribe {
             packet_id: 1,
             filters: vec![SubscribeFilter {
                 filter: sub_filter[i].into(),
-                options: SubscriptionOptions::qos(QoS::AtLeastOnce),
+                options: SubscriptionOptions::qos(QoS::ExactlyOnce),
             }],
             ..Subscribe::default()
         };
-        sim.send(c, &Packet::Subscribe(s));
+        sim.send(conns[0], &Packet::Subscribe(s));
     }
-    sim.settle(&mut subs);
-    for c in &subs {
-        let got = sim.read(c);
+    sim.settle();
+    for conns in &subs {
+        let log = packets(&sim, conns[0]);
         assert!(
-            matches!(got.first(), Some(Packet::ConnAck(_))),
-            "seed {seed}: {got:?}"
+            matches!(log.first(), Some(Packet::ConnAck(_))),
+            "seed {seed}: {log:?}"
         );
         assert!(
-            got.iter().any(|p| matches!(p, Packet::SubAck(_))),
-            "seed {seed}: no SUBACK: {got:?}"
+            log.iter().any(|p| matches!(p, Packet::SubAck(_))),
+            "seed {seed}: no SUBACK: {log:?}"
         );
     }
 
-    let mut pubs: Vec<Client> = (0..4)
+    let pubs: Vec<usize> = (0..4)
         .map(|i| {
             let shard = sim.rng.below(shards);
-            sim.connect(shard, &format!("pub{i}"))
+            sim.connect(shard, &format!("pub{i}"), 100)
         })
         .collect();
-    sim.settle(&mut pubs);
-    for p in &pubs {
-        sim.read(p);
-    }
+    sim.settle();
 
-    // Publishes interleaved with random mesh steps; halfway, sub0 is taken over by a new
-    // connection on another shard.
-    let total = 200u32;
+    // Publishes interleaved with random mesh steps and late acknowledgements; sub0 is taken
+    // over at random moments (two takeovers may overlap), mostly from another shard; some of
+    // the new connections are closed by their client at a random moment (before, during or
+    // after their move).
+    let total = 300u32;
+    let mut takeovers: Vec<u32> = (0..4)
+        .map(|_| sim.rng.below(total as usize) as u32)
+        .collect();
+    takeovers.sort_unstable();
     let mut sent: Vec<(usize, u32, &str)> = Vec::new();
-    let mut taken_over = false;
+    let mut doomed: Vec<usize> = Vec::new();
     for n in 0..total {
         let p = sim.rng.below(pubs.len());
         let topic = topics[sim.rng.below(topics.len())];
         let mut m = Publish::new(topic, n.to_be_bytes().to_vec());
-        m.qos = QoS::AtLeastOnce;
+        m.qos = if sim.rng.below(3) == 0 {
+            QoS::ExactlyOnce
+        } else {
+            QoS::AtLeastOnce
+        };
         m.packet_id = (n + 1) as u16;
-        let mut pc = pubs[p].clone();
-        sim.send(&mut pc, &Packet::Publish(m));
-        pubs[p] = pc;
+        sim.send(pubs[p], &Packet::Publish(m));
         sent.push((p, n, topic));
         for _ in 0..sim.rng.below(4) {
             sim.step();
         }
-        if n == total / 2 && !taken_over {
-            taken_over = true;
-            let old = subs[0].clone();
-            let shard = (old.shard + 1 + sim.rng.below(shards - 1)) % shards;
-            let new = sim.connect(shard, "sub0");
-            sim.settle(&mut subs);
-            let old_out = sim.read(&old);
-            // Messages written to the old connection before the takeover are redelivered
-            // (DUP) to the new one; the old one must end with DISCONNECT 0x8E.
-            assert!(
-                old_out.iter().any(|p| matches!(p, Packet::Disconnect(d)
-                    if d.reason_code == ReasonCode::SESSION_TAKEN_OVER)),
-                "seed {seed}: old connection not told 0x8E: {old_out:?}"
-            );
-            let now = sim.now;
-            sim.shards[old.shard].on_closed(old.key, now);
-            subs[0] = new;
+        if sim.rng.below(8) == 0 {
+            let c = sim.rng.below(sim.clients.len());
+            sim.ack_all(c);
+            sim.pump();
         }
-    }
-    sim.settle(&mut pubs);
-
-    // Drain: subscribers acknowledge everything until the broker has nothing left.
-    let mut received: Vec<Vec<u32>> = vec![Vec::new(); subs.len()];
-    let mut connacks = 0;
-    for _ in 0..1000 {
-        let mut any = false;
-        for i in 0..subs.len() {
-            let packets = sim.read(&subs[i]);
-            for p in packets {
-                any = true;
-                match p {
-                    Packet::Publish(m) => {
-                        received[i].push(u32::from_be_bytes(m.payload[..4].try_into().unwrap()));
-                        let mut c = subs[i].clone();
-                        sim.send(&mut c, &Packet::PubAck(PubResponse::new(m.packet_id)));
-                        subs[i] = c;
-                    }
-                    Packet::ConnAck(a) => {
-                        assert!(a.session_present, "seed {seed}: session lost on takeover");
-                        connacks += 1;
-                    }
-                    Packet::PubAck(_) | Packet::SubAck(_) => {}
-                    other => panic!("seed {seed}: unexpected {other:?}"),
+        for _ in takeovers.iter().filter(|&&t| t == n) {
+            let current = *subs[0].last().unwrap();
+            let shard = match sim.clients[current].at {
+                Some((s, _)) if sim.rng.below(4) != 0 => {
+                    (s + 1 + sim.rng.below(shards - 1)) % shards
                 }
+                _ => sim.rng.below(shards),
+            };
+            let window = 1 + sim.rng.below(6) as u16;
+            let new = sim.connect(shard, "sub0", window);
+            subs[0].push(new);
+            if sim.rng.below(4) == 0 {
+                doomed.push(new);
             }
         }
-        sim.settle(&mut subs);
-        if !any {
+        for &c in &doomed {
+            if !sim.clients[c].aborted && sim.rng.below(4) == 0 {
+                sim.abort(c);
+            }
+        }
+    }
+    for c in doomed {
+        sim.abort(c);
+    }
+    sim.settle();
+    // The session is still there: one more takeover once everything settled.
+    let shard = sim.rng.below(shards);
+    let window = 1 + sim.rng.below(6) as u16;
+    let last = sim.connect(shard, "sub0", window);
+    subs[0].push(last);
+    sim.settle();
+
+    // Drain: everyone acknowledges everything until the broker has nothing left.
+    for _ in 0..1000 {
+        let before: usize = sim.clients.iter().map(|c| c.log.len()).sum();
+        for i in 0..sim.clients.len() {
+            sim.ack_all(i);
+        }
+        sim.settle();
+        let after: usize = sim.clients.iter().map(|c| c.log.len()).sum();
+        if before == after && sim.clients.iter().all(|c| c.unacked.is_empty()) {
             break;
         }
     }
-    assert_eq!(
-        connacks, 1,
-        "seed {seed}: one CONNACK for the new sub0 connection"
-    );
 
-    for (i, got) in received.iter().enumerate() {
+    // sub0: every CONNACK after the first says Session Present; the last connection is
+    // connected, every other one ended (one that was connected with 0x8E, unless its client
+    // closed it).
+    let conns = &subs[0];
+    let live: Vec<usize> = conns
+        .iter()
+        .copied()
+        .filter(|&c| sim.clients[c].at.is_some())
+        .collect();
+    assert_eq!(live, [last], "seed {seed}: live sub0 connections");
+    for (j, &c) in conns.iter().enumerate() {
+        let log = packets(&sim, c);
+        let connacks: Vec<bool> = log
+            .iter()
+            .filter_map(|p| match p {
+                Packet::ConnAck(a) => Some(a.session_present),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            connacks.iter().all(|&present| present || j == 0) && connacks.len() <= 1,
+            "seed {seed}: sub0 connection {j}: CONNACKs {connacks:?}"
+        );
+        if sim.clients[c].at.is_some() {
+            assert!(
+                connacks.len() == 1,
+                "seed {seed}: live sub0 connection {j} without CONNACK: {log:?}"
+            );
+        } else {
+            assert!(
+                sim.clients[c].closed,
+                "seed {seed}: sub0 connection {j} lost in transit"
+            );
+            if !connacks.is_empty() && !sim.clients[c].aborted {
+                assert!(
+                    matches!(log.last(), Some(Packet::Disconnect(d))
+                        if d.reason_code == ReasonCode::SESSION_TAKEN_OVER),
+                    "seed {seed}: sub0 connection {j} not told 0x8E: {log:?}"
+                );
+            }
+        }
+    }
+    // One session per client id: none duplicated or lost by the takeovers.
+    let sessions: usize = sim.shards.iter().map(|s| s.session_count()).sum();
+    assert_eq!(sessions, 14, "seed {seed}: sessions");
+
+    for (i, conns) in subs.iter().enumerate() {
         let filter = sub_filter[i];
         let expected: Vec<u32> = sent
             .iter()
             .filter(|(_, _, t)| shardmq::topic::filter_matches(filter, t))
             .map(|(_, n, _)| *n)
             .collect();
-        let mut unique = got.clone();
+        let got = publishes(&sim, conns);
+        let mut seen = HashSet::new();
+        let mut first = Vec::new();
+        for &(n, dup) in &got {
+            if seen.insert(n) {
+                first.push(n);
+            } else {
+                assert!(dup, "seed {seed}: subscriber {i} got {n} twice without DUP");
+            }
+        }
+        if conns.len() == 1 {
+            assert_eq!(got.len(), first.len(), "seed {seed}: duplicates at {i}");
+        }
+        let mut unique = first.clone();
         unique.sort_unstable();
-        unique.dedup();
-        if i == 0 {
-            // Known gap (see the closing note of issue 3): a forward already in flight to the
-            // old shard when it ships the session is not redirected. Everything published
-            // after the new connection's CONNACK must arrive.
-            let after: Vec<u32> = expected
+        let missing: Vec<u32> = expected
+            .iter()
+            .copied()
+            .filter(|n| unique.binary_search(n).is_err())
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "seed {seed}: subscriber {i} ({filter}, {} connections) lost {missing:?}",
+            conns.len()
+        );
+        assert_eq!(
+            unique.len(),
+            expected.len(),
+            "seed {seed}: subscriber {i} ({filter}) got unexpected messages"
+        );
+        // Per publisher, the order of sending is kept.
+        for p in 0..pubs.len() {
+            let order: Vec<u32> = first
                 .iter()
                 .copied()
-                .filter(|n| *n > total / 2)
-                .collect();
-            let missing: Vec<u32> = after
-                .iter()
-                .copied()
-                .filter(|n| unique.binary_search(n).is_err())
+                .filter(|n| sent[*n as usize].0 == p)
                 .collect();
             assert!(
-                missing.is_empty(),
-                "seed {seed}: taken-over session lost {missing:?}"
+                order.windows(2).all(|w| w[0] < w[1]),
+                "seed {seed}: subscriber {i} reordered publisher {p}: {order:?}"
             );
-            continue;
-        }
-        let mut want = expected.clone();
-        want.sort_unstable();
-        assert_eq!(
-            unique, want,
-            "seed {seed}: subscriber {i} ({filter}) lost messages"
-        );
-        {
-            assert_eq!(got.len(), expected.len(), "seed {seed}: duplicates at {i}");
-            // Per publisher, the order of sending is kept.
-            for p in 0..pubs.len() {
-                let order: Vec<u32> = got
-                    .iter()
-                    .copied()
-                    .filter(|n| sent[*n as usize].0 == p)
-                    .collect();
-                assert!(
-                    order.windows(2).all(|w| w[0] < w[1]),
-                    "seed {seed}: subscriber {i} reordered publisher {p}: {order:?}"
-                );
-            }
         }
     }
 }
@@ -335,14 +563,61 @@ fn routing_and_takeover_under_random_interleavings() {
                 .unwrap()
                 .as_nanos() as u64
         });
-    let runs = if std::env::var("SIM_SEED").is_ok() {
-        1
-    } else {
-        30
-    };
+    let runs = std::env::var("SIM_RUNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(if std::env::var("SIM_SEED").is_ok() {
+            1
+        } else {
+            30
+        });
     for i in 0..runs {
         let seed = base.wrapping_add(i);
         println!("simulation seed {seed}");
         run(seed);
+    }
+}
+
+/// Clean Start from another shard: the old connection gets 0x8E, the old session (and its
+/// subscription) is gone, the new one is fresh, and the client id has one session.
+#[test]
+fn clean_start_takeover_from_another_shard_starts_fresh() {
+    for seed in 0..50 {
+        let mut sim = Sim::new(3, seed);
+        let old = sim.connect(0, "x", 10);
+        sim.settle();
+        let s = Subscribe {
+            packet_id: 1,
+            filters: vec![SubscribeFilter {
+                filter: "a/b".into(),
+                options: SubscriptionOptions::qos(QoS::AtLeastOnce),
+            }],
+            ..Subscribe::default()
+        };
+        sim.send(old, &Packet::Subscribe(s));
+        sim.settle();
+        let new = sim.connect_with(1 + (seed as usize % 2), "x", 10, true);
+        sim.settle();
+        let publisher = sim.connect(2, "p", 10);
+        sim.settle();
+        let mut m = Publish::new("a/b", 0u32.to_be_bytes().to_vec());
+        m.qos = QoS::AtLeastOnce;
+        m.packet_id = 1;
+        sim.send(publisher, &Packet::Publish(m));
+        sim.settle();
+        let old_log = packets(&sim, old);
+        assert!(
+            matches!(old_log.last(), Some(Packet::Disconnect(d))
+                if d.reason_code == ReasonCode::SESSION_TAKEN_OVER),
+            "seed {seed}: {old_log:?}"
+        );
+        let new_log = packets(&sim, new);
+        assert!(
+            matches!(new_log.as_slice(), [Packet::ConnAck(a)] if !a.session_present),
+            "seed {seed}: {new_log:?}"
+        );
+        assert!(sim.clients[new].at.is_some(), "seed {seed}: not connected");
+        let sessions: usize = sim.shards.iter().map(|s| s.session_count()).sum();
+        assert_eq!(sessions, 2, "seed {seed}: sessions");
     }
 }

@@ -14,6 +14,8 @@ use std::io;
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
+mod handover;
+
 use super::buffers::BufferRing;
 use super::mesh::MeshPort;
 use crate::codec::parse_frame_header;
@@ -24,6 +26,7 @@ const OP_ACCEPT: u64 = 1;
 const OP_RECV: u64 = 2;
 const OP_SEND: u64 = 3;
 const OP_DOORBELL: u64 = 4;
+const OP_CANCEL: u64 = 5;
 const GEN_MASK: u32 = 0x0FFF_FFFF;
 
 /// Buffers in the shard's receive pool, and their size.
@@ -51,6 +54,8 @@ struct IoConn {
     key: Key,
     recv_armed: bool,
     send_inflight: bool,
+    /// The pending receive was asked to stop (the connection moves to another shard).
+    cancel_sent: bool,
 }
 
 /// Everything a shard's thread needs to start.
@@ -84,6 +89,8 @@ struct EventLoop {
     accept_backoff: bool,
     paused: Vec<Key>,
     service: Vec<Key>,
+    /// Scratch list of connections adopted from other shards.
+    adopted: Vec<(Key, u64)>,
 }
 
 /// Runs one shard until shutdown. Errors only at setup.
@@ -145,6 +152,7 @@ impl EventLoop {
             accept_backoff: false,
             paused: Vec::new(),
             service: Vec::new(),
+            adopted: Vec::new(),
         };
         ev.arm_accept();
         ev.arm_doorbell();
@@ -327,6 +335,8 @@ impl EventLoop {
             OP_RECV => self.on_recv(index, generation, res, flags),
             OP_SEND => self.on_send(index, generation, res),
             OP_DOORBELL => self.arm_doorbell(),
+            // The cancelled receive completes on its own (ECANCELED, or with data).
+            OP_CANCEL => {}
             _ => {}
         }
     }
@@ -345,6 +355,12 @@ impl EventLoop {
         }
         let now = self.now_ms();
         let key = self.shard.accept(now);
+        self.register(key, fd);
+        self.arm_recv(key);
+    }
+
+    /// Records the socket of a connection the shard knows as `key`.
+    fn register(&mut self, key: Key, fd: RawFd) {
         let index = key.index() as usize;
         if self.io.len() <= index {
             self.io.resize(index + 1, None);
@@ -354,8 +370,8 @@ impl EventLoop {
             key,
             recv_armed: false,
             send_inflight: false,
+            cancel_sent: false,
         });
-        self.arm_recv(key);
     }
 
     fn on_recv(&mut self, index: u32, generation: u32, res: i32, flags: u32) {
@@ -383,7 +399,11 @@ impl EventLoop {
             return;
         };
         match res {
-            r if r == -libc::ENOBUFS || r == -libc::EINTR || r == -libc::EAGAIN => {
+            r if r == -libc::ENOBUFS
+                || r == -libc::EINTR
+                || r == -libc::EAGAIN
+                || r == -libc::ECANCELED =>
+            {
                 self.service.push(c.key);
             }
             _ => self.drop_connection(c.key),
@@ -474,6 +494,7 @@ impl EventLoop {
                 };
                 let now = self.now_ms();
                 self.shard.on_mesh(peer, batch, now);
+                self.register_adopted();
                 if self.shard.delivery_pressure(now) {
                     self.pressured = true;
                     return;
@@ -541,6 +562,10 @@ impl EventLoop {
                     self.submit_send(key, data);
                 }
             }
+            return;
+        }
+        if conn.is_handing_over() {
+            self.hand_over(io);
             return;
         }
         if !io.send_inflight && !conn.out.is_empty() {

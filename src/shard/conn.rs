@@ -30,6 +30,9 @@ pub enum ConnState {
         /// The client id was empty and assigned by us (returned in CONNACK).
         assigned_id: bool,
     },
+    /// CONNECT received; the session lives on another shard, so the runtime moves the socket
+    /// there ([`crate::shard::Shard::hand_over`]). Nothing is decoded here meanwhile.
+    HandingOver,
     /// CONNACK sent; packets flow.
     Active,
     /// Finished: flush what is buffered, then close.
@@ -89,6 +92,13 @@ impl Conn {
     #[inline]
     pub fn is_closing(&self) -> bool {
         matches!(self.state, ConnState::Closing)
+    }
+
+    /// True while the runtime must move the socket to another shard: once no receive or
+    /// send is pending on it, call [`crate::shard::Shard::hand_over`].
+    #[inline]
+    pub fn is_handing_over(&self) -> bool {
+        matches!(self.state, ConnState::HandingOver)
     }
 
     /// True when the connection's task may decode more input now.

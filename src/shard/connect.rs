@@ -1,10 +1,29 @@
-//! CONNECT, the client-id registry (home shard), session takeover and hand-over, the end of
-//! a connection and of a session, and Wills.
+//! CONNECT, the client-id registry (home shard), session takeover, the end of a connection
+//! and of a session, and Wills.
 //!
-//! Flow: the connection's shard C sends `Claim` to the home shard H of the client id. H
-//! records C as the owner and either answers `Claimed` at once, or asks the previous owner O
-//! to `TakeOver`: O disconnects the old connection (0x8E), then ships the session to C (or
-//! drops it on Clean Start) in `Claimed`. C then sends CONNACK.
+//! Flow: the connection's shard C sends `Claim` to the home shard H of the client id. Without
+//! a previous session H records C as the owner and answers `Claimed`: C creates the session
+//! and sends CONNACK. With one, on shard O, H keeps O as the owner and sends `TakeOver`: O
+//! disconnects the old connection (0x8E) and the *connection* moves to O (`Redirect`, then
+//! `Adopt` with the socket; see `handover.rs`), which sends CONNACK. When O is C the
+//! connection simply attaches to the session in place.
+//!
+//! Why sessions never move. The broker promises never to lose a QoS 1/2 message. Shipping
+//! the session from O to C left two holes: a publisher's forward already in flight to O was
+//! dropped when it arrived after the session left (no subscriber at O any more), and between
+//! O's interest removal and C's interest addition a publisher could route a matching message
+//! to no shard at all. Both come from the session's interest changing shard. Closing them
+//! while shipping needs a relay with fences per publisher shard (O relays late forwards to
+//! C, C holds direct ones until O has relayed everything before each publisher's fence),
+//! which is more mesh protocol with more edge cases (a second takeover during the fences).
+//! Moving the connection instead keeps the session, its subscriptions and its interest where
+//! they are: every forward keeps arriving at O in per-publisher order and lands in the
+//! session, before, during and after the takeover. The cost is a socket handed between two
+//! io_uring loops (a file descriptor is process-wide) and one more mesh round trip on a
+//! cross-shard takeover; a client id then stays on the shard where its session was created
+//! for as long as the session lives, which the home registry already had to track. Clean
+//! Start takes the same path (the fresh session is created on O), so the registry owner is
+//! always the shard that holds the session, and every later takeover reaches it in order.
 
 use std::sync::Arc;
 
@@ -110,7 +129,9 @@ impl Shard {
         self.close(key, None);
     }
 
-    /// Home shard: records the new owner and starts the takeover of the previous one.
+    /// Home shard: records the new owner and starts the takeover of the previous one. With a
+    /// previous session the owner stays the shard that holds it (the connection moves
+    /// there); every later takeover is sent to that shard behind this one (FIFO per pair).
     pub(super) fn on_claim(
         &mut self,
         from: ShardId,
@@ -120,22 +141,18 @@ impl Shard {
     ) {
         let generation = self.next_generation;
         self.next_generation += 1;
-        let previous = self.registry.insert(
-            super::stable_hash(client_id.as_bytes()),
+        let id = super::stable_hash(client_id.as_bytes());
+        let previous = self.registry.get(&id).copied();
+        let owner = previous.map_or(from, |p| p.shard);
+        self.registry.insert(
+            id,
             RegistryEntry {
-                shard: from,
+                shard: owner,
                 generation,
             },
         );
         match previous {
-            None => self.send(
-                from,
-                MeshMsg::Claimed {
-                    token,
-                    generation,
-                    session: None,
-                },
-            ),
+            None => self.send(from, MeshMsg::Claimed { token, generation }),
             Some(prev) => self.send(
                 prev.shard,
                 MeshMsg::TakeOver {
@@ -150,83 +167,8 @@ impl Shard {
         }
     }
 
-    /// Previous owner: ends the old connection and ships (or drops) the session.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn on_takeover(
-        &mut self,
-        client_id: MqttStr,
-        previous_generation: u64,
-        new_shard: ShardId,
-        token: u64,
-        generation: u64,
-        clean_start: bool,
-        now_ms: u64,
-    ) {
-        let found = self.by_client.get(&client_id, &self.sessions).filter(|k| {
-            self.sessions
-                .get(*k)
-                .is_some_and(|s| s.session.generation == previous_generation)
-        });
-        let mut shipped = None;
-        if let Some(skey) = found {
-            self.metrics.takeovers += 1;
-            let taken = self.sessions.get_mut(skey).and_then(|s| {
-                let conn = s.conn.take();
-                conn.map(|c| (c, s.session.outbound.queue.len()))
-            });
-            if let Some((ckey, queued)) = taken {
-                self.account_online_queue(skey, queued, false);
-                // The old connection ends with 0x8E [MQTT-3.1.4-3]. Its Will goes out now if
-                // the session ends or has no delay; otherwise the reconnect cancels it.
-                let will_on_close = self
-                    .conns
-                    .get_mut(ckey)
-                    .map(|c| {
-                        c.session = None;
-                        std::mem::replace(&mut c.will_on_close, false)
-                    })
-                    .unwrap_or(false);
-                self.close(ckey, Some(ReasonCode::SESSION_TAKEN_OVER));
-                let slot = self.sessions.get_mut(skey).expect("found above");
-                let no_delay = slot
-                    .session
-                    .will
-                    .as_ref()
-                    .is_some_and(|w| w.properties.will_delay_interval.unwrap_or(0) == 0);
-                if will_on_close && (clean_start || no_delay) {
-                    self.publish_will(skey, now_ms);
-                }
-            }
-            let slot = self.remove_session(skey);
-            if clean_start {
-                if slot.will_pending {
-                    // The session ends: a delayed Will is due now [MQTT-3.1.3-9].
-                    self.publish_will_of(slot.session, now_ms);
-                }
-            } else {
-                let mut session = slot.session;
-                session.will = None;
-                shipped = Some(Box::new(session));
-            }
-        }
-        self.send(
-            new_shard,
-            MeshMsg::Claimed {
-                token,
-                generation,
-                session: shipped,
-            },
-        );
-    }
-
-    /// New owner: the claim is settled; send CONNACK and resume the session.
-    pub(super) fn on_claimed(
-        &mut self,
-        token: u64,
-        generation: u64,
-        previous: Option<Box<Session>>,
-        now_ms: u64,
-    ) {
+    /// New owner of a client id without a session: create one and send CONNACK.
+    pub(super) fn on_claimed(&mut self, token: u64, generation: u64, now_ms: u64) {
         let Some(Pending::Connect {
             conn: key,
             client_id,
@@ -234,6 +176,37 @@ impl Shard {
         else {
             return;
         };
+        let protocol = match self.conns.get(key) {
+            Some(c) if matches!(c.state, ConnState::Connecting { .. }) => c.protocol,
+            _ => {
+                // The connection went away while we waited: give the claim back.
+                let home = self.home_shard(&client_id);
+                self.send(
+                    home,
+                    MeshMsg::Release {
+                        client_id,
+                        generation,
+                    },
+                );
+                return;
+            }
+        };
+        // Copy the id: the session outlives the read buffer it arrived in.
+        let session = Session::new(MqttStr::from(client_id.as_str()), generation, protocol);
+        let skey = self.install_session(session);
+        self.connect_session(key, skey, false, now_ms);
+    }
+
+    /// Attaches the `Connecting` connection `key` to the session `skey` of this shard: the
+    /// CONNECT's settings go into the session, CONNACK goes out, and what the session owes
+    /// is (re)delivered.
+    pub(super) fn connect_session(
+        &mut self,
+        key: Key,
+        skey: Key,
+        session_present: bool,
+        now_ms: u64,
+    ) {
         let (connect, assigned) = match self.conns.get_mut(key).map(|c| &mut c.state) {
             Some(state @ ConnState::Connecting { .. }) => {
                 match std::mem::replace(state, ConnState::Active) {
@@ -245,44 +218,17 @@ impl Shard {
                     _ => unreachable!(),
                 }
             }
-            _ => {
-                // The connection went away while we waited. Keep a shipped session (its
-                // expiry still runs); otherwise give the claim back.
-                match previous {
-                    Some(mut session) => {
-                        session.generation = generation;
-                        let (skey, _) = self.install_session(*session, None, 0);
-                        self.start_session_expiry(skey, now_ms);
-                    }
-                    None => {
-                        let home = self.home_shard(&client_id);
-                        self.send(
-                            home,
-                            MeshMsg::Release {
-                                client_id,
-                                generation,
-                            },
-                        );
-                    }
-                }
-                return;
-            }
+            _ => return,
         };
         let limits = self.config.limits.clone();
         let v5 = connect.protocol.is_v5();
-        let (mut session, session_present) = match previous {
-            Some(s) if !connect.clean_start => (*s, true),
-            _ => (
-                // Copy the id: the session outlives the read buffer it arrived in.
-                Session::new(
-                    MqttStr::from(connect.client_id.as_str()),
-                    generation,
-                    connect.protocol,
-                ),
-                false,
-            ),
+        let Some(slot) = self.sessions.get_mut(skey) else {
+            self.close(key, None);
+            return;
         };
-        session.generation = generation;
+        slot.awaiting_connection = false;
+        slot.conn = Some(key);
+        let session = &mut slot.session;
         session.protocol = connect.protocol;
         let requested_expiry = if v5 {
             connect.properties.session_expiry_interval.unwrap_or(0)
@@ -300,8 +246,6 @@ impl Shard {
             problem_information: connect.properties.request_problem_information != Some(0),
         };
         let queued = session.outbound.queue.len();
-        let resume_token = self.token();
-        let (skey, acks) = self.install_session(session, Some(key), resume_token);
         self.account_online_queue(skey, queued, true);
 
         let mut ack = ConnAck {
@@ -332,21 +276,7 @@ impl Shard {
                 p.assigned_client_identifier = Some(connect.client_id.clone());
             }
         }
-        if acks == 0 {
-            self.finish_connect(key, skey, &ack, now_ms);
-        } else {
-            // The moved subscriptions must be known to every shard before CONNACK, as for
-            // SUBACK: a publish sent after CONNACK from any shard then reaches the session.
-            self.pending.insert(
-                resume_token,
-                Pending::Resume {
-                    conn: key,
-                    session: skey,
-                    connack: Box::new(ack),
-                    acks_left: acks,
-                },
-            );
-        }
+        self.finish_connect(key, skey, &ack, now_ms);
     }
 
     /// CONNACK, keep-alive watch, and the redelivery of what the session still owes.
@@ -361,18 +291,13 @@ impl Shard {
         self.resume_outbound(skey, now_ms);
     }
 
-    /// Puts a session on this shard and its subscriptions into the trie.
-    /// Returns the session key and how many interest acknowledgements (`token`) to await.
-    fn install_session(&mut self, session: Session, conn: Option<Key>, token: u64) -> (Key, usize) {
-        let subscriptions: Vec<_> = session
-            .subscriptions
-            .iter()
-            .map(|(f, s)| (f.clone(), *s))
-            .collect();
+    /// Puts a fresh session (no subscriptions yet) on this shard.
+    pub(super) fn install_session(&mut self, session: Session) -> Key {
         let skey = self.sessions.insert(SessionSlot {
             session,
-            conn,
+            conn: None,
             will_pending: false,
+            awaiting_connection: false,
         });
         if let Some(old) = self.by_client.insert(skey, &self.sessions) {
             // Unreachable with a consistent registry; never leak the old one.
@@ -380,15 +305,11 @@ impl Shard {
                 tracing::warn!("two sessions for one client id on one shard");
             }
         }
-        let mut acks = 0;
-        for (filter, sub) in subscriptions {
-            acks += self.insert_subscription(skey, &filter, sub, token);
-        }
-        (skey, acks)
+        skey
     }
 
     /// Takes a session off this shard: trie entries, client-id index, timers.
-    fn remove_session(&mut self, skey: Key) -> SessionSlot {
+    pub(super) fn remove_session(&mut self, skey: Key) -> SessionSlot {
         let slot = self.sessions.remove(skey).expect("caller checked the key");
         let filters: Vec<MqttStr> = slot.session.subscriptions.keys().cloned().collect();
         for f in &filters {
@@ -439,7 +360,7 @@ impl Shard {
         self.start_session_expiry(skey, now_ms);
     }
 
-    fn start_session_expiry(&mut self, skey: Key, now_ms: u64) {
+    pub(super) fn start_session_expiry(&mut self, skey: Key, now_ms: u64) {
         if let Some(slot) = self.sessions.get(skey) {
             let generation = slot.session.generation;
             let at = now_ms.saturating_add(slot.session.expiry_secs as u64 * 1000);
@@ -478,7 +399,7 @@ impl Shard {
         }
     }
 
-    fn publish_will_of(&mut self, mut session: Session, now_ms: u64) {
+    pub(super) fn publish_will_of(&mut self, mut session: Session, now_ms: u64) {
         if let Some(will) = session.will.take() {
             self.route_will(*will, now_ms);
         }

@@ -1,8 +1,10 @@
 //! Messages between shards. Every cross-shard interaction is one of these, sent over the
 //! bounded SPSC channel of the ordered pair (FIFO per pair), in batches.
 
-use crate::codec::MqttStr;
-use crate::session::{Session, SharedMessage};
+use bytes::BytesMut;
+
+use crate::codec::{Connect, MqttStr};
+use crate::session::SharedMessage;
 
 use super::metrics::Metrics;
 
@@ -46,7 +48,8 @@ pub enum MeshMsg {
         /// Drop any previous session (Clean Start).
         clean_start: bool,
     },
-    /// To the shard holding the previous session: hand it over (or drop it).
+    /// To the shard holding the previous session: end its connection, keep the session (or
+    /// replace it with a fresh one on Clean Start) and ask for the new connection.
     TakeOver {
         /// The client id.
         client_id: MqttStr,
@@ -58,18 +61,29 @@ pub enum MeshMsg {
         token: u64,
         /// Generation given to the new owner.
         generation: u64,
-        /// Drop the session instead of shipping it.
+        /// Drop the session instead of keeping it.
         clean_start: bool,
     },
-    /// Answer to a claim: the generation, and the previous session if it continues.
+    /// From the home shard, for a client id without a session: the new connection's shard
+    /// owns it now and creates a fresh session.
     Claimed {
         /// Operation token.
         token: u64,
         /// Generation of the new owner.
         generation: u64,
-        /// The previous session, shipped whole.
-        session: Option<Box<Session>>,
     },
+    /// From the shard holding the session, to the shard of a new connection: move the
+    /// connection here (answered with [`MeshMsg::Adopt`]). Sessions never move.
+    Redirect {
+        /// Operation token on the connection's shard.
+        token: u64,
+        /// Generation of the session waiting for the connection.
+        generation: u64,
+        /// The session continues (CONNACK Session Present).
+        session_present: bool,
+    },
+    /// The connection asked for by [`MeshMsg::Redirect`], or word that it ended first.
+    Adopt(Box<Adoption>),
     /// To the home shard: the session with this generation ended.
     Release {
         /// The client id.
@@ -110,4 +124,30 @@ pub enum MeshMsg {
         /// The counters.
         metrics: Metrics,
     },
+}
+
+/// A connection moving to the shard that holds its session (see `connect.rs`).
+#[derive(Debug)]
+pub struct Adoption {
+    /// The client id.
+    pub client_id: MqttStr,
+    /// Generation of the session it belongs to (a later takeover makes it stale).
+    pub generation: u64,
+    /// CONNACK Session Present.
+    pub session_present: bool,
+    /// The connection; None when it ended before it could move (the session goes offline).
+    pub connection: Option<MovingConnection>,
+}
+
+/// What a connection carries from one shard to another.
+#[derive(Debug)]
+pub struct MovingConnection {
+    /// The runtime's handle of the socket (a file descriptor; opaque to shards).
+    pub socket: u64,
+    /// The CONNECT being answered.
+    pub connect: Box<Connect>,
+    /// The client id was assigned by the broker.
+    pub assigned_id: bool,
+    /// Bytes received after the CONNECT (pipelined packets), not yet decoded.
+    pub input: BytesMut,
 }

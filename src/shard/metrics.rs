@@ -39,6 +39,8 @@ pub struct Metrics {
     pub keepalive_timeouts: u64,
     /// Session takeovers handled as the old owner.
     pub takeovers: u64,
+    /// Connections moved to the shard of their session (takeover from another shard).
+    pub handovers: u64,
     /// Wills published.
     pub wills_published: u64,
     /// Times the mesh outbox passed its high-water mark.
@@ -71,6 +73,7 @@ impl Metrics {
             protocol_errors,
             keepalive_timeouts,
             takeovers,
+            handovers,
             wills_published,
             mesh_backpressure,
             delivery_backpressure

@@ -9,6 +9,7 @@
 mod client_index;
 mod conn;
 mod connect;
+mod handover;
 mod mesh;
 mod metrics;
 mod publish;
@@ -18,7 +19,7 @@ mod subscribe;
 mod timers;
 
 pub use conn::{Conn, ConnState};
-pub use mesh::{MeshMsg, ShardId};
+pub use mesh::{Adoption, MeshMsg, MovingConnection, ShardId};
 pub use metrics::Metrics;
 pub use slab::{Key, Slab};
 
@@ -36,12 +37,15 @@ use timers::Timers;
 /// A session on this shard and its link to a live connection.
 #[derive(Debug)]
 pub struct SessionSlot {
-    /// The session state (shipped whole on takeover).
+    /// The session state (it never leaves this shard while it lives).
     pub session: Session,
     /// Its connection, while connected.
     pub conn: Option<Key>,
     /// A Will waits for its Will Delay Interval (MQTT 5) while the client is away.
     pub will_pending: bool,
+    /// Taken over by a connection on another shard that is moving here: no expiry runs
+    /// until it arrives (or word comes that it ended).
+    pub awaiting_connection: bool,
 }
 
 /// The home shard's record of where a client id's session lives.
@@ -54,7 +58,7 @@ struct RegistryEntry {
 /// An operation waiting for answers from other shards.
 #[derive(Debug)]
 enum Pending {
-    /// CONNACK waits for the client id's home shard (and maybe the previous owner).
+    /// CONNACK waits for the client id's home shard (and maybe the session's shard).
     Connect {
         /// The waiting connection.
         conn: Key,
@@ -63,17 +67,6 @@ enum Pending {
     },
     /// SUBACK waits for interest acknowledgements and retained answers.
     Subscribe(Box<subscribe::PendingSubscribe>),
-    /// CONNACK of a resumed session waits for its subscriptions' interest acknowledgements.
-    Resume {
-        /// The connection.
-        conn: Key,
-        /// Its session.
-        session: Key,
-        /// The CONNACK to send.
-        connack: Box<crate::codec::ConnAck>,
-        /// Acknowledgements still due.
-        acks_left: usize,
-    },
     /// A retained query for one filter of a pending SUBSCRIBE.
     Retained {
         /// Token of the pending SUBSCRIBE.
@@ -124,6 +117,10 @@ pub struct Shard {
     online_queued: usize,
     /// Connected sessions whose queue is at least half of `max_queued_messages`.
     full_sessions: Vec<Key>,
+    /// Connections moving to the shard of their session, until the runtime hands them over.
+    handovers: AHashMap<Key, handover::HandOver>,
+    /// Connections adopted from other shards, with their sockets, for the runtime.
+    adopted: Vec<(Key, u64)>,
 }
 
 impl Shard {
@@ -155,6 +152,8 @@ impl Shard {
             ready: Vec::new(),
             online_queued: 0,
             full_sessions: Vec::new(),
+            handovers: AHashMap::new(),
+            adopted: Vec::new(),
         }
     }
 
@@ -532,11 +531,13 @@ impl Shard {
                 clean_start,
                 now_ms,
             ),
-            MeshMsg::Claimed {
+            MeshMsg::Claimed { token, generation } => self.on_claimed(token, generation, now_ms),
+            MeshMsg::Redirect {
                 token,
                 generation,
-                session,
-            } => self.on_claimed(token, generation, session, now_ms),
+                session_present,
+            } => self.on_redirect(from, token, generation, session_present, now_ms),
+            MeshMsg::Adopt(adoption) => self.on_adopt(*adoption, now_ms),
             MeshMsg::Release {
                 client_id,
                 generation,
@@ -570,6 +571,10 @@ impl Shard {
         let Some(conn) = self.conns.remove(key) else {
             return;
         };
+        if let Some(h) = self.handovers.remove(&key) {
+            // It ended before it could move: its session's shard parks the session.
+            self.abandon_handover(h);
+        }
         // A connection closed while `Connecting` leaves its claim pending: the answer finds
         // no connection and parks the session offline (see `on_claimed`).
         if let Some(session_key) = conn.session {

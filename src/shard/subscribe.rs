@@ -259,24 +259,8 @@ impl Shard {
     }
 
     pub(super) fn on_interest_ack(&mut self, token: u64, now_ms: u64) {
-        match self.pending.get_mut(&token) {
-            Some(Pending::Subscribe(p)) => p.acks_left = p.acks_left.saturating_sub(1),
-            Some(Pending::Resume { acks_left, .. }) => {
-                *acks_left = acks_left.saturating_sub(1);
-                if *acks_left == 0 {
-                    if let Some(Pending::Resume {
-                        conn,
-                        session,
-                        connack,
-                        ..
-                    }) = self.pending.remove(&token)
-                    {
-                        self.finish_connect(conn, session, &connack, now_ms);
-                    }
-                }
-                return;
-            }
-            _ => {}
+        if let Some(Pending::Subscribe(p)) = self.pending.get_mut(&token) {
+            p.acks_left = p.acks_left.saturating_sub(1);
         }
         self.maybe_complete_subscribe(token, now_ms);
     }
