@@ -32,6 +32,8 @@ const GEN_MASK: u32 = 0x0FFF_FFFF;
 /// Buffers in the shard's receive pool, and their size.
 const RECV_BUFFERS: u16 = 512;
 const RECV_BUFFER_BYTES: usize = 4096;
+/// Capacity of the shard's decode buffer: one receive.
+const READ_BUF_BYTES: usize = 2 * RECV_BUFFER_BYTES;
 /// Timers run at this period; also the longest sleep.
 const TICK: Duration = Duration::from_millis(100);
 /// Batches taken from one peer per turn, so no source starves the others.
@@ -141,7 +143,10 @@ impl EventLoop {
             port,
             io: Vec::new(),
             sends: Slab::default(),
-            read_buf: BytesMut::with_capacity(64 * 1024),
+            // Holds one receive (at most one pool buffer). Decoded messages keep slices of it,
+            // so while any is alive the next receive needs a fresh one: keep it small (a
+            // 64 KiB one cost a `malloc_consolidate` on every free, and pins more memory).
+            read_buf: BytesMut::with_capacity(READ_BUF_BYTES),
             listener_fd,
             doorbell_buf: Box::new(0),
             epoch,

@@ -9,6 +9,7 @@
 mod client_index;
 mod conn;
 mod connect;
+mod decode;
 mod handover;
 mod mesh;
 mod metrics;
@@ -233,10 +234,18 @@ impl Shard {
                 break;
             }
             let protocol = conn.protocol;
-            match Packet::decode(input, protocol, max_packet) {
-                Ok(Some(packet)) => {
+            match decode::next_packet(input, protocol, max_packet) {
+                Ok(Some(decode::Decoded::Packet(packet))) => {
                     conn.last_packet_ms = now_ms;
                     self.on_packet(key, packet, now_ms);
+                }
+                Ok(Some(decode::Decoded::PubAck(packet_id))) => {
+                    conn.last_packet_ms = now_ms;
+                    self.on_puback(key, packet_id, now_ms);
+                }
+                Ok(Some(decode::Decoded::PubComp(packet_id))) => {
+                    conn.last_packet_ms = now_ms;
+                    self.on_pubcomp(key, packet_id, now_ms);
                 }
                 Ok(None) => break,
                 Err(e) => {
