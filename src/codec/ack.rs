@@ -5,10 +5,10 @@ use std::ops::Range;
 use bytes::{Bytes, BytesMut};
 
 use super::error::{DecodeError, EncodeError};
-use super::properties::{block_len, AckProperties};
+use super::properties::{block_len, block_range, AckProperties};
 use super::reason::{allowed, ReasonCode};
 use super::types::Protocol;
-use super::wire::{check_remaining, frame_len, parse_var_int, write_frame, Reader};
+use super::wire::{check_remaining, frame_len, write_frame, Reader};
 
 /// Packet type nibble of PUBACK.
 pub const PUBACK: u8 = 4;
@@ -142,14 +142,8 @@ impl AckLayout {
             }
             layout.reason_code = ReasonCode(code);
             if body.len() > at {
-                let (len, n) = parse_var_int(&body[at..])?.ok_or(DecodeError::Truncated)?;
-                let start = at + n;
-                let end = start
-                    .checked_add(len as usize)
-                    .filter(|&end| end <= body.len())
-                    .ok_or(DecodeError::Truncated)?;
-                layout.properties = start..end;
-                at = end;
+                layout.properties = block_range(body, at)?;
+                at = layout.properties.end;
             }
         }
         if body.len() > at {

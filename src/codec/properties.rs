@@ -4,11 +4,15 @@
 //! allowed, or that appears twice when it may appear once, is rejected while decoding. Strings
 //! and binary values are slices of the received frame.
 
+use std::ops::Range;
+
 use bytes::Bytes;
 
 use super::error::{DecodeError, EncodeError};
 use super::types::MqttStr;
-use super::wire::{binary_len, check_field, var_int_len, FrameWriter, Reader, MAX_VAR_INT};
+use super::wire::{
+    binary_len, check_field, parse_var_int, var_int_len, FrameWriter, Reader, MAX_VAR_INT,
+};
 
 /// Property identifiers (§2.2.2.2).
 pub mod id {
@@ -498,6 +502,19 @@ properties! {
 pub(crate) fn read_block(r: &mut Reader) -> Result<Reader, DecodeError> {
     let len = r.var_int()? as usize;
     r.sub(len)
+}
+
+/// Where the property block that starts (with its length) at `at` of `body` lies, without
+/// its length prefix; checked against the end of `body`.
+#[inline(always)]
+pub(crate) fn block_range(body: &[u8], at: usize) -> Result<Range<usize>, DecodeError> {
+    let (len, n) = parse_var_int(&body[at..])?.ok_or(DecodeError::Truncated)?;
+    let start = at + n;
+    let end = start
+        .checked_add(len as usize)
+        .filter(|&end| end <= body.len())
+        .ok_or(DecodeError::Truncated)?;
+    Ok(start..end)
 }
 
 /// Size of a property block with its length prefix.

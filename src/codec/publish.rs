@@ -5,11 +5,9 @@ use std::ops::Range;
 use bytes::{Buf, Bytes, BytesMut};
 
 use super::error::{DecodeError, EncodeError};
-use super::properties::{block_len, PublishProperties};
+use super::properties::{block_len, block_range, PublishProperties};
 use super::types::{validate_topic_name_utf8, MqttStr, Protocol, QoS};
-use super::wire::{
-    binary_len, check_field, check_remaining, frame_len, parse_var_int, write_frame, Reader,
-};
+use super::wire::{binary_len, check_field, check_remaining, frame_len, write_frame, Reader};
 
 /// Packet type nibble of PUBLISH.
 pub const PUBLISH: u8 = 3;
@@ -251,14 +249,8 @@ impl PublishLayout {
         };
         let mut properties = at..at;
         if protocol.is_v5() {
-            let (len, n) = parse_var_int(&body[at..])?.ok_or(DecodeError::Truncated)?;
-            let start = at + n;
-            let end = start
-                .checked_add(len as usize)
-                .filter(|&end| end <= body.len())
-                .ok_or(DecodeError::Truncated)?;
-            properties = start..end;
-            at = end;
+            properties = block_range(body, at)?;
+            at = properties.end;
         }
         Ok(PublishLayout {
             dup,

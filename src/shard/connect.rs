@@ -167,6 +167,18 @@ impl Shard {
         }
     }
 
+    /// Tells the home shard of `client_id` that the owner of `generation` is gone.
+    pub(super) fn release_claim(&mut self, client_id: MqttStr, generation: u64) {
+        let home = self.home_shard(&client_id);
+        self.send(
+            home,
+            MeshMsg::Release {
+                client_id,
+                generation,
+            },
+        );
+    }
+
     /// New owner of a client id without a session: create one and send CONNACK.
     pub(super) fn on_claimed(&mut self, token: u64, generation: u64, now_ms: u64) {
         let Some(Pending::Connect {
@@ -180,14 +192,7 @@ impl Shard {
             Some(c) if matches!(c.state, ConnState::Connecting { .. }) => c.protocol,
             _ => {
                 // The connection went away while we waited: give the claim back.
-                let home = self.home_shard(&client_id);
-                self.send(
-                    home,
-                    MeshMsg::Release {
-                        client_id,
-                        generation,
-                    },
-                );
+                self.release_claim(client_id, generation);
                 return;
             }
         };
@@ -378,14 +383,7 @@ impl Shard {
         let client_id = slot.session.client_id.clone();
         let generation = slot.session.generation;
         self.publish_will_of(slot.session, now_ms);
-        let home = self.home_shard(&client_id);
-        self.send(
-            home,
-            MeshMsg::Release {
-                client_id,
-                generation,
-            },
-        );
+        self.release_claim(client_id, generation);
     }
 
     /// Publishes and clears the Will of a session that stays on this shard.

@@ -40,6 +40,18 @@ pub(super) struct HandOver {
     assigned_id: bool,
 }
 
+impl HandOver {
+    /// What the session's shard is told about the connection it asked for (without it).
+    fn adoption(&self) -> Box<Adoption> {
+        Box::new(Adoption {
+            client_id: self.connect.client_id.clone(),
+            generation: self.generation,
+            session_present: self.session_present,
+            connection: None,
+        })
+    }
+}
+
 impl Shard {
     /// Holder of the session: ends the old connection, keeps the session here (or starts a
     /// fresh one on Clean Start) and asks the new connection's shard for the connection.
@@ -222,36 +234,20 @@ impl Shard {
         let mut input = conn.input;
         input.extend_from_slice(unread);
         unread.clear();
-        let client_id = h.connect.client_id.clone();
-        self.send(
-            h.to,
-            MeshMsg::Adopt(Box::new(Adoption {
-                client_id,
-                generation: h.generation,
-                session_present: h.session_present,
-                connection: Some(MovingConnection {
-                    socket,
-                    connect: h.connect,
-                    assigned_id: h.assigned_id,
-                    input,
-                }),
-            })),
-        );
+        let mut adoption = h.adoption();
+        adoption.connection = Some(MovingConnection {
+            socket,
+            connect: h.connect,
+            assigned_id: h.assigned_id,
+            input,
+        });
+        self.send(h.to, MeshMsg::Adopt(adoption));
         true
     }
 
     /// A connection that was to move ended first (see `on_closed`).
     pub(super) fn abandon_handover(&mut self, h: HandOver) {
-        let client_id = h.connect.client_id.clone();
-        self.send(
-            h.to,
-            MeshMsg::Adopt(Box::new(Adoption {
-                client_id,
-                generation: h.generation,
-                session_present: h.session_present,
-                connection: None,
-            })),
-        );
+        self.send(h.to, MeshMsg::Adopt(h.adoption()));
     }
 
     /// Runtime: connections adopted from other shards since the last call, with their
