@@ -167,6 +167,23 @@ impl Shard {
         }
     }
 
+    /// The connection and client id that waited for the registry's answer `token`, and
+    /// whether that connection is still waiting (it may have gone away meanwhile).
+    pub(super) fn take_pending_connect(&mut self, token: u64) -> Option<(Key, MqttStr, bool)> {
+        let Some(Pending::Connect {
+            conn: key,
+            client_id,
+        }) = self.pending.remove(&token)
+        else {
+            return None;
+        };
+        let connecting = self
+            .conns
+            .get(key)
+            .is_some_and(|c| matches!(c.state, ConnState::Connecting { .. }));
+        Some((key, client_id, connecting))
+    }
+
     /// Tells the home shard of `client_id` that the owner of `generation` is gone.
     pub(super) fn release_claim(&mut self, client_id: MqttStr, generation: u64) {
         let home = self.home_shard(&client_id);
@@ -181,15 +198,11 @@ impl Shard {
 
     /// New owner of a client id without a session: create one and send CONNACK.
     pub(super) fn on_claimed(&mut self, token: u64, generation: u64, now_ms: u64) {
-        let Some(Pending::Connect {
-            conn: key,
-            client_id,
-        }) = self.pending.remove(&token)
-        else {
+        let Some((key, client_id, connecting)) = self.take_pending_connect(token) else {
             return;
         };
         let protocol = match self.conns.get(key) {
-            Some(c) if matches!(c.state, ConnState::Connecting { .. }) => c.protocol,
+            Some(c) if connecting => c.protocol,
             _ => {
                 // The connection went away while we waited: give the claim back.
                 self.release_claim(client_id, generation);

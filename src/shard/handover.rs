@@ -26,7 +26,7 @@ use bytes::BytesMut;
 use super::conn::{Conn, ConnState};
 use super::mesh::{Adoption, MeshMsg, MovingConnection, ShardId};
 use super::slab::Key;
-use super::{Pending, Shard};
+use super::Shard;
 use crate::codec::{Connect, MqttStr, ReasonCode};
 use crate::session::Session;
 
@@ -43,12 +43,11 @@ pub(super) struct HandOver {
 impl HandOver {
     /// What the session's shard is told about the connection it asked for (without it).
     fn adoption(&self) -> Box<Adoption> {
-        Box::new(Adoption {
-            client_id: self.connect.client_id.clone(),
-            generation: self.generation,
-            session_present: self.session_present,
-            connection: None,
-        })
+        Adoption::new(
+            self.connect.client_id.clone(),
+            self.generation,
+            self.session_present,
+        )
     }
 }
 
@@ -159,28 +158,13 @@ impl Shard {
         session_present: bool,
         now_ms: u64,
     ) {
-        let Some(Pending::Connect {
-            conn: key,
-            client_id,
-        }) = self.pending.remove(&token)
-        else {
+        let Some((key, client_id, connecting)) = self.take_pending_connect(token) else {
             return;
         };
-        let connecting = self
-            .conns
-            .get(key)
-            .is_some_and(|c| matches!(c.state, ConnState::Connecting { .. }));
         if !connecting {
             // The connection went away while we waited.
-            self.send(
-                from,
-                MeshMsg::Adopt(Box::new(Adoption {
-                    client_id,
-                    generation,
-                    session_present,
-                    connection: None,
-                })),
-            );
+            let adoption = Adoption::new(client_id, generation, session_present);
+            self.send(from, MeshMsg::Adopt(adoption));
             return;
         }
         if from == self.id {

@@ -139,6 +139,18 @@ pub struct Adoption {
     pub connection: Option<MovingConnection>,
 }
 
+impl Adoption {
+    /// The message without its connection yet (or for good, when it ended before moving).
+    pub(crate) fn new(client_id: MqttStr, generation: u64, session_present: bool) -> Box<Adoption> {
+        Box::new(Adoption {
+            client_id,
+            generation,
+            session_present,
+            connection: None,
+        })
+    }
+}
+
 /// What a connection carries from one shard to another.
 #[derive(Debug)]
 pub struct MovingConnection {
