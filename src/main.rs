@@ -7,6 +7,12 @@ use std::process::ExitCode;
 
 use shardmq::config::Config;
 
+/// mimalloc: shards free each other's buffers (a forwarded publish is freed by the
+/// receiving shard), which glibc malloc handles with arena locks; mimalloc frees them
+/// through a per-page lock-free list and keeps small objects without headers.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Thread-per-core MQTT 3.1.1 / 5.0 broker. With no flags it runs with embedded defaults
 /// on 127.0.0.1:1883, one shard per core.
 #[derive(Debug, Parser)]

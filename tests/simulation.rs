@@ -169,7 +169,7 @@ impl Sim {
             }
             c.at = Some((to, key));
             let conn = self.shards[to].conn_mut(key).unwrap();
-            let mut input = std::mem::take(&mut conn.input);
+            let mut input = conn.take_input();
             input.extend_from_slice(&c.pending);
             c.pending = input;
         }
@@ -189,7 +189,7 @@ impl Sim {
                     self.clients[i].closed = true;
                     continue;
                 };
-                let mut out = std::mem::take(&mut conn.out);
+                let mut out = conn.take_out();
                 let closing = conn.is_closing();
                 while let Some(p) = Packet::decode(&mut out, Protocol::V5, usize::MAX).unwrap() {
                     self.on_packet(i, p);

@@ -452,21 +452,21 @@ impl EventLoop {
             rb.clear();
             return;
         };
-        if conn.input.is_empty() {
+        if conn.input().is_empty() {
             shard.on_input(key, rb, now);
             if !rb.is_empty() {
                 if let Some(conn) = shard.conn_mut(key) {
-                    conn.input.extend_from_slice(rb);
+                    conn.set_input(BytesMut::from(&rb[..]));
                 }
                 rb.clear();
             }
         } else {
-            conn.input.extend_from_slice(rb);
+            let mut input = conn.take_input();
+            input.extend_from_slice(rb);
             rb.clear();
-            let mut input = std::mem::take(&mut conn.input);
             shard.on_input(key, &mut input, now);
             if let Some(conn) = shard.conn_mut(key) {
-                conn.input = input;
+                conn.set_input(input);
             }
         }
     }
@@ -477,10 +477,10 @@ impl EventLoop {
         let Some(conn) = self.shard.conn_mut(key) else {
             return;
         };
-        let mut input = std::mem::take(&mut conn.input);
+        let mut input = conn.take_input();
         self.shard.on_input(key, &mut input, now);
         if let Some(conn) = self.shard.conn_mut(key) {
-            conn.input = input;
+            conn.set_input(input);
         }
     }
 
@@ -560,10 +560,10 @@ impl EventLoop {
         };
         if conn.is_closing() {
             if !io.send_inflight {
-                if conn.out.is_empty() {
+                if conn.out_len() == 0 {
                     self.drop_connection(key);
                 } else {
-                    let data = std::mem::take(&mut conn.out).freeze();
+                    let data = conn.take_out().freeze();
                     self.submit_send(key, data);
                 }
             }
@@ -573,8 +573,8 @@ impl EventLoop {
             self.hand_over(io);
             return;
         }
-        if !io.send_inflight && !conn.out.is_empty() {
-            let data = std::mem::take(&mut conn.out).freeze();
+        if !io.send_inflight && conn.out_len() > 0 {
+            let data = conn.take_out().freeze();
             self.submit_send(key, data);
         }
         let Some(conn) = self.shard.conn_mut(key) else {
@@ -583,11 +583,11 @@ impl EventLoop {
         if io.recv_armed || !conn.can_process_input() {
             return;
         }
-        if conn.out.len() >= self.max_outgoing {
+        if conn.out_len() >= self.max_outgoing {
             return; // Writes first: read again once the client drained its output.
         }
         if matches!(
-            parse_frame_header(&conn.input, self.max_packet),
+            parse_frame_header(conn.input(), self.max_packet),
             Ok(Some(_)) | Err(_)
         ) {
             self.process_buffered(key);

@@ -74,6 +74,49 @@ impl Default for ClientLimits {
     }
 }
 
+/// Client → broker QoS 2 packet ids received and not yet released (PUBREL): boxed, and
+/// only while there are some, since most sessions never hold one (8 bytes instead of 24).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[allow(clippy::box_collection)] // The box is the point: 8 bytes in every session, not 24.
+pub struct InboundQos2(Option<Box<Vec<u16>>>);
+
+impl InboundQos2 {
+    /// True when `packet_id` waits for its PUBREL.
+    pub fn contains(&self, packet_id: u16) -> bool {
+        self.0.as_ref().is_some_and(|ids| ids.contains(&packet_id))
+    }
+
+    /// How many packet ids wait for their PUBREL.
+    pub fn len(&self) -> usize {
+        self.0.as_ref().map_or(0, |ids| ids.len())
+    }
+
+    /// True when none waits.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Records a received QoS 2 packet id (the caller checked it is not there yet).
+    pub fn insert(&mut self, packet_id: u16) {
+        self.0.get_or_insert_with(Box::default).push(packet_id);
+    }
+
+    /// Forgets `packet_id`; false when it was not there.
+    pub fn remove(&mut self, packet_id: u16) -> bool {
+        let Some(ids) = self.0.as_mut() else {
+            return false;
+        };
+        let Some(i) = ids.iter().position(|&id| id == packet_id) else {
+            return false;
+        };
+        ids.swap_remove(i);
+        if ids.is_empty() {
+            self.0 = None;
+        }
+        true
+    }
+}
+
 /// The per-client state that survives reconnection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
@@ -90,7 +133,7 @@ pub struct Session {
     /// Broker → client messages.
     pub outbound: LazyOutbound,
     /// Client → broker QoS 2 packet ids received and not yet released (PUBREL).
-    pub inbound_qos2: Vec<u16>,
+    pub inbound_qos2: InboundQos2,
     /// The Will of the current or last connection.
     pub will: Option<Box<Will>>,
     /// The client's announced limits.
@@ -107,7 +150,7 @@ impl Session {
             expiry_secs: 0,
             subscriptions: SubscriptionMap::default(),
             outbound: LazyOutbound::default(),
-            inbound_qos2: Vec::new(),
+            inbound_qos2: InboundQos2::default(),
             will: None,
             limits: ClientLimits::default(),
         }

@@ -32,12 +32,14 @@ impl ClientIndex {
     /// Records `key` (already in `sessions`) as the session of its client id; returns the
     /// key it replaced.
     pub fn insert(&mut self, key: Key, sessions: &Slab<SessionSlot>) -> Option<Key> {
-        let client_id = sessions.get(key)?.session.client_id.clone();
-        let hash = self.hash(&client_id);
+        // Borrowed, not cloned: a clone would turn the id's buffer into a shared one
+        // with a 24-byte header that then lives as long as the session.
+        let client_id = sessions.get(key)?.session.client_id.as_str();
+        let hash = self.hash(client_id);
         let eq = |&k: &Key| {
             sessions
                 .get(k)
-                .is_some_and(|s| s.session.client_id == client_id)
+                .is_some_and(|s| s.session.client_id.as_str() == client_id)
         };
         if let Some(slot) = self.table.find_mut(hash, eq) {
             return Some(std::mem::replace(slot, key));

@@ -123,7 +123,7 @@ impl Shard {
                 reason_code: reason,
                 ..ConnAck::default()
             };
-            let _ = ack.encode(conn.protocol, &mut conn.out);
+            let _ = ack.encode(conn.protocol, conn.out());
             conn.will_on_close = false;
         }
         self.close(key, None);
@@ -303,7 +303,7 @@ impl Shard {
             return;
         };
         conn.blocked = false;
-        let _ = ack.encode(conn.protocol, &mut conn.out);
+        let _ = ack.encode(conn.protocol, conn.out());
         self.notify(key);
         self.watch_connection(key, now_ms);
         self.resume_outbound(skey, now_ms);

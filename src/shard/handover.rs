@@ -206,16 +206,16 @@ impl Shard {
         let movable = self
             .conns
             .get(key)
-            .is_some_and(|c| c.is_handing_over() && c.out.is_empty());
+            .is_some_and(|c| c.is_handing_over() && c.out_len() == 0);
         if !movable {
             return false;
         }
         let Some(h) = self.handovers.remove(&key) else {
             return false;
         };
-        let conn = self.conns.remove(key).expect("checked above");
+        let mut conn = self.conns.remove(key).expect("checked above");
         self.metrics.handovers += 1;
-        let mut input = conn.input;
+        let mut input = conn.take_input();
         input.extend_from_slice(unread);
         unread.clear();
         let mut adoption = h.adoption();
@@ -267,7 +267,7 @@ impl Shard {
         };
         let mut conn = Conn::new(now_ms);
         conn.protocol = moving.connect.protocol;
-        conn.input = moving.input;
+        conn.set_input(moving.input);
         conn.keepalive_secs = moving.connect.keep_alive_secs;
         conn.state = ConnState::Connecting {
             connect: moving.connect,

@@ -305,7 +305,7 @@ impl Shard {
             if conn.is_closing() {
                 return;
             }
-            if let Err(e) = packet.encode(conn.protocol, &mut conn.out) {
+            if let Err(e) = packet.encode(conn.protocol, conn.out()) {
                 tracing::warn!(error = %e, "could not encode a packet");
             }
             self.notify(key);
@@ -353,8 +353,7 @@ impl Shard {
         if let (Some(reason), Protocol::V5, ConnState::Active) =
             (reason, conn.protocol, &conn.state)
         {
-            let _ =
-                Packet::Disconnect(Disconnect::new(reason)).encode(conn.protocol, &mut conn.out);
+            let _ = Packet::Disconnect(Disconnect::new(reason)).encode(conn.protocol, conn.out());
         }
         conn.state = ConnState::Closing;
         conn.blocked = false;

@@ -79,14 +79,14 @@ impl Shard {
                     return;
                 };
                 let received = &mut slot.session.inbound_qos2;
-                if !received.contains(&id) {
+                if !received.contains(id) {
                     if received.len() >= max {
                         // [MQTT-3.3.4-9]: more unacknowledged QoS 2 than Receive Maximum.
                         self.metrics.receive_maximum_exceeded += 1;
                         self.fail_connection(key, ReasonCode::RECEIVE_MAXIMUM_EXCEEDED);
                         return;
                     }
-                    received.push(id);
+                    received.insert(id);
                     self.publish_from_client(skey, p, now_ms);
                 }
                 // A duplicate is acknowledged again but not routed again: exactly once.
@@ -259,7 +259,7 @@ impl Shard {
             let over = self
                 .conns
                 .get(ckey)
-                .is_some_and(|c| c.out.len() >= max_outgoing);
+                .is_some_and(|c| c.out_len() >= max_outgoing);
             if over {
                 match self.config.limits.slow_consumer {
                     SlowConsumerPolicy::Drop => self.metrics.qos0_drops += 1,
@@ -371,12 +371,12 @@ impl Shard {
         }
         // Encode once and take it back if it is larger than the client accepts, rather than
         // computing every length twice for each message.
-        let start = conn.out.len();
-        if publish.encode(conn.protocol, &mut conn.out).is_err() {
+        let start = conn.out_len();
+        if publish.encode(conn.protocol, conn.out()).is_err() {
             return false;
         }
-        if conn.out.len() - start > limits.max_packet_bytes as usize {
-            conn.out.truncate(start);
+        if conn.out_len() - start > limits.max_packet_bytes as usize {
+            conn.out().truncate(start);
             self.metrics.oversize_drops += 1;
             return false;
         }
@@ -502,11 +502,8 @@ impl Shard {
         };
         let received = &mut slot.session.inbound_qos2;
         let mut comp = PubResponse::new(packet_id);
-        match received.iter().position(|&id| id == packet_id) {
-            Some(i) => {
-                received.swap_remove(i);
-            }
-            None => comp.reason_code = ReasonCode::PACKET_IDENTIFIER_NOT_FOUND,
+        if !received.remove(packet_id) {
+            comp.reason_code = ReasonCode::PACKET_IDENTIFIER_NOT_FOUND;
         }
         self.write(key, &Packet::PubComp(comp));
     }

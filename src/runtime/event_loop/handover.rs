@@ -33,8 +33,8 @@ impl EventLoop {
         if io.send_inflight {
             return; // Its completion services the connection again.
         }
-        if !conn.out.is_empty() {
-            let data = std::mem::take(&mut conn.out).freeze();
+        if conn.out_len() > 0 {
+            let data = conn.take_out().freeze();
             self.submit_send(key, data);
             return;
         }
