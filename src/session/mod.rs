@@ -17,10 +17,64 @@ use std::ops::{Deref, DerefMut};
 
 use crate::codec::{MqttStr, Protocol, SubscriptionOptions, Will};
 
-/// A session's subscriptions. The hasher has fixed keys and no per-map state (32 bytes per
-/// map instead of 64): each map holds one client's own filters, at most
-/// `max_subscriptions_per_client`, so hash flooding can only slow that client.
+/// A session's subscriptions by filter. The hasher has fixed keys and no per-map state:
+/// each map holds one client's own filters, at most `max_subscriptions_per_client`, so hash
+/// flooding can only slow that client.
 pub type SubscriptionMap = HashMap<MqttStr, Subscription, BuildHasherDefault<ahash::AHasher>>;
+
+/// The subscriptions of a session, boxed and only once it has one: publish-only devices,
+/// the bulk of a fleet, pay 8 bytes instead of the 32 of an empty map.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Subscriptions(Option<Box<SubscriptionMap>>);
+
+impl Subscriptions {
+    /// How many filters the session holds.
+    pub fn len(&self) -> usize {
+        self.0.as_ref().map_or(0, |m| m.len())
+    }
+
+    /// True when it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// True when the session holds exactly `filter`.
+    pub fn contains_key(&self, filter: &str) -> bool {
+        self.0.as_ref().is_some_and(|m| m.contains_key(filter))
+    }
+
+    /// The subscription of `filter`.
+    pub fn get(&self, filter: &str) -> Option<&Subscription> {
+        self.0.as_ref().and_then(|m| m.get(filter))
+    }
+
+    /// Adds or replaces the subscription of `filter`; returns the one it replaced.
+    pub fn insert(&mut self, filter: MqttStr, subscription: Subscription) -> Option<Subscription> {
+        self.0
+            .get_or_insert_with(Box::default)
+            .insert(filter, subscription)
+    }
+
+    /// Removes the subscription of `filter`, freeing the map with the last one.
+    pub fn remove_entry(&mut self, filter: &str) -> Option<(MqttStr, Subscription)> {
+        let map = self.0.as_mut()?;
+        let removed = map.remove_entry(filter);
+        if map.is_empty() {
+            self.0 = None;
+        }
+        removed
+    }
+
+    /// The filters, in no particular order.
+    pub fn keys(&self) -> impl Iterator<Item = &MqttStr> {
+        self.0.iter().flat_map(|m| m.keys())
+    }
+
+    /// Filters and subscriptions, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&MqttStr, &Subscription)> {
+        self.0.iter().flat_map(|m| m.iter())
+    }
+}
 
 /// The outgoing state, allocated on first use: most idle sessions never need it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -121,7 +175,7 @@ impl InboundQos2 {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
     /// The client identifier.
-    pub client_id: MqttStr,
+    pub client_id: Box<str>,
     /// Registry generation: tells an old owner's messages from the current one's.
     pub generation: u64,
     /// Protocol of the last connection.
@@ -129,7 +183,7 @@ pub struct Session {
     /// Seconds the session outlives its connection (0: ends with it).
     pub expiry_secs: u32,
     /// Topic filter (as subscribed, `$share/...` included) → subscription.
-    pub subscriptions: SubscriptionMap,
+    pub subscriptions: Subscriptions,
     /// Broker → client messages.
     pub outbound: LazyOutbound,
     /// Client → broker QoS 2 packet ids received and not yet released (PUBREL).
@@ -144,11 +198,12 @@ impl Session {
     /// A fresh session.
     pub fn new(client_id: MqttStr, generation: u64, protocol: Protocol) -> Session {
         Session {
-            client_id,
+            // Boxed exactly: 16 bytes in the session instead of a 32-byte shared buffer handle.
+            client_id: Box::from(client_id.as_str()),
             generation,
             protocol,
             expiry_secs: 0,
-            subscriptions: SubscriptionMap::default(),
+            subscriptions: Subscriptions::default(),
             outbound: LazyOutbound::default(),
             inbound_qos2: InboundQos2::default(),
             will: None,

@@ -24,7 +24,7 @@ impl ClientIndex {
             .find(self.hash(client_id), |&k| {
                 sessions
                     .get(k)
-                    .is_some_and(|s| s.session.client_id.as_str() == client_id)
+                    .is_some_and(|s| &*s.session.client_id == client_id)
             })
             .copied()
     }
@@ -32,14 +32,12 @@ impl ClientIndex {
     /// Records `key` (already in `sessions`) as the session of its client id; returns the
     /// key it replaced.
     pub fn insert(&mut self, key: Key, sessions: &Slab<SessionSlot>) -> Option<Key> {
-        // Borrowed, not cloned: a clone would turn the id's buffer into a shared one
-        // with a 24-byte header that then lives as long as the session.
-        let client_id = sessions.get(key)?.session.client_id.as_str();
+        let client_id = &*sessions.get(key)?.session.client_id;
         let hash = self.hash(client_id);
         let eq = |&k: &Key| {
             sessions
                 .get(k)
-                .is_some_and(|s| s.session.client_id.as_str() == client_id)
+                .is_some_and(|s| &*s.session.client_id == client_id)
         };
         if let Some(slot) = self.table.find_mut(hash, eq) {
             return Some(std::mem::replace(slot, key));
@@ -48,7 +46,7 @@ impl ClientIndex {
         self.table.insert_unique(hash, key, |&k| {
             sessions
                 .get(k)
-                .map(|s| hasher.hash_one(s.session.client_id.as_str()))
+                .map(|s| hasher.hash_one(&*s.session.client_id))
                 .unwrap_or(0)
         });
         None

@@ -139,25 +139,20 @@ impl Shard {
         token: u64,
         clean_start: bool,
     ) {
-        let generation = self.next_generation;
+        let generation = RegistryEntry::new(0, self.next_generation).generation();
         self.next_generation += 1;
         let id = super::stable_hash(client_id.as_bytes());
         let previous = self.registry.get(&id).copied();
-        let owner = previous.map_or(from, |p| p.shard);
-        self.registry.insert(
-            id,
-            RegistryEntry {
-                shard: owner,
-                generation,
-            },
-        );
+        let owner = previous.map_or(from, |p| p.shard());
+        self.registry
+            .insert(id, RegistryEntry::new(owner, generation));
         match previous {
             None => self.send(from, MeshMsg::Claimed { token, generation }),
             Some(prev) => self.send(
-                prev.shard,
+                prev.shard(),
                 MeshMsg::TakeOver {
                     client_id,
-                    previous_generation: prev.generation,
+                    previous_generation: prev.generation(),
                     new_shard: from,
                     token,
                     generation,
@@ -393,7 +388,7 @@ impl Shard {
             return;
         }
         let slot = self.remove_session(skey);
-        let client_id = slot.session.client_id.clone();
+        let client_id = MqttStr::from(&*slot.session.client_id);
         let generation = slot.session.generation;
         self.publish_will_of(slot.session, now_ms);
         self.release_claim(client_id, generation);

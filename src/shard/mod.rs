@@ -49,11 +49,30 @@ pub struct SessionSlot {
     pub awaiting_connection: bool,
 }
 
-/// The home shard's record of where a client id's session lives.
+/// The home shard's record of where a client id's session lives: the owner shard in the
+/// top 8 bits, the registry generation in the other 56 (2^56 connects per home shard
+/// before it wraps), so that an entry takes 16 bytes of table with its key instead of 24.
 #[derive(Debug, Clone, Copy)]
-struct RegistryEntry {
-    shard: ShardId,
-    generation: u64,
+struct RegistryEntry(u64);
+
+impl RegistryEntry {
+    const GENERATION_BITS: u32 = 56;
+
+    fn new(shard: ShardId, generation: u64) -> RegistryEntry {
+        debug_assert!(shard < crate::config::MAX_SHARDS);
+        let generation = generation & ((1 << Self::GENERATION_BITS) - 1);
+        RegistryEntry(((shard as u64) << Self::GENERATION_BITS) | generation)
+    }
+
+    /// The shard that holds the session.
+    fn shard(self) -> ShardId {
+        (self.0 >> Self::GENERATION_BITS) as ShardId
+    }
+
+    /// The generation of the session's current claim.
+    fn generation(self) -> u64 {
+        self.0 & ((1 << Self::GENERATION_BITS) - 1)
+    }
 }
 
 /// An operation waiting for answers from other shards.
@@ -552,7 +571,7 @@ impl Shard {
             } => {
                 let id = stable_hash(client_id.as_bytes());
                 if let Some(e) = self.registry.get(&id) {
-                    if e.generation == generation {
+                    if e.generation() == generation {
                         self.registry.remove(&id);
                     }
                 }
