@@ -598,7 +598,11 @@ impl EventLoop {
             self.service.push(key);
             return;
         }
-        if self.congested || (self.pressured && !self.shard.awaits_acks(key)) {
+        // Under either pressure a client that owes acknowledgements is still read: its acks
+        // are what drain the queues. Pausing it too let two shards wait on each other (each
+        // pressured, so not taking the other's forwards, and congested towards the other)
+        // until their subscribers counted as stalled, a second later.
+        if (self.congested || self.pressured) && !self.shard.awaits_acks(key) {
             self.paused.push(key);
             return;
         }
