@@ -25,8 +25,6 @@ pub enum ConnState {
     Connecting {
         /// The CONNECT being answered.
         connect: Box<Connect>,
-        /// Token of the registry claim.
-        token: u64,
         /// The client id was empty and assigned by us (returned in CONNACK).
         assigned_id: bool,
     },

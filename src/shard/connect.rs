@@ -94,7 +94,6 @@ impl Shard {
         conn.keepalive_secs = connect.keep_alive_secs;
         conn.state = ConnState::Connecting {
             connect,
-            token,
             assigned_id,
         };
         conn.blocked = true;
@@ -226,7 +225,6 @@ impl Shard {
                     ConnState::Connecting {
                         connect,
                         assigned_id,
-                        ..
                     } => (connect, assigned_id),
                     _ => unreachable!(),
                 }

@@ -180,7 +180,6 @@ impl Shard {
                 ConnState::Connecting {
                     connect,
                     assigned_id,
-                    ..
                 } => (connect, assigned_id),
                 _ => unreachable!("checked above"),
             };
@@ -271,7 +270,6 @@ impl Shard {
         conn.keepalive_secs = moving.connect.keep_alive_secs;
         conn.state = ConnState::Connecting {
             connect: moving.connect,
-            token: 0,
             assigned_id: moving.assigned_id,
         };
         conn.blocked = true;

@@ -3,11 +3,14 @@
 //! Connections and sessions are referred to by handle from tries, timers and pending
 //! operations; a handle kept after its slot was reused must not reach the new occupant.
 
+use std::num::NonZeroU32;
+
 /// A handle into a [`Slab`]: slot index plus the slot's generation at insertion.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Key {
     index: u32,
-    generation: u32,
+    /// Never 0, so that `Option<Key>` takes 8 bytes (it is in every connection and session).
+    generation: NonZeroU32,
 }
 
 impl Key {
@@ -18,14 +21,14 @@ impl Key {
 
     /// The slot's generation when the entry was inserted.
     pub fn generation(self) -> u32 {
-        self.generation
+        self.generation.get()
     }
 }
 
 #[derive(Debug)]
 enum Slot<T> {
-    Occupied(u32, T),
-    Vacant(u32, Option<u32>),
+    Occupied(NonZeroU32, T),
+    Vacant(NonZeroU32, Option<u32>),
 }
 
 /// Slots per chunk: storage grows a chunk at a time, so a large slab neither keeps a
@@ -86,7 +89,7 @@ impl<T> Slab<T> {
                     .slot_mut(index)
                     .expect("free list points inside the slab");
                 let (generation, next) = match slot {
-                    Slot::Vacant(g, next) => (g.wrapping_add(1), *next),
+                    Slot::Vacant(g, next) => (g.checked_add(1).unwrap_or(NonZeroU32::MIN), *next),
                     Slot::Occupied(..) => unreachable!("free list points at an occupied slot"),
                 };
                 *slot = Slot::Occupied(generation, value);
@@ -101,11 +104,11 @@ impl<T> Slab<T> {
                 self.chunks
                     .last_mut()
                     .expect("a chunk with room")
-                    .push(Slot::Occupied(0, value));
+                    .push(Slot::Occupied(NonZeroU32::MIN, value));
                 self.slots += 1;
                 Key {
                     index,
-                    generation: 0,
+                    generation: NonZeroU32::MIN,
                 }
             }
         }
