@@ -485,3 +485,35 @@ fn slow_consumer_policies() {
         p.ping();
     }
 }
+
+/// A subscriber that has been quiet for a while is not "stalled" at its next burst: the
+/// clock of the 1 s stall rule starts when the broker begins waiting for its first ack. So a
+/// burst bigger than `max_queued_messages` slows the publisher (delivery backpressure) and
+/// arrives whole, instead of overflowing the queue (`queue_drops`). Before the fix the rule
+/// counted from the last ack ever received (none here): the queue overflowed and the
+/// subscriber never saw the rest of the burst.
+#[test]
+fn quiet_subscriber_burst_slows_publisher_instead_of_dropping() {
+    let broker = Broker::with_config("[limits]\nmax_queued_messages = 10\nmax_inflight = 2\n");
+    let topic = unique("burst");
+    let mut sub = broker.v5(&unique("quiet"));
+    sub.sub(&topic, QoS::AtLeastOnce);
+    // Older than the stall limit, as a real subscriber between bursts is.
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    let mut publ = broker.v5(&unique("burster"));
+    let burst_topic = topic.clone();
+    let publisher = std::thread::spawn(move || {
+        for i in 0u32..60 {
+            publ.publish(&burst_topic, &i.to_be_bytes(), QoS::AtLeastOnce, false);
+        }
+        publ
+    });
+    // The subscriber only starts reading (and acknowledging) after the burst began.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    for i in 0u32..60 {
+        let p = sub.recv_publish();
+        assert_eq!(&p.payload[..], &i.to_be_bytes(), "message {i} of the burst");
+    }
+    sub.expect_nothing();
+    publisher.join().expect("publisher finished").ping();
+}

@@ -36,7 +36,11 @@ pub struct Outbound {
     pub inflight: VecDeque<Inflight>,
     /// Waiting for a free slot in the window (or for the client to come back).
     pub queue: VecDeque<Delivery>,
-    /// When the client last acknowledged a message (ms); tells slow from stalled.
+    /// When the client last acknowledged a message, or when we began waiting for one (a
+    /// send into an empty window, a connection attaching): tells slow from stalled. Counting
+    /// from the last ack alone made a subscriber that had been quiet for a while, or had
+    /// just connected, look stalled at its first burst, and its queue drop instead of its
+    /// publishers slowing down.
     pub last_ack_ms: u64,
 }
 

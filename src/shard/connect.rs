@@ -256,6 +256,10 @@ impl Shard {
             topic_alias_maximum: connect.properties.topic_alias_maximum.unwrap_or(0),
             problem_information: connect.properties.request_problem_information != Some(0),
         };
+        if !session.outbound.inflight.is_empty() || !session.outbound.queue.is_empty() {
+            // The client gets its first chance to acknowledge now.
+            session.outbound.last_ack_ms = now_ms;
+        }
         let queued = session.outbound.queue.len();
         self.account_online_queue(skey, queued, true);
 

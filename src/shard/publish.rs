@@ -307,7 +307,11 @@ impl Shard {
     ) {
         if self.write_publish(skey, ckey, &delivery, packet_id, false, now_ms) {
             if let Some(slot) = self.sessions.get_mut(skey) {
-                slot.session.outbound.inflight.push_back(Inflight {
+                let outbound = &mut slot.session.outbound;
+                if outbound.inflight.is_empty() {
+                    outbound.last_ack_ms = now_ms;
+                }
+                outbound.inflight.push_back(Inflight {
                     packet_id,
                     delivery,
                     state: InflightState::AwaitingAck,
