@@ -43,11 +43,6 @@ impl Subscriptions {
         self.0.as_ref().is_some_and(|m| m.contains_key(filter))
     }
 
-    /// The subscription of `filter`.
-    pub fn get(&self, filter: &str) -> Option<&Subscription> {
-        self.0.as_ref().and_then(|m| m.get(filter))
-    }
-
     /// Adds or replaces the subscription of `filter`; returns the one it replaced.
     pub fn insert(&mut self, filter: MqttStr, subscription: Subscription) -> Option<Subscription> {
         self.0
@@ -68,11 +63,6 @@ impl Subscriptions {
     /// The filters, in no particular order.
     pub fn keys(&self) -> impl Iterator<Item = &MqttStr> {
         self.0.iter().flat_map(|m| m.keys())
-    }
-
-    /// Filters and subscriptions, in no particular order.
-    pub fn iter(&self) -> impl Iterator<Item = (&MqttStr, &Subscription)> {
-        self.0.iter().flat_map(|m| m.iter())
     }
 }
 
