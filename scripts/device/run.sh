@@ -7,39 +7,14 @@
 # Device run (16 cores): uncontended latency, multi-core scaling, connection density.
 # Brokers: new (this session), old (963e93b, previous head), mosquitto 2.0.11 (carried).
 set -u
-D=results/device
-G=$D/shardmq-bench
-export LD_LIBRARY_PATH=$D/mosq/lib
+# shellcheck source=scripts/device/common.sh
+. "$(dirname "$0")/common.sh"
 nproc; uname -r
 ulimit -n 1048576 2>/dev/null || ulimit -n 500000 2>/dev/null || true
 echo "nofile $(ulimit -n)"
 sysctl -w net.ipv4.ip_local_port_range="1024 65000" >/dev/null 2>&1
 sysctl -w net.core.somaxconn=65535 >/dev/null 2>&1
 sysctl -w net.ipv4.tcp_max_syn_backlog=65535 >/dev/null 2>&1
-
-PORT=0 BPID=0
-start() { # start NAME SHARDS
-  local name=$1 shards=$2
-  if [ "$name" = mosq ]; then
-    PORT=$((20000 + RANDOM % 20000))
-    printf 'listener %s 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\nmax_queued_messages 100000\n' $PORT > /tmp/m.conf
-    taskset -c 0 $D/mosq/mosquitto -c /tmp/m.conf > /tmp/m.log 2>&1 &
-    BPID=$!
-    sleep 0.5
-  else
-    "$D/shardmq-$name" --port 0 --shards "$shards" --log warn > /tmp/b.out 2>/tmp/b.err &
-    BPID=$!
-    for _ in $(seq 50); do grep -q listening /tmp/b.out && break; sleep 0.1; done
-    PORT=$(grep -o 'listening [0-9.:]*' /tmp/b.out | head -1 | sed 's/.*://')
-  fi
-}
-stop() { kill $BPID 2>/dev/null; wait $BPID 2>/dev/null; sleep 0.2; }
-show() { # label, json on stdin
-  python3 -c "import json,sys
-t=sys.stdin.read().strip().splitlines()
-d=json.loads(t[-1]) if t else {}
-print('$1', ' '.join(f'{k}={d[k]:.4g}' if isinstance(d.get(k),float) else f'{k}={d.get(k)}' for k in ['msgs_per_s','lost','p50_us','p99_us','broker_cpu_us_per_msg','gen_cpu_us_per_msg','bytes_per_conn','open_conns','connects_per_s'] if k in d))"
-}
 
 echo "== A: latency, broker on cores 0-1 (mosquitto core 0), generator on cores 8-9"
 for rep in 1 2 3; do
