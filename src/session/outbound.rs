@@ -41,7 +41,7 @@ pub struct Outbound {
     /// from the last ack alone made a subscriber that had been quiet for a while, or had
     /// just connected, look stalled at its first burst, and its queue drop instead of its
     /// publishers slowing down.
-    pub last_ack_ms: u64,
+    pub last_progress_ms: u64,
 }
 
 impl Outbound {
@@ -51,7 +51,7 @@ impl Outbound {
             next_packet_id: 0,
             inflight: VecDeque::new(),
             queue: VecDeque::new(),
-            last_ack_ms: 0,
+            last_progress_ms: 0,
         }
     }
 

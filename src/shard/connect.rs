@@ -138,7 +138,7 @@ impl Shard {
         token: u64,
         clean_start: bool,
     ) {
-        let generation = RegistryEntry::new(0, self.next_generation).generation();
+        let generation = self.next_generation & RegistryEntry::GENERATION_MASK;
         self.next_generation += 1;
         let id = super::stable_hash(client_id.as_bytes());
         let previous = self.registry.get(&id).copied();
@@ -258,7 +258,7 @@ impl Shard {
         };
         if !session.outbound.inflight.is_empty() || !session.outbound.queue.is_empty() {
             // The client gets its first chance to acknowledge now.
-            session.outbound.last_ack_ms = now_ms;
+            session.outbound.last_progress_ms = now_ms;
         }
         let queued = session.outbound.queue.len();
         self.account_online_queue(skey, queued, true);

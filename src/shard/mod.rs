@@ -57,10 +57,12 @@ struct RegistryEntry(u64);
 
 impl RegistryEntry {
     const GENERATION_BITS: u32 = 56;
+    /// Generations are counted modulo 2^56.
+    const GENERATION_MASK: u64 = (1 << Self::GENERATION_BITS) - 1;
 
     fn new(shard: ShardId, generation: u64) -> RegistryEntry {
         debug_assert!(shard < crate::config::MAX_SHARDS);
-        let generation = generation & ((1 << Self::GENERATION_BITS) - 1);
+        debug_assert!(generation <= Self::GENERATION_MASK);
         RegistryEntry(((shard as u64) << Self::GENERATION_BITS) | generation)
     }
 
@@ -71,7 +73,7 @@ impl RegistryEntry {
 
     /// The generation of the session's current claim.
     fn generation(self) -> u64 {
-        self.0 & ((1 << Self::GENERATION_BITS) - 1)
+        self.0 & Self::GENERATION_MASK
     }
 }
 
@@ -466,7 +468,7 @@ impl Shard {
                 // A subscriber that stopped acknowledging is not waited for: its queue fills
                 // and drops by policy instead of stalling every publisher of the shard.
                 self.sessions.get(k).is_some_and(|s| {
-                    s.session.outbound.last_ack_ms + STALLED_SUBSCRIBER_MS > now_ms
+                    s.session.outbound.last_progress_ms + STALLED_SUBSCRIBER_MS > now_ms
                 })
             })
     }

@@ -309,7 +309,7 @@ impl Shard {
             if let Some(slot) = self.sessions.get_mut(skey) {
                 let outbound = &mut slot.session.outbound;
                 if outbound.inflight.is_empty() {
-                    outbound.last_ack_ms = now_ms;
+                    outbound.last_progress_ms = now_ms;
                 }
                 outbound.inflight.push_back(Inflight {
                     packet_id,
@@ -470,7 +470,7 @@ impl Shard {
         };
         if let Some(slot) = self.sessions.get_mut(skey) {
             slot.session.outbound.on_puback(packet_id);
-            slot.session.outbound.last_ack_ms = now_ms;
+            slot.session.outbound.last_progress_ms = now_ms;
         }
         self.pump_queue(skey, now_ms);
     }
@@ -488,7 +488,7 @@ impl Shard {
             self.pump_queue(skey, now_ms);
             return;
         }
-        slot.session.outbound.last_ack_ms = now_ms;
+        slot.session.outbound.last_progress_ms = now_ms;
         let known = slot.session.outbound.on_pubrec(ack.packet_id);
         let mut rel = PubResponse::new(ack.packet_id);
         if !known {
@@ -518,7 +518,7 @@ impl Shard {
         };
         if let Some(slot) = self.sessions.get_mut(skey) {
             slot.session.outbound.on_pubcomp(packet_id);
-            slot.session.outbound.last_ack_ms = now_ms;
+            slot.session.outbound.last_progress_ms = now_ms;
         }
         self.pump_queue(skey, now_ms);
     }
