@@ -123,6 +123,9 @@ pub struct Limits {
 pub struct MeshConfig {
     /// Batches each SPSC channel holds.
     pub channel_batches: usize,
+    /// Messages one channel may hold before its sending shard stops reading publishing
+    /// sockets: bounds the time a forward waits for a peer that is busy delivering.
+    pub channel_messages: usize,
     /// Messages a shard may hold for one peer before it stops reading publishing sockets.
     pub outbox_high_water: usize,
 }
@@ -166,6 +169,7 @@ impl Default for MeshConfig {
     fn default() -> MeshConfig {
         MeshConfig {
             channel_batches: 256,
+            channel_messages: 512,
             outbox_high_water: 8192,
         }
     }
@@ -239,6 +243,9 @@ impl Config {
         if self.mesh.channel_batches == 0 {
             return bad("mesh.channel_batches", "must be at least 1");
         }
+        if self.mesh.channel_messages == 0 {
+            return bad("mesh.channel_messages", "must be at least 1");
+        }
         if self.mesh.outbox_high_water == 0 {
             return bad("mesh.outbox_high_water", "must be at least 1");
         }
@@ -267,6 +274,8 @@ mod tests {
     fn out_of_range_is_named() {
         let e = Config::from_toml("[limits]\nmax_inflight = 0\n").unwrap_err();
         assert!(e.to_string().contains("limits.max_inflight"), "{e}");
+        let e = Config::from_toml("[mesh]\nchannel_messages = 0\n").unwrap_err();
+        assert!(e.to_string().contains("mesh.channel_messages"), "{e}");
         let e = Config::from_toml("shards = 65\n").unwrap_err();
         assert!(e.to_string().contains("`shards`"), "{e}");
     }

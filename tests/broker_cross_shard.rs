@@ -414,3 +414,48 @@ fn many_clients_all_pairs() {
         s.expect_nothing();
     }
 }
+
+/// A shard that cannot deliver stops taking forwards, and the shard that publishes to it
+/// then stops reading (and acknowledging) its publishers once the channel between them holds
+/// `mesh.channel_messages` — instead of acknowledging everything into the mesh, where
+/// forwards wait unboundedly long. Nothing is lost and order holds [MQTT-4.6.0-5] when the
+/// subscriber catches up. Before the bound, all 200 publishes were acknowledged at once (each
+/// was its own batch, and the channel holds 256).
+#[test]
+fn forwards_to_a_busy_shard_slow_the_publisher() {
+    const MESSAGES: usize = 200;
+    let broker = Broker::with_config(
+        "[limits]\nmax_inflight = 2\nbackpressure_queued_messages = 10\n\
+         [mesh]\nchannel_messages = 4\n",
+    );
+    let topic = unique("busy-peer");
+    let (mut sub, _) = broker.v5_on_shard(1, 0);
+    sub.sub(&topic, QoS::AtLeastOnce);
+    let (mut publ, _) = broker.v5_on_shard(0, 0);
+    let acked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let publisher = {
+        let (topic, acked) = (topic.clone(), acked.clone());
+        std::thread::spawn(move || {
+            for i in 0..MESSAGES as u32 {
+                publ.publish(&topic, &i.to_be_bytes(), QoS::AtLeastOnce, false);
+                acked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            publ
+        })
+    };
+    // The subscriber does not read for a while (well under the 1 s after which a silent
+    // subscriber stops holding publishers back).
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    let acked_while_blocked = acked.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        acked_while_blocked < MESSAGES / 2,
+        "{acked_while_blocked} of {MESSAGES} publishes acknowledged while their subscriber's \
+         shard could take no forwards"
+    );
+    for i in 0..MESSAGES as u32 {
+        let p = sub.recv_publish();
+        assert_eq!(&p.payload[..], &i.to_be_bytes(), "message {i}");
+    }
+    sub.expect_nothing();
+    publisher.join().expect("publisher finished").ping();
+}

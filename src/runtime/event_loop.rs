@@ -300,6 +300,7 @@ impl EventLoop {
         let doorbell = self.port.doorbells[me].clone();
         doorbell.prepare_sleep();
         let busy = (!self.pressured && self.port.has_inbound())
+            || (self.congested && !self.port.blocked())
             || !self.service.is_empty()
             || !self.ring.completion().is_empty();
         let result = if busy {
@@ -495,10 +496,7 @@ impl EventLoop {
         }
         for peer in 0..self.port.inbound.len() {
             for _ in 0..MESH_BATCHES_PER_TURN {
-                let Some(batch) = self.port.inbound[peer]
-                    .as_ref()
-                    .and_then(|rx| rx.try_recv().ok())
-                else {
+                let Some(batch) = self.port.receive(peer) else {
                     break;
                 };
                 let now = self.now_ms();

@@ -4,7 +4,7 @@
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::shard::MeshMsg;
@@ -70,6 +70,14 @@ impl Drop for Doorbell {
     }
 }
 
+/// What both ends of one channel share: how many messages it holds, and whether the sender
+/// stopped reading its clients because of it (then the receiver wakes it once it drained).
+#[derive(Debug, Default)]
+pub struct Lane {
+    queued_messages: AtomicUsize,
+    sender_waiting: AtomicBool,
+}
+
 /// One shard's ends of the mesh.
 pub struct MeshPort {
     /// This shard.
@@ -82,10 +90,22 @@ pub struct MeshPort {
     pub doorbells: Vec<Arc<Doorbell>>,
     /// Batches that found their channel full, oldest first, per peer.
     pub backlog: Vec<std::collections::VecDeque<Batch>>,
+    /// Shared counters of the channel to each peer (None for itself).
+    outbound_lanes: Vec<Option<Arc<Lane>>>,
+    /// Shared counters of the channel from each peer (None for itself).
+    inbound_lanes: Vec<Option<Arc<Lane>>>,
+    /// Messages a channel may hold before its sender counts as congested: bounds how long a
+    /// forward waits in the mesh (latency), whatever the size of the batches.
+    max_queued_messages: usize,
 }
 
-/// Builds the full mesh for `shards` shards.
-pub fn build_mesh(shards: usize, capacity: usize) -> std::io::Result<Vec<MeshPort>> {
+/// Builds the full mesh for `shards` shards: channels of `capacity` batches, congested above
+/// `max_queued_messages` messages.
+pub fn build_mesh(
+    shards: usize,
+    capacity: usize,
+    max_queued_messages: usize,
+) -> std::io::Result<Vec<MeshPort>> {
     let doorbells: Vec<_> = (0..shards)
         .map(|_| Doorbell::new())
         .collect::<Result<_, _>>()?;
@@ -96,14 +116,20 @@ pub fn build_mesh(shards: usize, capacity: usize) -> std::io::Result<Vec<MeshPor
             inbound: (0..shards).map(|_| None).collect(),
             doorbells: doorbells.clone(),
             backlog: (0..shards).map(|_| Default::default()).collect(),
+            outbound_lanes: (0..shards).map(|_| None).collect(),
+            inbound_lanes: (0..shards).map(|_| None).collect(),
+            max_queued_messages,
         })
         .collect();
     for from in 0..shards {
         for to in 0..shards {
             if from != to {
                 let (tx, rx) = crossbeam_channel::bounded(capacity);
+                let lane = Arc::new(Lane::default());
                 ports[from].outbound[to] = Some(tx);
+                ports[from].outbound_lanes[to] = Some(lane.clone());
                 ports[to].inbound[from] = Some(rx);
+                ports[to].inbound_lanes[from] = Some(lane);
             }
         }
     }
@@ -124,8 +150,14 @@ impl MeshPort {
         };
         let mut sent = false;
         while let Some(batch) = self.backlog[to].pop_front() {
+            let messages = batch.len();
             match tx.try_send(batch) {
-                Ok(()) => sent = true,
+                Ok(()) => {
+                    sent = true;
+                    if let Some(lane) = &self.outbound_lanes[to] {
+                        lane.queued_messages.fetch_add(messages, Ordering::SeqCst);
+                    }
+                }
                 Err(TrySendError::Full(batch)) => {
                     self.backlog[to].push_front(batch);
                     break;
@@ -141,14 +173,59 @@ impl MeshPort {
         }
     }
 
-    /// Retries every backlog; true while any batch still waits (the shard is congested).
+    /// Retries every backlog; true while any batch still waits or a channel holds more than
+    /// `max_queued_messages` (the shard is congested). Each peer this shard waits for is
+    /// told to wake it once it drained.
     pub fn retry(&mut self) -> bool {
+        let mut congested = false;
         for to in 0..self.backlog.len() {
             if !self.backlog[to].is_empty() {
                 self.flush_peer(to);
             }
+            if self.blocked_towards(to) {
+                congested = true;
+                if let Some(lane) = &self.outbound_lanes[to] {
+                    lane.sender_waiting.store(true, Ordering::SeqCst);
+                }
+            }
         }
-        self.backlog.iter().any(|b| !b.is_empty())
+        congested
+    }
+
+    /// True when forwards to `to` wait: batches in the backlog behind a full channel, or a
+    /// channel over its message bound.
+    fn blocked_towards(&self, to: usize) -> bool {
+        let full = !self.backlog[to].is_empty()
+            && self.outbound[to].as_ref().is_some_and(|tx| tx.is_full());
+        full || self.outbound_lanes[to].as_ref().is_some_and(|lane| {
+            lane.queued_messages.load(Ordering::SeqCst) > self.max_queued_messages
+        })
+    }
+
+    /// True while forwards to some peer wait. A congested shard checks it after
+    /// `Doorbell::prepare_sleep` and does not sleep when it turned false: the peer drained
+    /// before it could see the shard asleep, so it did not ring.
+    pub fn blocked(&self) -> bool {
+        (0..self.backlog.len()).any(|to| self.blocked_towards(to))
+    }
+
+    /// Takes one batch from `peer`'s channel; wakes `peer` if it waits for this channel to
+    /// drain and it now has.
+    pub fn receive(&self, peer: usize) -> Option<Batch> {
+        let batch = self.inbound[peer].as_ref()?.try_recv().ok()?;
+        if let Some(lane) = &self.inbound_lanes[peer] {
+            let left = lane
+                .queued_messages
+                .fetch_sub(batch.len(), Ordering::SeqCst)
+                - batch.len();
+            if left <= self.max_queued_messages
+                && lane.sender_waiting.load(Ordering::SeqCst)
+                && lane.sender_waiting.swap(false, Ordering::SeqCst)
+            {
+                self.doorbells[peer].ring(false);
+            }
+        }
+        Some(batch)
     }
 
     /// True when some inbound channel holds a batch.

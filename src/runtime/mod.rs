@@ -110,11 +110,14 @@ pub fn run(mut config: Config) -> Result<(), RuntimeError> {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_micros() as u64)
         .unwrap_or(0);
-    let ports = mesh::build_mesh(shards, config.mesh.channel_batches).map_err(|e| {
-        RuntimeError::Executor {
-            shard: 0,
-            message: e.to_string(),
-        }
+    let ports = mesh::build_mesh(
+        shards,
+        config.mesh.channel_batches,
+        config.mesh.channel_messages,
+    )
+    .map_err(|e| RuntimeError::Executor {
+        shard: 0,
+        message: e.to_string(),
     })?;
     let doorbells = ports[0].doorbells.clone();
     let (ready_tx, ready_rx) = crossbeam_channel::unbounded();
