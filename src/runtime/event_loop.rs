@@ -90,6 +90,9 @@ struct EventLoop {
     /// Accept failed (e.g. EMFILE): re-armed at the next tick instead of spinning.
     accept_backoff: bool,
     paused: Vec<Key>,
+    /// Connections released from `paused`: each is read once even if the shard is under
+    /// pressure again by the time it is serviced (see `flush_connections`).
+    released: Vec<Key>,
     service: Vec<Key>,
     /// Scratch list of connections adopted from other shards.
     adopted: Vec<(Key, u64)>,
@@ -156,6 +159,7 @@ impl EventLoop {
             pressured: false,
             accept_backoff: false,
             paused: Vec::new(),
+            released: Vec::new(),
             service: Vec::new(),
             adopted: Vec::new(),
         };
@@ -302,6 +306,7 @@ impl EventLoop {
         let busy = (!self.pressured && self.port.has_inbound())
             || (self.congested && !self.port.blocked())
             || !self.service.is_empty()
+            || !self.released.is_empty()
             || !self.ring.completion().is_empty();
         let result = if busy {
             self.ring.submit()
@@ -533,13 +538,23 @@ impl EventLoop {
         }
         if was && !self.congested && !self.pressured {
             let paused = std::mem::take(&mut self.paused);
-            self.service.extend(paused);
+            self.released.extend(paused);
         }
     }
 
     /// Flushes output, re-arms receives and finishes closes for every connection that the
     /// shard marked ready or that had I/O this turn.
     fn flush_connections(&mut self, ready: &mut Vec<Key>) {
+        // Paused connections get their read before the pressure check: forwards drained
+        // from the mesh at the top of the turn put the shard under pressure again at once,
+        // and re-pausing here starved a subscriber's local publishers for as long as peers
+        // kept forwarding (seconds, in an 8 -> 1 fan-in at full speed).
+        let released = std::mem::take(&mut self.released);
+        for &key in &released {
+            self.service_connection(key, true);
+        }
+        self.released = released;
+        self.released.clear();
         for _ in 0..4 {
             self.shard.take_ready(ready);
             ready.append(&mut self.service);
@@ -547,12 +562,14 @@ impl EventLoop {
                 return;
             }
             for &key in ready.iter() {
-                self.service_connection(key);
+                self.service_connection(key, false);
             }
         }
     }
 
-    fn service_connection(&mut self, key: Key) {
+    /// Flushes output and re-arms the receive of `key`; under pressure a connection is
+    /// paused instead unless it owes acknowledgements or is `released` (its turn to be read).
+    fn service_connection(&mut self, key: Key, released: bool) {
         let Some(io) = self.io_mut(key).copied() else {
             return;
         };
@@ -600,7 +617,7 @@ impl EventLoop {
         // are what drain the queues. Pausing it too let two shards wait on each other (each
         // pressured, so not taking the other's forwards, and congested towards the other)
         // until their subscribers counted as stalled, a second later.
-        if (self.congested || self.pressured) && !self.shard.awaits_acks(key) {
+        if (self.congested || self.pressured) && !released && !self.shard.awaits_acks(key) {
             self.paused.push(key);
             return;
         }
