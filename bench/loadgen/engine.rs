@@ -226,6 +226,11 @@ pub struct Worker {
     cqes: Vec<(u64, i32)>,
     min_wait_ok: bool,
     batch_want: usize,
+    /// A receive filled its whole buffer this turn: more data waits in that socket, so the
+    /// next wait must not hold completions back for the batching window (a subscriber
+    /// drained one buffer per window could not keep up with a fast broker, and the report
+    /// measured the generator instead).
+    backlogged: bool,
     dbg: [u64; 4],
 }
 
@@ -344,6 +349,7 @@ impl Worker {
             tx,
             cqes: Vec::with_capacity(4096),
             min_wait_ok,
+            backlogged: false,
             batch_want,
             dbg: [0; 4],
         })
@@ -440,7 +446,7 @@ impl Worker {
         } else {
             let ts = types::Timespec::from(timeout);
             let args = types::SubmitArgs::new().timespec(&ts);
-            if self.cfg.batch_us > 0 && self.min_wait_ok && self.running {
+            if self.cfg.batch_us > 0 && self.min_wait_ok && self.running && !self.backlogged {
                 let args = args.min_wait_usec(self.cfg.batch_us);
                 self.ring
                     .submitter()
@@ -458,6 +464,7 @@ impl Worker {
     }
 
     fn reap(&mut self) {
+        self.backlogged = false;
         let mut cqes = std::mem::take(&mut self.cqes);
         cqes.clear();
         cqes.extend(self.ring.completion().map(|c| (c.user_data(), c.result())));
@@ -770,6 +777,7 @@ impl Worker {
             return;
         }
         c.drained = (res as usize) < c.rbuf.capacity() - c.rbuf.len();
+        self.backlogged |= !c.drained;
         // SAFETY: the kernel wrote `res` bytes into the spare capacity we handed it.
         unsafe { c.rbuf.set_len(c.rbuf.len() + res as usize) };
         self.iv.c.bytes_rx += res as u64;
