@@ -247,6 +247,21 @@ def main(out):
                 f"{fmt(stat(runs, 'max_us')[0])} | {fmt(med([r.get('lost') for r in ok]))} | "
                 f"{fmt(stat(runs, 'broker_cpu_us_per_msg')[0], 2)} | {fmt(stat(runs, 'gen_cpu_us_per_msg')[0], 3)} |"
             )
+    busiest = []
+    for k in traffic:
+        for b in brokers:
+            for r in cells.get((k, b), []):
+                if not r.get("failed") and r.get("gen_cpu_pct") is not None:
+                    busiest.append((r["gen_cpu_pct"] / max(1, r.get("threads") or 1), k, b))
+    if busiest:
+        saturated = sorted({f"{k} ({b})" for pct, k, b in busiest if pct > 90})
+        top = max(busiest)
+        if saturated:
+            md += ["", "**Generator saturated** (busy over 90% of its threads in some run: these rows "
+                   "may measure the generator, not the broker): " + ", ".join(saturated) + "."]
+        else:
+            md += ["", f"The generator stayed under 90% of its threads in every run (busiest: "
+                   f"{top[0]:.0f}% in {top[1]} against {top[2]})."]
     if "shardmq" in brokers and "mosquitto" in brokers:
         md += ["", "## Ratios (shardmq ÷ mosquitto, medians)", "",
                "| scenario | msg/s | p99 latency | broker CPU/msg |", "| --- | --- | --- | --- |"]

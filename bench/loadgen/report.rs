@@ -229,7 +229,24 @@ pub fn render_table(s: &Summary) -> String {
             s.gen_cpu_pct
         ),
     );
+    if generator_saturated(s) {
+        row(
+            "WARNING",
+            format!(
+                "the generator was busy {:.0}% of its {} thread(s): it may be what limits \
+                 these figures (add --threads)",
+                s.gen_cpu_pct,
+                s.threads.max(1)
+            ),
+        );
+    }
     o
+}
+
+/// True when the generator's threads were busy nearly all the time: then the broker may
+/// have been waiting for the generator rather than the other way round.
+pub fn generator_saturated(s: &Summary) -> bool {
+    s.gen_cpu_pct > 90.0 * s.threads.max(1) as f64
 }
 
 /// The JSON line.
@@ -304,6 +321,17 @@ mod tests {
         assert!(t.contains("1 × closed by broker"));
         assert!(t.contains("0.250 µs per msg"));
         assert!(!t.contains("broker RSS"), "no broker pid, no broker rows");
+        assert!(!t.contains("WARNING"), "an idle generator is not saturated");
+    }
+
+    #[test]
+    fn a_saturated_generator_is_flagged() {
+        let mut s = sample();
+        s.threads = 2;
+        s.gen_cpu_pct = 150.0;
+        assert!(!render_table(&s).contains("WARNING"), "75% of two threads");
+        s.gen_cpu_pct = 195.0;
+        assert!(render_table(&s).contains("busy 195% of its 2 thread(s)"));
     }
 
     #[test]
