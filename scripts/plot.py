@@ -291,6 +291,23 @@ def main(out):
                     f"{fmt(med([r.get('broker_rss_after_kb') for r in ok]))} | {fmt(stat(runs, 'bytes_per_conn')[0])} | "
                     f"{fmt(stat(runs, 'broker_cpu_us_per_conn')[0], 1)} | {fails} |"
                 )
+        slopes = []
+        for b in brokers:
+            points = sorted(
+                (med([r.get("connects") for r in ok]), med([r.get("broker_rss_after_kb") for r in ok]))
+                for k in conn_keys
+                for ok in [[r for r in cells.get((k, b), []) if not r.get("failed")]]
+                if ok and med([r.get("broker_rss_after_kb") for r in ok]) is not None
+            )
+            if len(points) >= 2 and points[-1][0] > points[-2][0]:
+                (n1, kb1), (n2, kb2) = points[-2], points[-1]
+                slopes.append(f"{b} {(kb2 - kb1) * 1024 / (n2 - n1):.0f} B/conn ({fmt(n1)} → {fmt(n2)})")
+        if slopes:
+            md += ["", "Each idle-connection run starts a fresh broker. Its before → after column includes "
+                   "memory the broker touches once, whatever the count (receive-buffer pool, allocator "
+                   "pages); the cost of one more connection is the slope between the two largest counts: "
+                   + "; ".join(slopes) + ". `scripts/capacity.sh` measures that slope up to the "
+                   "machine's limit."]
     md += ["", "![delivered msg/s](throughput.svg)", "", "![latency](latency.svg)", "", "![RSS](rss.svg)", ""]
     (out / "report.md").write_text("\n".join(md))
 
