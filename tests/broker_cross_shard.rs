@@ -12,7 +12,18 @@ use std::collections::HashMap;
 /// directions, for QoS 0/1/2 [MQTT-4.3]: every pairing delivers.
 #[test]
 fn all_shard_pairs_deliver() {
-    let broker = Broker::start();
+    all_pairs_deliver(&Broker::start());
+}
+
+/// The same with `batch_window_us`: the shards run deferred task work and wake after a
+/// min-wait, so a missed wake-up would stall a delivery here. (The whole suite also passed
+/// with a 1 ms window as the default, when it was added.)
+#[test]
+fn all_shard_pairs_deliver_with_a_batch_window() {
+    all_pairs_deliver(&Broker::with_config("batch_window_us = 2000\n"));
+}
+
+fn all_pairs_deliver(broker: &Broker) {
     let topic = unique("pairs");
     let mut subs: Vec<(usize, Client)> = (0..2)
         .map(|s| {

@@ -38,6 +38,39 @@ const READ_BUF_BYTES: usize = 2 * RECV_BUFFER_BYTES;
 const TICK: Duration = Duration::from_millis(100);
 /// Batches taken from one peer per turn, so no source starves the others.
 const MESH_BATCHES_PER_TURN: usize = 64;
+/// With a batch window, this many completions wake the shard before the window ends.
+const BATCH_WAKE_EVENTS: usize = 256;
+
+/// The shard's ring. With a batch window: deferred task work, so that socket events queue
+/// without waking the shard, and the kernel's min-wait; a kernel without them gets the
+/// plain ring and a warning (window 0).
+fn open_ring(shard: usize, batch_window_us: u32) -> io::Result<(IoUring, u32)> {
+    if batch_window_us > 0 {
+        match IoUring::builder()
+            .setup_single_issuer()
+            .setup_defer_taskrun()
+            .setup_taskrun_flag()
+            .build(4096)
+        {
+            Ok(ring) if ring.params().is_feature_min_timeout() => {
+                return Ok((ring, batch_window_us))
+            }
+            Ok(_) => tracing::warn!(
+                shard,
+                "batch_window_us ignored: the kernel has no io_uring min-wait (6.12+)"
+            ),
+            Err(e) => {
+                tracing::warn!(shard, error = %e, "batch_window_us ignored: no deferred task work (kernel 6.1+)")
+            }
+        }
+    }
+    let ring = IoUring::builder()
+        .setup_single_issuer()
+        .setup_coop_taskrun()
+        .build(4096)
+        .or_else(|_| IoUring::new(4096))?;
+    Ok((ring, 0))
+}
 /// How long shutdown waits for clients to be flushed.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
@@ -85,6 +118,8 @@ struct EventLoop {
     epoch: Instant,
     max_outgoing: usize,
     max_packet: usize,
+    /// `Config::batch_window_us`, or 0 where the kernel lacks min-wait.
+    batch_window_us: u32,
     congested: bool,
     pressured: bool,
     /// Accept failed (e.g. EMFILE): re-armed at the next tick instead of spinning.
@@ -131,11 +166,7 @@ impl EventLoop {
         epoch: Instant,
         instance: u64,
     ) -> io::Result<EventLoop> {
-        let ring = IoUring::builder()
-            .setup_single_issuer()
-            .setup_coop_taskrun()
-            .build(4096)
-            .or_else(|_| IoUring::new(4096))?;
+        let (ring, batch_window_us) = open_ring(id, config.batch_window_us)?;
         let bufs = BufferRing::register(&ring, 0, RECV_BUFFERS, RECV_BUFFER_BYTES)?;
         let max_outgoing = config.limits.max_outgoing_bytes;
         let max_packet = config.limits.max_packet_bytes as usize;
@@ -155,6 +186,7 @@ impl EventLoop {
             epoch,
             max_outgoing,
             max_packet,
+            batch_window_us,
             congested: false,
             pressured: false,
             accept_backoff: false,
@@ -313,7 +345,16 @@ impl EventLoop {
         } else {
             let ts = types::Timespec::new().nsec(TICK.as_nanos() as u32);
             let args = types::SubmitArgs::new().timespec(&ts);
-            self.ring.submitter().submit_with_args(1, &args)
+            if self.batch_window_us > 0 {
+                // Events before the window ends do not wake us (unless this many arrive);
+                // after it, the first one does.
+                let args = args.min_wait_usec(self.batch_window_us);
+                self.ring
+                    .submitter()
+                    .submit_with_args(BATCH_WAKE_EVENTS, &args)
+            } else {
+                self.ring.submitter().submit_with_args(1, &args)
+            }
         };
         doorbell.awake();
         if let Err(e) = result {
