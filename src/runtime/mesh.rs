@@ -149,20 +149,26 @@ impl MeshPort {
             return;
         };
         let mut sent = false;
+        let lane = self.outbound_lanes[to].as_ref();
         while let Some(batch) = self.backlog[to].pop_front() {
             let messages = batch.len();
+            // Counted before the send, so the receiver never subtracts a batch not added yet.
+            if let Some(lane) = lane {
+                lane.queued_messages.fetch_add(messages, Ordering::SeqCst);
+            }
             match tx.try_send(batch) {
-                Ok(()) => {
-                    sent = true;
-                    if let Some(lane) = &self.outbound_lanes[to] {
-                        lane.queued_messages.fetch_add(messages, Ordering::SeqCst);
-                    }
-                }
+                Ok(()) => sent = true,
                 Err(TrySendError::Full(batch)) => {
+                    if let Some(lane) = lane {
+                        lane.queued_messages.fetch_sub(messages, Ordering::SeqCst);
+                    }
                     self.backlog[to].push_front(batch);
                     break;
                 }
                 Err(TrySendError::Disconnected(_)) => {
+                    if let Some(lane) = lane {
+                        lane.queued_messages.fetch_sub(messages, Ordering::SeqCst);
+                    }
                     self.backlog[to].clear();
                     break;
                 }
@@ -182,7 +188,7 @@ impl MeshPort {
             if !self.backlog[to].is_empty() {
                 self.flush_peer(to);
             }
-            if self.blocked_towards(to) {
+            if !self.backlog[to].is_empty() || self.over_bound(to) {
                 congested = true;
                 if let Some(lane) = &self.outbound_lanes[to] {
                     lane.sender_waiting.store(true, Ordering::SeqCst);
@@ -192,14 +198,20 @@ impl MeshPort {
         congested
     }
 
-    /// True when forwards to `to` wait: batches in the backlog behind a full channel, or a
-    /// channel over its message bound.
+    /// True when the channel to `to` holds more than `max_queued_messages`.
+    fn over_bound(&self, to: usize) -> bool {
+        self.outbound_lanes[to].as_ref().is_some_and(|lane| {
+            lane.queued_messages.load(Ordering::SeqCst) > self.max_queued_messages
+        })
+    }
+
+    /// True when forwards to `to` cannot move now: batches in the backlog behind a full
+    /// channel, or a channel over its message bound. (A backlog whose channel has room again
+    /// is not blocked: the next `retry` sends it.)
     fn blocked_towards(&self, to: usize) -> bool {
         let full = !self.backlog[to].is_empty()
             && self.outbound[to].as_ref().is_some_and(|tx| tx.is_full());
-        full || self.outbound_lanes[to].as_ref().is_some_and(|lane| {
-            lane.queued_messages.load(Ordering::SeqCst) > self.max_queued_messages
-        })
+        full || self.over_bound(to)
     }
 
     /// True while forwards to some peer wait. A congested shard checks it after
@@ -217,7 +229,7 @@ impl MeshPort {
             let left = lane
                 .queued_messages
                 .fetch_sub(batch.len(), Ordering::SeqCst)
-                - batch.len();
+                .saturating_sub(batch.len());
             if left <= self.max_queued_messages
                 && lane.sender_waiting.load(Ordering::SeqCst)
                 && lane.sender_waiting.swap(false, Ordering::SeqCst)
