@@ -14,6 +14,7 @@ use std::io;
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
+mod flow;
 mod handover;
 
 use super::buffers::BufferRing;
@@ -533,136 +534,6 @@ impl EventLoop {
         if let Some(conn) = self.shard.conn_mut(key) {
             conn.set_input(input);
         }
-    }
-
-    fn drain_mesh_inbound(&mut self) {
-        if self.pressured {
-            // Leave forwards in the channels: the peers back up and slow their publishers.
-            return;
-        }
-        for peer in 0..self.port.inbound.len() {
-            for _ in 0..MESH_BATCHES_PER_TURN {
-                let Some(batch) = self.port.receive(peer) else {
-                    break;
-                };
-                let now = self.now_ms();
-                self.shard.on_mesh(peer, batch, now);
-                self.register_adopted();
-                if self.shard.delivery_pressure(now) {
-                    self.pressured = true;
-                    return;
-                }
-            }
-        }
-    }
-
-    fn flush_mesh(&mut self) {
-        for peer in 0..self.port.outbound.len() {
-            if peer == self.port.me {
-                continue;
-            }
-            let batch = self.shard.take_outbox(peer);
-            if !batch.is_empty() {
-                self.port.send(peer, batch);
-            }
-        }
-        let was = self.congested || self.pressured;
-        let was_congested = self.congested;
-        let was_pressured = self.pressured;
-        self.congested = self.port.retry() || self.shard.mesh_congested();
-        self.pressured = self.shard.delivery_pressure(self.now_ms());
-        if self.congested && !was_congested {
-            self.shard.note_backpressure();
-        }
-        if self.pressured && !was_pressured {
-            self.shard.note_delivery_pressure();
-        }
-        if was && !self.congested && !self.pressured {
-            let paused = std::mem::take(&mut self.paused);
-            self.released.extend(paused);
-        }
-    }
-
-    /// Flushes output, re-arms receives and finishes closes for every connection that the
-    /// shard marked ready or that had I/O this turn.
-    fn flush_connections(&mut self, ready: &mut Vec<Key>) {
-        // Paused connections get their read before the pressure check: forwards drained
-        // from the mesh at the top of the turn put the shard under pressure again at once,
-        // and re-pausing here starved a subscriber's local publishers for as long as peers
-        // kept forwarding (seconds, in an 8 -> 1 fan-in at full speed).
-        let released = std::mem::take(&mut self.released);
-        for &key in &released {
-            self.service_connection(key, true);
-        }
-        self.released = released;
-        self.released.clear();
-        for _ in 0..4 {
-            self.shard.take_ready(ready);
-            ready.append(&mut self.service);
-            if ready.is_empty() {
-                return;
-            }
-            for &key in ready.iter() {
-                self.service_connection(key, false);
-            }
-        }
-    }
-
-    /// Flushes output and re-arms the receive of `key`; under pressure a connection is
-    /// paused instead unless it owes acknowledgements or is `released` (its turn to be read).
-    fn service_connection(&mut self, key: Key, released: bool) {
-        let Some(io) = self.io_mut(key).copied() else {
-            return;
-        };
-        let Some(conn) = self.shard.conn_mut(key) else {
-            self.close_fd(key);
-            return;
-        };
-        if conn.is_closing() {
-            if !io.send_inflight {
-                if conn.out_len() == 0 {
-                    self.drop_connection(key);
-                } else {
-                    let data = conn.take_out().freeze();
-                    self.submit_send(key, data);
-                }
-            }
-            return;
-        }
-        if conn.is_handing_over() {
-            self.hand_over(io);
-            return;
-        }
-        if !io.send_inflight && conn.out_len() > 0 {
-            let data = conn.take_out().freeze();
-            self.submit_send(key, data);
-        }
-        let Some(conn) = self.shard.conn_mut(key) else {
-            return;
-        };
-        if io.recv_armed || !conn.can_process_input() {
-            return;
-        }
-        if conn.out_len() >= self.max_outgoing {
-            return; // Writes first: read again once the client drained its output.
-        }
-        if matches!(
-            parse_frame_header(conn.input(), self.max_packet),
-            Ok(Some(_)) | Err(_)
-        ) {
-            self.process_buffered(key);
-            self.service.push(key);
-            return;
-        }
-        // Under either pressure a client that owes acknowledgements is still read: its acks
-        // are what drain the queues. Pausing it too let two shards wait on each other (each
-        // pressured, so not taking the other's forwards, and congested towards the other)
-        // until their subscribers counted as stalled, a second later.
-        if (self.congested || self.pressured) && !released && !self.shard.awaits_acks(key) {
-            self.paused.push(key);
-            return;
-        }
-        self.arm_recv(key);
     }
 
     /// Closes the socket and tells the shard the connection is gone.
