@@ -293,12 +293,13 @@ def main(out):
                 )
         slopes = []
         for b in brokers:
-            points = sorted(
-                (med([r.get("connects") for r in ok]), med([r.get("broker_rss_after_kb") for r in ok]))
-                for k in conn_keys
-                for ok in [[r for r in cells.get((k, b), []) if not r.get("failed")]]
-                if ok and med([r.get("broker_rss_after_kb") for r in ok]) is not None
-            )
+            points = []  # (connections, RSS after in KiB), medians per scenario
+            for k in conn_keys:
+                ok = [r for r in cells.get((k, b), []) if not r.get("failed")]
+                conns, kb = med([r.get("connects") for r in ok]), med([r.get("broker_rss_after_kb") for r in ok])
+                if conns is not None and kb is not None:
+                    points.append((conns, kb))
+            points.sort()
             if len(points) >= 2 and points[-1][0] > points[-2][0]:
                 (n1, kb1), (n2, kb2) = points[-2], points[-1]
                 slopes.append(f"{b} {(kb2 - kb1) * 1024 / (n2 - n1):.0f} B/conn ({fmt(n1)} → {fmt(n2)})")

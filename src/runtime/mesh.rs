@@ -73,27 +73,35 @@ impl Drop for Doorbell {
 /// What both ends of one channel share: how many messages it holds, and whether the sender
 /// stopped reading its clients because of it (then the receiver wakes it once it drained).
 #[derive(Debug, Default)]
-pub struct Lane {
+struct Lane {
     queued_messages: AtomicUsize,
     sender_waiting: AtomicBool,
+}
+
+/// The sending end of the channel to one peer.
+struct Outlet {
+    tx: Sender<Batch>,
+    lane: Arc<Lane>,
+}
+
+/// The receiving end of the channel from one peer.
+struct Inlet {
+    rx: Receiver<Batch>,
+    lane: Arc<Lane>,
 }
 
 /// One shard's ends of the mesh.
 pub struct MeshPort {
     /// This shard.
     pub me: usize,
-    /// Channel to each peer (None for itself).
-    pub outbound: Vec<Option<Sender<Batch>>>,
-    /// Channel from each peer (None for itself).
-    pub inbound: Vec<Option<Receiver<Batch>>>,
     /// Every shard's doorbell.
     pub doorbells: Vec<Arc<Doorbell>>,
+    /// Channel to each peer (None for itself).
+    outlets: Vec<Option<Outlet>>,
+    /// Channel from each peer (None for itself).
+    inlets: Vec<Option<Inlet>>,
     /// Batches that found their channel full, oldest first, per peer.
-    pub backlog: Vec<std::collections::VecDeque<Batch>>,
-    /// Shared counters of the channel to each peer (None for itself).
-    outbound_lanes: Vec<Option<Arc<Lane>>>,
-    /// Shared counters of the channel from each peer (None for itself).
-    inbound_lanes: Vec<Option<Arc<Lane>>>,
+    backlog: Vec<std::collections::VecDeque<Batch>>,
     /// Messages a channel may hold before its sender counts as congested: bounds how long a
     /// forward waits in the mesh (latency), whatever the size of the batches.
     max_queued_messages: usize,
@@ -112,12 +120,10 @@ pub fn build_mesh(
     let mut ports: Vec<MeshPort> = (0..shards)
         .map(|me| MeshPort {
             me,
-            outbound: (0..shards).map(|_| None).collect(),
-            inbound: (0..shards).map(|_| None).collect(),
             doorbells: doorbells.clone(),
+            outlets: (0..shards).map(|_| None).collect(),
+            inlets: (0..shards).map(|_| None).collect(),
             backlog: (0..shards).map(|_| Default::default()).collect(),
-            outbound_lanes: (0..shards).map(|_| None).collect(),
-            inbound_lanes: (0..shards).map(|_| None).collect(),
             max_queued_messages,
         })
         .collect();
@@ -126,10 +132,11 @@ pub fn build_mesh(
             if from != to {
                 let (tx, rx) = crossbeam_channel::bounded(capacity);
                 let lane = Arc::new(Lane::default());
-                ports[from].outbound[to] = Some(tx);
-                ports[from].outbound_lanes[to] = Some(lane.clone());
-                ports[to].inbound[from] = Some(rx);
-                ports[to].inbound_lanes[from] = Some(lane);
+                ports[from].outlets[to] = Some(Outlet {
+                    tx,
+                    lane: lane.clone(),
+                });
+                ports[to].inlets[from] = Some(Inlet { rx, lane });
             }
         }
     }
@@ -137,6 +144,11 @@ pub fn build_mesh(
 }
 
 impl MeshPort {
+    /// How many shards the mesh connects (peers are `0..shards()`, this one included).
+    pub fn shards(&self) -> usize {
+        self.backlog.len()
+    }
+
     /// Sends a batch (or queues it behind earlier ones when the channel is full) and rings
     /// the peer if it sleeps.
     pub fn send(&mut self, to: usize, batch: Batch) {
@@ -145,30 +157,24 @@ impl MeshPort {
     }
 
     fn flush_peer(&mut self, to: usize) {
-        let Some(tx) = &self.outbound[to] else {
+        let Some(outlet) = &self.outlets[to] else {
             return;
         };
+        let queued = &outlet.lane.queued_messages;
         let mut sent = false;
-        let lane = self.outbound_lanes[to].as_ref();
         while let Some(batch) = self.backlog[to].pop_front() {
             let messages = batch.len();
             // Counted before the send, so the receiver never subtracts a batch not added yet.
-            if let Some(lane) = lane {
-                lane.queued_messages.fetch_add(messages, Ordering::SeqCst);
-            }
-            match tx.try_send(batch) {
+            queued.fetch_add(messages, Ordering::SeqCst);
+            match outlet.tx.try_send(batch) {
                 Ok(()) => sent = true,
                 Err(TrySendError::Full(batch)) => {
-                    if let Some(lane) = lane {
-                        lane.queued_messages.fetch_sub(messages, Ordering::SeqCst);
-                    }
+                    queued.fetch_sub(messages, Ordering::SeqCst);
                     self.backlog[to].push_front(batch);
                     break;
                 }
                 Err(TrySendError::Disconnected(_)) => {
-                    if let Some(lane) = lane {
-                        lane.queued_messages.fetch_sub(messages, Ordering::SeqCst);
-                    }
+                    queued.fetch_sub(messages, Ordering::SeqCst);
                     self.backlog[to].clear();
                     break;
                 }
@@ -184,14 +190,14 @@ impl MeshPort {
     /// told to wake it once it drained.
     pub fn retry(&mut self) -> bool {
         let mut congested = false;
-        for to in 0..self.backlog.len() {
+        for to in 0..self.shards() {
             if !self.backlog[to].is_empty() {
                 self.flush_peer(to);
             }
             if !self.backlog[to].is_empty() || self.over_bound(to) {
                 congested = true;
-                if let Some(lane) = &self.outbound_lanes[to] {
-                    lane.sender_waiting.store(true, Ordering::SeqCst);
+                if let Some(outlet) = &self.outlets[to] {
+                    outlet.lane.sender_waiting.store(true, Ordering::SeqCst);
                 }
             }
         }
@@ -200,8 +206,8 @@ impl MeshPort {
 
     /// True when the channel to `to` holds more than `max_queued_messages`.
     fn over_bound(&self, to: usize) -> bool {
-        self.outbound_lanes[to].as_ref().is_some_and(|lane| {
-            lane.queued_messages.load(Ordering::SeqCst) > self.max_queued_messages
+        self.outlets[to].as_ref().is_some_and(|outlet| {
+            outlet.lane.queued_messages.load(Ordering::SeqCst) > self.max_queued_messages
         })
     }
 
@@ -210,7 +216,7 @@ impl MeshPort {
     /// is not blocked: the next `retry` sends it.)
     fn blocked_towards(&self, to: usize) -> bool {
         let full = !self.backlog[to].is_empty()
-            && self.outbound[to].as_ref().is_some_and(|tx| tx.is_full());
+            && self.outlets[to].as_ref().is_some_and(|o| o.tx.is_full());
         full || self.over_bound(to)
     }
 
@@ -218,30 +224,33 @@ impl MeshPort {
     /// `Doorbell::prepare_sleep` and does not sleep when it turned false: the peer drained
     /// before it could see the shard asleep, so it did not ring.
     pub fn blocked(&self) -> bool {
-        (0..self.backlog.len()).any(|to| self.blocked_towards(to))
+        (0..self.shards()).any(|to| self.blocked_towards(to))
     }
 
     /// Takes one batch from `peer`'s channel; wakes `peer` if it waits for this channel to
     /// drain and it now has.
     pub fn receive(&self, peer: usize) -> Option<Batch> {
-        let batch = self.inbound[peer].as_ref()?.try_recv().ok()?;
-        if let Some(lane) = &self.inbound_lanes[peer] {
-            let left = lane
-                .queued_messages
-                .fetch_sub(batch.len(), Ordering::SeqCst)
-                .saturating_sub(batch.len());
-            if left <= self.max_queued_messages
-                && lane.sender_waiting.load(Ordering::SeqCst)
-                && lane.sender_waiting.swap(false, Ordering::SeqCst)
-            {
-                self.doorbells[peer].ring(false);
-            }
+        let inlet = self.inlets[peer].as_ref()?;
+        let batch = inlet.rx.try_recv().ok()?;
+        let lane = &inlet.lane;
+        let left = lane
+            .queued_messages
+            .fetch_sub(batch.len(), Ordering::SeqCst)
+            .saturating_sub(batch.len());
+        if left <= self.max_queued_messages
+            && lane.sender_waiting.load(Ordering::SeqCst)
+            && lane.sender_waiting.swap(false, Ordering::SeqCst)
+        {
+            self.doorbells[peer].ring(false);
         }
         Some(batch)
     }
 
     /// True when some inbound channel holds a batch.
     pub fn has_inbound(&self) -> bool {
-        self.inbound.iter().flatten().any(|rx| !rx.is_empty())
+        self.inlets
+            .iter()
+            .flatten()
+            .any(|inlet| !inlet.rx.is_empty())
     }
 }
