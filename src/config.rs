@@ -78,7 +78,7 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
-    /// Connections accepted by the whole broker, split evenly over shards. Over it: CONNACK
+    /// Connections open on the whole broker, all shards counted together. Over it: CONNACK
     /// 0x97 Quota exceeded (3.1.1: 0x03 Server unavailable) and close. Metric:
     /// `connections_rejected`. 0 (the default) means as many as the open-file limit allows;
     /// a value above that limit stops startup with the fix to apply.

@@ -404,47 +404,85 @@ fn garbage_connections_do_not_disturb_others() {
     by.check();
 }
 
-/// `max_connections` (split evenly over the shards): connections over the limit get CONNACK
-/// 0x97 Quota exceeded (3.1.1: 0x03 Server unavailable) and are closed; once clients leave,
-/// new ones are accepted again.
-#[test]
-fn max_connections_refused_with_quota_exceeded() {
-    let broker = Broker::with_config("[limits]\nmax_connections = 2\n");
+/// Attempts connections one at a time; those refused must get CONNACK 0x97 Quota exceeded
+/// and be closed. Returns the accepted ones.
+fn connect_up_to_limit(broker: &Broker, attempts: usize, prefix: &str) -> Vec<Client> {
     let mut accepted = Vec::new();
-    let mut refused = 0;
-    for _ in 0..8 {
-        let (mut c, ack) = broker.connect(Connect::new(Protocol::V5, unique("mc")));
+    for _ in 0..attempts {
+        let (mut c, ack) = broker.connect(connect_v5(&unique(prefix), true, 0));
         if ack.reason_code == ReasonCode::SUCCESS {
             accepted.push(c);
         } else {
             assert_eq!(ack.reason_code, ReasonCode::QUOTA_EXCEEDED);
             c.expect_closed();
-            refused += 1;
         }
     }
-    assert!(
-        (1..=2).contains(&accepted.len()),
-        "{} accepted with max_connections = 2",
-        accepted.len()
-    );
-    assert_eq!(refused, 8 - accepted.len());
+    accepted
+}
+
+/// `max_connections` counts connections on all shards together: exactly that many are
+/// accepted however the kernel spreads them over the two shards; the rest get CONNACK 0x97
+/// Quota exceeded (3.1.1: 0x03 Server unavailable) and are closed; once clients leave, new
+/// ones are accepted again.
+#[test]
+fn max_connections_refused_with_quota_exceeded() {
+    let broker = Broker::with_config("[limits]\nmax_connections = 3\n");
+    let accepted = connect_up_to_limit(&broker, 12, "mc");
+    assert_eq!(accepted.len(), 3, "accepted with max_connections = 3");
     let mut raw = broker.raw();
     raw.send(&Packet::Connect(Box::new(Connect::new(
         Protocol::V311,
         unique("mc311"),
     ))));
-    let bytes = raw.read_raw(4, WAIT);
-    assert!(
-        bytes == [0x20, 0x02, 0x00, 0x00] || bytes == [0x20, 0x02, 0x00, 0x03],
-        "{bytes:02x?}"
-    );
+    assert_eq!(raw.read_raw(4, WAIT), [0x20, 0x02, 0x00, 0x03]);
     drop(raw);
     for c in accepted {
         c.disconnect();
     }
     std::thread::sleep(std::time::Duration::from_millis(100));
-    let (_c, ack) = broker.connect(Connect::new(Protocol::V5, unique("mc-again")));
-    assert_eq!(ack.reason_code, ReasonCode::SUCCESS);
+    let again = connect_up_to_limit(&broker, 6, "mc-again");
+    assert_eq!(again.len(), 3, "accepted again after the first three left");
+}
+
+/// A reconnecting client moves to the shard that holds its session (half the time the
+/// other shard); it still counts once, on whichever shard it ends up: with four sessions
+/// resumed the broker is full, and each one that leaves frees exactly one place.
+#[test]
+fn max_connections_counts_connections_moved_to_their_session() {
+    let broker = Broker::with_config("[limits]\nmax_connections = 4\n");
+    let ids: Vec<String> = (0..4).map(|_| unique("mc-moved")).collect();
+    for id in &ids {
+        let (c, ack) = broker.connect(connect_v5(id, true, 300));
+        assert_eq!(ack.reason_code, ReasonCode::SUCCESS);
+        c.disconnect();
+    }
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    for round in 0..3 {
+        let mut resumed = Vec::new();
+        for id in &ids {
+            let (c, ack) = broker.connect(connect_v5(id, false, 300));
+            assert_eq!(ack.reason_code, ReasonCode::SUCCESS, "round {round}");
+            assert!(ack.session_present, "round {round}");
+            resumed.push(c);
+        }
+        assert!(
+            connect_up_to_limit(&broker, 4, "mc-extra").is_empty(),
+            "round {round}: accepted beyond max_connections = 4"
+        );
+        resumed.pop().expect("four").disconnect();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let one = connect_up_to_limit(&broker, 4, "mc-one");
+        assert_eq!(
+            one.len(),
+            1,
+            "round {round}: places freed by one disconnect"
+        );
+        drop(one);
+        for c in resumed {
+            c.disconnect();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }
 
 /// `slow_consumer = "disconnect"`: a subscriber that stops reading while QoS 0 messages

@@ -24,7 +24,7 @@ use shardmq::codec::{
     SubscriptionOptions,
 };
 use shardmq::config::Config;
-use shardmq::shard::{Key, MeshMsg, Shard};
+use shardmq::shard::{ConnectionGauge, Key, MeshMsg, Shard};
 
 struct Rng(u64);
 
@@ -71,14 +71,18 @@ struct Sim {
     now: u64,
     clients: Vec<SimClient>,
     received: u64,
+    /// The shards' shared count of open connections (`limits.max_connections`).
+    gauge: ConnectionGauge,
 }
 
 impl Sim {
     fn new(n: usize, seed: u64) -> Sim {
+        let gauge = ConnectionGauge::default();
         Sim {
             shards: (0..n)
-                .map(|i| Shard::new(i, n, Config::default(), 7))
+                .map(|i| Shard::new(i, n, Config::default(), 7, gauge.clone()))
                 .collect(),
+            gauge,
             links: HashMap::new(),
             rng: Rng::new(seed),
             now: 1_000,
@@ -499,6 +503,10 @@ fn run(seed: u64) {
     // One session per client id: none duplicated or lost by the takeovers.
     let sessions: usize = sim.shards.iter().map(|s| s.session_count()).sum();
     assert_eq!(sessions, 14, "seed {seed}: sessions");
+    // Connections moved between shards are counted once: with none in transit, the shared
+    // gauge is what the shards hold.
+    let held: usize = sim.shards.iter().map(|s| s.connection_count()).sum();
+    assert_eq!(sim.gauge.open(), held, "seed {seed}: connection gauge");
 
     for (i, conns) in subs.iter().enumerate() {
         let filter = sub_filter[i];

@@ -6,7 +6,7 @@ D=results/device
 G=$D/shardmq-bench
 export LD_LIBRARY_PATH=$D/mosq/lib
 PORT=0 BPID=0
-start() { # start NAME SHARDS
+start() { # start NAME SHARDS (CFG: optional broker config file)
   local name=$1 shards=$2
   if [ "$name" = mosq ]; then
     PORT=$((20000 + RANDOM % 20000))
@@ -15,7 +15,7 @@ start() { # start NAME SHARDS
     BPID=$!
     sleep 0.5
   else
-    "$D/shardmq-$name" --port 0 --shards "$shards" --log warn > /tmp/b.out 2>/tmp/b.err &
+    "$D/shardmq-$name" --port 0 --shards "$shards" --log warn ${CFG:+--config "$CFG"} > /tmp/b.out 2>/tmp/b.err &
     BPID=$!
     for _ in $(seq 50); do grep -q listening /tmp/b.out && break; sleep 0.1; done
     PORT=$(grep -o 'listening [0-9.:]*' /tmp/b.out | head -1 | sed 's/.*://')

@@ -21,7 +21,7 @@ use super::buffers::BufferRing;
 use super::mesh::MeshPort;
 use crate::codec::parse_frame_header;
 use crate::config::Config;
-use crate::shard::{Key, Shard, Slab};
+use crate::shard::{ConnectionGauge, Key, Shard, Slab};
 
 const OP_ACCEPT: u64 = 1;
 const OP_RECV: u64 = 2;
@@ -104,6 +104,7 @@ pub(super) struct LoopStart {
     pub(super) ready: Sender<Result<usize, String>>,
     pub(super) epoch: Instant,
     pub(super) instance: u64,
+    pub(super) gauge: ConnectionGauge,
 }
 
 struct EventLoop {
@@ -145,8 +146,10 @@ pub(super) fn run_loop(start: LoopStart) {
         ready,
         epoch,
         instance,
+        gauge,
     } = start;
-    let mut ev = match EventLoop::new(id, shards, config, listener_fd, port, epoch, instance) {
+    let shard = Shard::new(id, shards, config, instance, gauge);
+    let mut ev = match EventLoop::new(shard, listener_fd, port, epoch) {
         Ok(ev) => ev,
         Err(e) => {
             let _ = ready.send(Err(format!("shard {id}: io_uring setup failed: {e}")));
@@ -159,22 +162,20 @@ pub(super) fn run_loop(start: LoopStart) {
 
 impl EventLoop {
     fn new(
-        id: usize,
-        shards: usize,
-        config: Config,
+        shard: Shard,
         listener_fd: RawFd,
         port: MeshPort,
         epoch: Instant,
-        instance: u64,
     ) -> io::Result<EventLoop> {
-        let (ring, batch_window_us) = open_ring(id, config.batch_window_us)?;
+        let config = shard.config();
+        let (ring, batch_window_us) = open_ring(shard.id(), config.batch_window_us)?;
         let bufs = BufferRing::register(&ring, 0, RECV_BUFFERS, RECV_BUFFER_BYTES)?;
         let max_outgoing = config.limits.max_outgoing_bytes;
         let max_packet = config.limits.max_packet_bytes as usize;
         let mut ev = EventLoop {
             ring,
             bufs,
-            shard: Shard::new(id, shards, config, instance),
+            shard,
             port,
             io: Vec::new(),
             sends: Slab::default(),

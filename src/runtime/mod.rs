@@ -26,6 +26,7 @@ use std::time::Instant;
 use thiserror::Error;
 
 use crate::config::Config;
+use crate::shard::ConnectionGauge;
 use event_loop::{run_loop, LoopStart};
 
 /// Why the broker could not start or run.
@@ -122,6 +123,7 @@ pub fn run(mut config: Config) -> Result<(), RuntimeError> {
     let doorbells = ports[0].doorbells.clone();
     let (ready_tx, ready_rx) = crossbeam_channel::unbounded();
     let mut handles = Vec::new();
+    let gauge = ConnectionGauge::default();
     for ((id, socket), port) in sockets.into_iter().enumerate().zip(ports) {
         let core = (cores.len() >= shards).then(|| cores[id]);
         let start = LoopStart {
@@ -133,6 +135,7 @@ pub fn run(mut config: Config) -> Result<(), RuntimeError> {
             ready: ready_tx.clone(),
             epoch,
             instance,
+            gauge: gauge.clone(),
         };
         let handle = std::thread::Builder::new()
             .name(format!("shard-{id}"))

@@ -39,11 +39,10 @@ use crate::session::{ClientLimits, Message, Session};
 impl Shard {
     pub(super) fn on_connect(&mut self, key: Key, connect: Box<Connect>, now_ms: u64) {
         let limits = &self.config.limits;
-        // 0 = unlimited here: the runtime resolves it from the open-file limit before start.
-        let per_shard_cap = match limits.max_connections {
-            0 => usize::MAX,
-            n => n.div_ceil(self.shards as u64) as usize,
-        };
+        // Counted over all shards (see `ConnectionGauge`). 0 = unlimited here: the runtime
+        // resolves it from the open-file limit before start.
+        let over_limit =
+            limits.max_connections != 0 && self.gauge.open() as u64 > limits.max_connections;
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
@@ -51,7 +50,7 @@ impl Shard {
         let v5 = connect.protocol.is_v5();
         let refuse = if self.shutting_down {
             Some(ReasonCode::SERVER_UNAVAILABLE)
-        } else if self.conns.len() > per_shard_cap {
+        } else if over_limit {
             self.metrics.connections_rejected += 1;
             Some(if v5 {
                 ReasonCode::QUOTA_EXCEEDED

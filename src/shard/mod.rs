@@ -10,6 +10,7 @@ mod client_index;
 mod conn;
 mod connect;
 mod decode;
+mod gauge;
 mod handover;
 mod mesh;
 mod metrics;
@@ -20,6 +21,7 @@ mod subscribe;
 mod timers;
 
 pub use conn::{Conn, ConnState};
+pub use gauge::ConnectionGauge;
 pub use mesh::{Adoption, MeshMsg, MovingConnection, ShardId};
 pub use metrics::Metrics;
 pub use slab::{Key, Slab};
@@ -143,11 +145,20 @@ pub struct Shard {
     handovers: AHashMap<Key, handover::HandOver>,
     /// Connections adopted from other shards, with their sockets, for the runtime.
     adopted: Vec<(Key, u64)>,
+    /// Open connections on all shards, shared with them (`limits.max_connections`).
+    gauge: ConnectionGauge,
 }
 
 impl Shard {
-    /// A shard `id` of `shards`. `instance` makes assigned client ids unique across restarts.
-    pub fn new(id: ShardId, shards: usize, config: Config, instance: u64) -> Shard {
+    /// A shard `id` of `shards`. `instance` makes assigned client ids unique across restarts;
+    /// every shard of one broker gets a clone of the same `gauge`.
+    pub fn new(
+        id: ShardId,
+        shards: usize,
+        config: Config,
+        instance: u64,
+        gauge: ConnectionGauge,
+    ) -> Shard {
         assert!(id < shards && shards <= crate::config::MAX_SHARDS);
         Shard {
             id,
@@ -176,6 +187,7 @@ impl Shard {
             full_sessions: Vec::new(),
             handovers: AHashMap::new(),
             adopted: Vec::new(),
+            gauge,
         }
     }
 
@@ -207,6 +219,7 @@ impl Shard {
     /// Registers a new connection (CONNECT not yet received).
     pub fn accept(&mut self, now_ms: u64) -> Key {
         self.metrics.connections_accepted += 1;
+        self.gauge.opened();
         let key = self.conns.insert(Conn::new(now_ms));
         self.watch_connection(key, now_ms);
         key
@@ -600,6 +613,7 @@ impl Shard {
         let Some(conn) = self.conns.remove(key) else {
             return;
         };
+        self.gauge.closed();
         if let Some(h) = self.handovers.remove(&key) {
             // It ended before it could move: its session's shard parks the session.
             self.abandon_handover(h);
