@@ -10,7 +10,7 @@ use super::slab::Key;
 use super::Shard;
 use crate::codec::{MqttStr, Packet, PubResponse, Publish, QoS, ReasonCode};
 use crate::config::SlowConsumerPolicy;
-use crate::session::{Delivery, Inflight, InflightState, Message, SharedMessage};
+use crate::session::{Delivery, InflightState, Message, SharedMessage};
 
 impl Shard {
     /// True when a topic name or filter is within `max_topic_bytes` and `max_topic_levels`.
@@ -311,11 +311,7 @@ impl Shard {
                 if outbound.inflight.is_empty() {
                     outbound.last_progress_ms = now_ms;
                 }
-                outbound.inflight.push_back(Inflight {
-                    packet_id,
-                    delivery,
-                    state: InflightState::AwaitingAck,
-                });
+                outbound.push_inflight(packet_id, delivery);
             }
         }
     }
