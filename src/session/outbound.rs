@@ -201,7 +201,7 @@ mod tests {
             rng ^= rng << 17;
             rng
         };
-        let (mut skipped, mut o_prev) = (0u64, 0u16);
+        let (mut skipped, mut previous) = (0u64, 0u16);
         for step in 0..1_000_000u32 {
             let r = next();
             if o.inflight.len() < 200 && r % 3 != 0 {
@@ -215,8 +215,8 @@ mod tests {
                 }
                 let id = o.next_packet_id();
                 assert_eq!(id, expected, "step {step}");
-                skipped += u64::from(id != o_prev.wrapping_add(1).max(1));
-                o_prev = id;
+                skipped += u64::from(id != previous.wrapping_add(1).max(1));
+                previous = id;
                 o.push_inflight(id, delivery());
             } else if !o.inflight.is_empty() {
                 // The three oldest stay for several rounds of the counter; of the rest,
