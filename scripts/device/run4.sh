@@ -9,18 +9,17 @@ set -u
 # shellcheck source=scripts/device/common.sh
 . "$(dirname "$0")/common.sh"
 nproc
-for rep in 1 2 3 4 5; do
-  for b in new old; do
-    CFG="" start $b 2
-    timeout 30 "$G" --port "$PORT" --broker-pid "$BPID" --threads 2 --first-core 8 --secs 4 --quiet --json --qos 1 --rate 0 p2p --pairs 50 2>/dev/null | show "Q1 rep=$rep $b"
-    stop
-  done
-done
-for rep in 1 2 3; do
-  for b in new old; do
-    CFG="" start $b 2
-    timeout 30 "$G" --port "$PORT" --broker-pid "$BPID" --threads 2 --first-core 8 --secs 4 --quiet --json --qos 0 --rate 2000 p2p --pairs 50 2>/dev/null | show "Q0 rep=$rep $b"
-    stop
+# label, repetitions, scenario
+for SC in "Q1|5|--qos 1 --rate 0" "Q0|3|--qos 0 --rate 2000"; do
+  label=${SC%%|*} rest=${SC#*|}
+  reps=${rest%%|*} args=${rest#*|}
+  for rep in $(seq "$reps"); do
+    for b in new old; do
+      CFG="" start $b 2
+      # shellcheck disable=SC2086 # the scenario is several words
+      timeout 30 "$G" --port "$PORT" --broker-pid "$BPID" --threads 2 --first-core 8 --secs 4 --quiet --json $args p2p --pairs 50 2>/dev/null | show "$label rep=$rep $b"
+      stop
+    done
   done
 done
 echo "all done"
