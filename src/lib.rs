@@ -28,6 +28,14 @@
 //! Everything outside `runtime` is deterministic: it never touches a socket, the clock or
 //! io_uring, and time comes in as an argument. That keeps the protocol testable without a
 //! network and lets the runtime be replaced without touching the protocol.
+//!
+//! ## What the shards share
+//!
+//! Messages cross shards only through the mesh. Besides it the shards share two atomics: the
+//! mesh channels' message counts (backpressure) and one count of open connections
+//! ([`shard::ConnectionGauge`], for `limits.max_connections`: a connection moves to the shard
+//! of its session after CONNECT, so no per-shard share could bound the total). Each is
+//! touched once per batch or once per connect and close, never per message.
 
 pub mod codec;
 pub mod config;
