@@ -588,6 +588,10 @@ pub fn run(cli: &Cli) -> Result<Summary, String> {
         lost,
         dup: totals.streams.dup,
         reordered: totals.streams.reordered,
+        shared_group: match cli.cmd {
+            Scenario::Fanin { share, .. } => share,
+            _ => 0,
+        },
         connects: totals.c.connects_ok,
         connect_p50_us: quantile_us(&totals.conn_lat, 0.5),
         connect_p99_us: quantile_us(&totals.conn_lat, 0.99),

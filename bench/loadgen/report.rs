@@ -58,6 +58,10 @@ pub struct Summary {
     pub dup: u64,
     /// Received after a later message of the same publisher.
     pub reordered: u64,
+    /// Members of the shared-subscription group (`fanin --share`), else 0. MQTT orders a
+    /// publisher's messages per subscriber only, so with a group `reordered` counts
+    /// messages that one member got after another member got a later one: not an error.
+    pub shared_group: usize,
     /// Successful connects (CONNACK success).
     pub connects: u64,
     /// Connects per second (connect phase, or the window for the reconnect storm).
@@ -174,10 +178,12 @@ pub fn render_table(s: &Summary) -> String {
                 fmt_us(s.max_us)
             ),
         );
-        row(
-            "lost / dup / reordered",
-            format!("{} / {} / {}", s.lost, s.dup, s.reordered),
-        );
+        let label = if s.shared_group > 0 {
+            "lost / dup / reordered across the group's members"
+        } else {
+            "lost / dup / reordered"
+        };
+        row(label, format!("{} / {} / {}", s.lost, s.dup, s.reordered));
     }
     if let Some(ms) = s.retained_ms {
         row(
@@ -322,6 +328,15 @@ mod tests {
         assert!(t.contains("0.250 µs per msg"));
         assert!(!t.contains("broker RSS"), "no broker pid, no broker rows");
         assert!(!t.contains("WARNING"), "an idle generator is not saturated");
+    }
+
+    #[test]
+    fn a_shared_group_says_reordering_is_across_members() {
+        let mut s = sample();
+        s.shared_group = 3;
+        let t = render_table(&s);
+        assert!(t.contains("reordered across the group's members 1 / 0 / 0"));
+        assert!(render_json(&s).contains("\"shared_group\":3"));
     }
 
     #[test]
