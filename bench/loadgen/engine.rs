@@ -193,6 +193,25 @@ struct Conn {
     ever_ready: bool,
     failed: bool,
     drained: bool,
+    /// A member of a shared-subscription group: per publisher, one more than the highest
+    /// sequence number this member received (0: none yet), to check the member's own order
+    /// (the group's tracker sees the members interleaved). `None` for other clients.
+    member_order: Option<Vec<u64>>,
+}
+
+/// Records message `seq` of publisher `pub_id` at one shared-subscription member; false
+/// when the member already had a later message of that publisher (a repeat of the latest
+/// is a duplicate, counted elsewhere, not a reorder).
+fn in_member_order(order: &mut Vec<u64>, pub_id: usize, seq: u64) -> bool {
+    if pub_id >= order.len() {
+        order.resize(pub_id + 1, 0);
+    }
+    let next = seq + 1;
+    if next < order[pub_id] {
+        return false;
+    }
+    order[pub_id] = next;
+    true
 }
 
 /// One worker thread's engine.
@@ -315,6 +334,11 @@ impl Worker {
                 ever_ready: false,
                 failed: false,
                 drained: false,
+                member_order: spec
+                    .filters
+                    .iter()
+                    .any(|f| f.starts_with("$share/"))
+                    .then(Vec::new),
             });
             specs.push(spec);
         }
@@ -947,6 +971,11 @@ impl Worker {
                 streams.resize_with(i + 1, SeqTracker::default);
             }
             streams[i].observe(h.seq);
+            if let Some(order) = c.member_order.as_mut() {
+                if !in_member_order(order, i, h.seq) {
+                    self.iv.c.member_reordered += 1;
+                }
+            }
         }
     }
 
@@ -1430,5 +1459,27 @@ impl Worker {
             // The kernel may still write into these buffers: never free them.
             std::mem::forget(std::mem::take(&mut self.conns));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::in_member_order;
+
+    #[test]
+    fn member_order_is_per_publisher_and_ignores_repeats() {
+        let mut order = Vec::new();
+        assert!(in_member_order(&mut order, 2, 0));
+        assert!(
+            in_member_order(&mut order, 2, 5),
+            "gaps are other members' messages"
+        );
+        assert!(in_member_order(&mut order, 0, 1), "another publisher");
+        assert!(in_member_order(&mut order, 2, 5), "a repeat is a duplicate");
+        assert!(
+            !in_member_order(&mut order, 2, 4),
+            "older than one already seen"
+        );
+        assert!(in_member_order(&mut order, 2, 6));
     }
 }

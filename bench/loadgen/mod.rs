@@ -587,7 +587,6 @@ pub fn run(cli: &Cli) -> Result<Summary, String> {
         },
         lost,
         dup: totals.streams.dup,
-        reordered: totals.streams.reordered,
         shared_group: match cli.cmd {
             Scenario::Fanin { share, .. } => share,
             _ => 0,
@@ -603,6 +602,12 @@ pub fn run(cli: &Cli) -> Result<Summary, String> {
         open_conns: open_at_end,
         measured_s,
         ..Summary::default()
+    };
+    // A shared group's members interleave: order is checked per member.
+    s.reordered = if s.shared_group > 0 {
+        totals.c.member_reordered
+    } else {
+        totals.streams.reordered
     };
     s.connects_per_s = if plan.mode == Mode::Storm {
         w(|c| c.connects_in_window) as f64 / window_s

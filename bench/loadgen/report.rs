@@ -56,11 +56,10 @@ pub struct Summary {
     pub lost: u64,
     /// Received more than once.
     pub dup: u64,
-    /// Received after a later message of the same publisher.
+    /// Received after a later message of the same publisher (with a shared group: by the
+    /// same member, since MQTT orders a publisher's messages per subscriber only).
     pub reordered: u64,
-    /// Members of the shared-subscription group (`fanin --share`), else 0. MQTT orders a
-    /// publisher's messages per subscriber only, so with a group `reordered` counts
-    /// messages that one member got after another member got a later one: not an error.
+    /// Members of the shared-subscription group (`fanin --share`), else 0.
     pub shared_group: usize,
     /// Successful connects (CONNACK success).
     pub connects: u64,
@@ -179,7 +178,7 @@ pub fn render_table(s: &Summary) -> String {
             ),
         );
         let label = if s.shared_group > 0 {
-            "lost / dup / reordered across the group's members"
+            "lost / dup / reordered within a member"
         } else {
             "lost / dup / reordered"
         };
@@ -331,11 +330,11 @@ mod tests {
     }
 
     #[test]
-    fn a_shared_group_says_reordering_is_across_members() {
+    fn a_shared_group_counts_reordering_within_a_member() {
         let mut s = sample();
         s.shared_group = 3;
         let t = render_table(&s);
-        assert!(t.contains("reordered across the group's members 1 / 0 / 0"));
+        assert!(t.contains("lost / dup / reordered within a member 1 / 0 / 0"));
         assert!(render_json(&s).contains("\"shared_group\":3"));
     }
 

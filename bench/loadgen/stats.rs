@@ -36,6 +36,9 @@ pub struct Counters {
     pub bytes_tx: u64,
     /// Bytes read from sockets.
     pub bytes_rx: u64,
+    /// Deliveries a shared-subscription member got after a later message of the same
+    /// publisher had reached that same member.
+    pub member_reordered: u64,
 }
 
 impl Counters {
@@ -52,6 +55,7 @@ impl Counters {
         self.retained_rx += o.retained_rx;
         self.bytes_tx += o.bytes_tx;
         self.bytes_rx += o.bytes_rx;
+        self.member_reordered += o.member_reordered;
     }
 }
 
