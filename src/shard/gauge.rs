@@ -1,4 +1,4 @@
-//! The one count the shards share: open client connections, for `limits.max_connections`.
+//! A count every shard shares: open client connections, for `limits.max_connections`.
 //!
 //! The kernel picks the shard that accepts a connection, and after CONNECT the connection
 //! moves to the shard that holds its session, so no per-shard share bounds the total (a
