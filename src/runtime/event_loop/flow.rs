@@ -36,9 +36,7 @@ impl EventLoop {
                 self.port.send(peer, batch);
             }
         }
-        let was = self.congested || self.pressured;
-        let was_congested = self.congested;
-        let was_pressured = self.pressured;
+        let (was_congested, was_pressured) = (self.congested, self.pressured);
         self.congested = self.port.retry() || self.shard.mesh_congested();
         self.pressured = self.shard.delivery_pressure(self.now_ms());
         if self.congested && !was_congested {
@@ -47,7 +45,7 @@ impl EventLoop {
         if self.pressured && !was_pressured {
             self.shard.note_delivery_pressure();
         }
-        if was && !self.congested && !self.pressured {
+        if (was_congested || was_pressured) && !self.congested && !self.pressured {
             let paused = std::mem::take(&mut self.paused);
             self.released.extend(paused);
         }
