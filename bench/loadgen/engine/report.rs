@@ -1,0 +1,128 @@
+//! Timers and reports: the per-second interval, keep-alive pings, the final report.
+
+use super::*;
+
+impl Worker {
+    pub(super) fn timers(&mut self, now: u64) {
+        if !self.ready_reported {
+            let settled = self.conns.iter().all(|c| c.st == St::Ready || c.failed);
+            if settled {
+                self.ready_reported = true;
+                let ok = self.conns.iter().filter(|c| c.st == St::Ready).count();
+                let _ = self.tx.send(Report::Ready {
+                    ok,
+                    failed: self.conns.len() - ok,
+                });
+                self.send_interval(now);
+            }
+        }
+        if now >= self.next_report {
+            self.send_interval(now);
+        }
+        if now >= self.next_sweep {
+            self.next_sweep = now + 1_000_000_000;
+            let ka = self.cfg.keepalive as u64 * 1_000_000_000 / 2;
+            for ci in 0..self.conns.len() {
+                let c = &self.conns[ci];
+                match c.st {
+                    St::Connecting | St::WaitConnack
+                        if now.saturating_sub(c.t_connect) > CONNECT_TIMEOUT_NS =>
+                    {
+                        self.connect_failed(ci, "timeout waiting for CONNACK".into());
+                    }
+                    St::Ready if ka > 0 && now.saturating_sub(c.last_tx) > ka => {
+                        let proto = self.cfg.protocol;
+                        let _ = Packet::PingReq.encode(proto, &mut self.conns[ci].wbuf);
+                        self.mark_dirty(ci);
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    pub(super) fn send_interval(&mut self, now: u64) {
+        let period = if self.running && now > self.end {
+            100_000_000
+        } else {
+            1_000_000_000
+        };
+        self.next_report = now + period;
+        let mut iv = std::mem::replace(&mut self.iv, Interval::new(self.thread));
+        iv.open_conns = self.open;
+        let _ = self.tx.send(Report::Interval(Box::new(iv)));
+    }
+
+    pub(super) fn finish(&mut self) {
+        self.running = false;
+        let proto = self.cfg.protocol;
+        // Clear the retained messages this run left behind, then say goodbye.
+        for ci in 0..self.conns.len() {
+            let c = &mut self.conns[ci];
+            if c.st != St::Ready {
+                continue;
+            }
+            if let Some(ps) = c.publ.as_ref() {
+                for k in 0..ps.retained_topics.min(ps.seq as u32) {
+                    let mut m = Publish::new(format!("{}/{k}", ps.topic), Bytes::new());
+                    m.retain = true;
+                    let _ = m.encode(proto, &mut c.wbuf);
+                }
+            }
+            self.disconnect(ci);
+        }
+        for ci in 0..self.conns.len() {
+            match self.conns[ci].st {
+                St::Queued => self.conns[ci].st = St::Closed,
+                St::Connecting | St::WaitConnack | St::Subscribing => self.begin_close(ci),
+                _ => {}
+            }
+        }
+        let deadline = now_ns() + 3_000_000_000;
+        loop {
+            self.flush(now_ns());
+            let busy = self.conns.iter().any(|c| c.st != St::Closed);
+            if !busy {
+                break;
+            }
+            if now_ns() > deadline {
+                for ci in 0..self.conns.len() {
+                    if self.conns[ci].st != St::Closed && self.conns[ci].fd >= 0 {
+                        self.shutdown(ci);
+                    }
+                }
+                if now_ns() > deadline + 2_000_000_000 {
+                    break;
+                }
+            }
+            self.enter(Duration::from_millis(10));
+            self.reap();
+        }
+        if std::env::var_os("SB_DEBUG").is_some() {
+            eprintln!(
+                "thread {}: {} loop turns, {} completions, {} sends, {} recvs",
+                self.thread, self.dbg[0], self.dbg[1], self.dbg[2], self.dbg[3]
+            );
+        }
+        let mut streams = StreamTotals::default();
+        for group in &self.tracks {
+            for t in group {
+                streams.add(t);
+            }
+        }
+        let mut iv = std::mem::replace(&mut self.iv, Interval::new(self.thread));
+        iv.open_conns = 0;
+        let _ = self.tx.send(Report::Final {
+            interval: Box::new(iv),
+            streams,
+        });
+        if self
+            .conns
+            .iter()
+            .any(|c| c.recv_out || c.send_out || c.connect_out)
+        {
+            // The kernel may still write into these buffers: never free them.
+            std::mem::forget(std::mem::take(&mut self.conns));
+        }
+    }
+}
