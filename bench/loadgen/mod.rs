@@ -6,6 +6,7 @@
 //! finish. Workers send interval statistics every second; the main thread merges them,
 //! prints a progress line and, at the end, the summary.
 
+pub mod cli;
 pub mod engine;
 pub mod pacing;
 pub mod payload;
@@ -15,205 +16,19 @@ pub mod stats;
 pub mod sys;
 pub mod track;
 
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use crossbeam_channel::{unbounded, RecvTimeoutError};
 
 use shardmq::codec::{Protocol, QoS};
 
+pub use cli::{resolve_target, Cli, Scenario};
 use engine::{Cmd, EngineCfg, Report, Worker};
-use plan::{Mode, Shape};
+use plan::Mode;
 use report::Summary;
 use stats::{quantile_us, Totals};
 use sys::now_ns;
-
-/// MQTT load generator for shardmq (and any other broker on loopback).
-#[derive(Debug, Parser)]
-#[command(name = "shardmq-bench", version, about)]
-pub struct Cli {
-    /// Broker host (loopback only unless --allow-remote).
-    #[arg(long, default_value = "127.0.0.1", global = true)]
-    pub host: String,
-    /// Broker port.
-    #[arg(long, default_value_t = 1883, global = true)]
-    pub port: u16,
-    /// Permit a non-loopback --host.
-    #[arg(long, global = true)]
-    pub allow_remote: bool,
-    /// Worker threads (one io_uring each, pinned to consecutive cores).
-    #[arg(long, default_value_t = 1, global = true)]
-    pub threads: usize,
-    /// First core to pin workers to.
-    #[arg(long, default_value_t = 0, global = true)]
-    pub first_core: usize,
-    /// Do not pin worker threads.
-    #[arg(long, global = true)]
-    pub no_pin: bool,
-    /// MQTT version: 3 (3.1.1) or 5.
-    #[arg(long, default_value_t = 5, global = true, value_parser = clap::value_parser!(u8).range(3..=5))]
-    pub mqtt: u8,
-    /// QoS of publishes and subscriptions.
-    #[arg(long, default_value_t = 0, global = true, value_parser = clap::value_parser!(u8).range(0..=2))]
-    pub qos: u8,
-    /// Payload bytes (at least 20: publisher id, sequence number, timestamp).
-    #[arg(long, default_value_t = 64, global = true)]
-    pub size: usize,
-    /// Publishing (or holding) time, seconds.
-    #[arg(long, default_value_t = 10.0, global = true)]
-    pub secs: f64,
-    /// Messages per second per publisher (0: as fast as the broker accepts); for `conn` and
-    /// `reconnect-storm`: connects per second (default: unlimited).
-    #[arg(long, global = true)]
-    pub rate: Option<f64>,
-    /// QoS 1/2 publish window (capped by the broker's Receive Maximum); for `conn` and
-    /// `reconnect-storm`: connects in flight.
-    #[arg(long, default_value_t = 64, global = true)]
-    pub inflight: usize,
-    /// QoS 0 at --rate 0: a publisher pauses while this many bytes are unsent.
-    #[arg(long, default_value_t = 65536, global = true)]
-    pub max_unsent: usize,
-    /// Receive buffer per socket, bytes (default: 32768, 1024 for idle connections).
-    #[arg(long, global = true)]
-    pub rbuf: Option<usize>,
-    /// Broker process id: report its RSS and CPU.
-    #[arg(long, global = true)]
-    pub broker_pid: Option<u32>,
-    /// Print the summary as one JSON object on the last stdout line.
-    #[arg(long, global = true)]
-    pub json: bool,
-    /// Label copied into the summary (e.g. the broker's name).
-    #[arg(long, default_value = "", global = true)]
-    pub label: String,
-    /// Source addresses 127.0.0.1..K for client sockets (0: one per 25,000 connections).
-    #[arg(long, default_value_t = 0, global = true)]
-    pub src_addrs: usize,
-    /// MQTT keep alive, seconds.
-    #[arg(long, default_value_t = 60, global = true)]
-    pub keepalive: u16,
-    /// Longest wait for late deliveries after the window, seconds.
-    #[arg(long, default_value_t = 5.0, global = true)]
-    pub drain_secs: f64,
-    /// Longest wait for connecting and subscribing, seconds.
-    #[arg(long, default_value_t = 60.0, global = true)]
-    pub setup_secs: f64,
-    /// Completion batching window, µs (default: 0 at a constant rate, 100 at --rate 0).
-    /// Skipped for a turn after a receive filled its buffer.
-    #[arg(long, global = true)]
-    pub batch_us: Option<u32>,
-    /// No progress lines on stderr.
-    #[arg(long, global = true)]
-    pub quiet: bool,
-    /// Scenario.
-    #[command(subcommand)]
-    pub cmd: Scenario,
-}
-
-/// Scenarios.
-#[derive(Debug, Clone, Subcommand)]
-pub enum Scenario {
-    /// Open N idle connections, hold them for --secs.
-    Conn {
-        /// Connections.
-        #[arg(long, default_value_t = 1000)]
-        conns: usize,
-    },
-    /// N publishers → 1 subscriber (or a $share group of K).
-    Fanin {
-        /// Publishers.
-        #[arg(long, default_value_t = 8)]
-        pubs: usize,
-        /// Shared-subscription group size (0: one plain subscriber).
-        #[arg(long, default_value_t = 0)]
-        share: usize,
-    },
-    /// 1 publisher → N subscribers.
-    Fanout {
-        /// Subscribers.
-        #[arg(long, default_value_t = 10)]
-        subs: usize,
-    },
-    /// N publisher/subscriber pairs, one topic each.
-    P2p {
-        /// Pairs.
-        #[arg(long, default_value_t = 10)]
-        pairs: usize,
-    },
-    /// Publishers on distinct topics, subscribers with + and # filters.
-    Wildcard {
-        /// Subscribers.
-        #[arg(long, default_value_t = 100)]
-        subs: usize,
-        /// Publishers.
-        #[arg(long, default_value_t = 10)]
-        pubs: usize,
-    },
-    /// Publish R retained topics, then subscribers fetch them with one wildcard.
-    Retained {
-        /// Retained topics.
-        #[arg(long, default_value_t = 1000)]
-        topics: usize,
-        /// Late subscribers.
-        #[arg(long, default_value_t = 1)]
-        subs: usize,
-    },
-    /// N clients disconnecting and reconnecting for --secs.
-    ReconnectStorm {
-        /// Clients.
-        #[arg(long, default_value_t = 100)]
-        clients: usize,
-        /// Time each connection stays up, ms.
-        #[arg(long, default_value_t = 0)]
-        hold_ms: u64,
-    },
-}
-
-impl Scenario {
-    fn name(&self) -> &'static str {
-        match self {
-            Scenario::Conn { .. } => "conn",
-            Scenario::Fanin { .. } => "fanin",
-            Scenario::Fanout { .. } => "fanout",
-            Scenario::P2p { .. } => "p2p",
-            Scenario::Wildcard { .. } => "wildcard",
-            Scenario::Retained { .. } => "retained",
-            Scenario::ReconnectStorm { .. } => "reconnect-storm",
-        }
-    }
-
-    fn shape(&self) -> Shape {
-        match *self {
-            Scenario::Conn { conns } => Shape::Conn { conns },
-            Scenario::Fanin { pubs, share } => Shape::Fanin { pubs, share },
-            Scenario::Fanout { subs } => Shape::Fanout { subs },
-            Scenario::P2p { pairs } => Shape::P2p { pairs },
-            Scenario::Wildcard { subs, pubs } => Shape::Wildcard { subs, pubs },
-            Scenario::Retained { topics, subs } => Shape::Retained { topics, subs },
-            Scenario::ReconnectStorm { clients, .. } => Shape::Storm { clients },
-        }
-    }
-}
-
-/// Resolves `--host`/`--port` and enforces the loopback rule.
-pub fn resolve_target(host: &str, port: u16, allow_remote: bool) -> Result<SocketAddr, String> {
-    let addr = if let Ok(ip) = host.parse::<IpAddr>() {
-        SocketAddr::new(ip, port)
-    } else {
-        (host, port)
-            .to_socket_addrs()
-            .map_err(|e| format!("cannot resolve {host}: {e}"))?
-            .next()
-            .ok_or_else(|| format!("{host} has no address"))?
-    };
-    if !addr.ip().is_loopback() && !allow_remote {
-        return Err(format!(
-            "{host} ({}) is not a loopback address; pass --allow-remote to load it anyway",
-            addr.ip()
-        ));
-    }
-    Ok(addr)
-}
 
 /// Entry point; returns the exit code.
 pub fn main() -> i32 {
@@ -421,7 +236,6 @@ pub fn run(cli: &Cli) -> Result<Summary, String> {
             break;
         }
     }
-    let connected_at = now_ns();
     let ok: usize = ready.iter().map(|r| r.0).sum();
     let setup_failed = ready.len() < threads || (!idle_like && ok < plan.clients.len());
     let broker_cpu_connect1 = pid.and_then(sys::proc_cpu_us);
@@ -662,50 +476,5 @@ pub fn run(cli: &Cli) -> Result<Summary, String> {
             s.bytes_per_conn = Some((b as f64 - a as f64) * 1024.0 / ok as f64);
         }
     }
-    let _ = connected_at;
     Ok(s)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn loopback_only_by_default() {
-        assert!(resolve_target("127.0.0.1", 1883, false).is_ok());
-        assert!(resolve_target("127.0.0.9", 1883, false).is_ok());
-        assert!(resolve_target("::1", 1883, false).is_ok());
-        assert!(resolve_target("localhost", 1883, false).is_ok());
-        let e = resolve_target("10.1.2.3", 1883, false).unwrap_err();
-        assert!(e.contains("--allow-remote"));
-        assert!(resolve_target("10.1.2.3", 1883, true).is_ok());
-    }
-
-    #[test]
-    fn cli_parses_the_documented_example() {
-        let cli = Cli::try_parse_from([
-            "shardmq-bench",
-            "--port",
-            "1883",
-            "fanin",
-            "--pubs",
-            "8",
-            "--qos",
-            "1",
-            "--size",
-            "64",
-            "--rate",
-            "5000",
-            "--secs",
-            "10",
-            "--json",
-        ])
-        .unwrap();
-        assert_eq!(cli.qos, 1);
-        assert_eq!(cli.rate, Some(5000.0));
-        assert!(cli.json);
-        assert!(matches!(cli.cmd, Scenario::Fanin { pubs: 8, share: 0 }));
-        assert!(Cli::try_parse_from(["shardmq-bench", "--qos", "3", "p2p"]).is_err());
-        assert!(Cli::try_parse_from(["shardmq-bench", "--mqtt", "4", "p2p"]).is_ok());
-    }
 }
