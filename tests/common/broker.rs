@@ -1,0 +1,221 @@
+//! The broker process: the real binary on port 0, its log, its stop.
+
+use super::*;
+
+/// A running broker, stopped (SIGTERM, then wait) on drop.
+pub struct Broker {
+    child: Option<Child>,
+    /// The address printed on the `listening` line.
+    pub addr: SocketAddr,
+    config_path: Option<PathBuf>,
+}
+
+impl Broker {
+    /// Starts the broker with two shards and default limits.
+    pub fn start() -> Broker {
+        Broker::start_with(None)
+    }
+
+    /// Starts the broker with two shards and `toml` as its configuration file.
+    pub fn with_config(toml: &str) -> Broker {
+        Broker::start_with(Some(toml))
+    }
+
+    fn start_with(toml: Option<&str>) -> Broker {
+        let config_path = toml.map(|text| {
+            let path = std::env::temp_dir().join(format!("{}.toml", unique("shardmq-test")));
+            std::fs::write(&path, text).expect("writing the test config");
+            path
+        });
+        let log = std::env::var("SHARDMQ_TEST_LOG").unwrap_or_else(|_| "warn".to_string());
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_shardmq"));
+        cmd.args([
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--shards",
+            "2",
+            "--log",
+            &log,
+        ]);
+        if let Some(p) = &config_path {
+            cmd.arg("--config").arg(p);
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = cmd.spawn().expect("starting shardmq");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut first = String::new();
+            let _ = reader.read_line(&mut first);
+            let _ = tx.send(first);
+            // Keep draining so the broker never blocks on a full pipe.
+            let mut sink = String::new();
+            while reader.read_line(&mut sink).is_ok_and(|n| n > 0) {
+                sink.clear();
+            }
+        });
+        let line = match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(l) => l,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("shardmq did not print its listening line in time");
+            }
+        };
+        let addr = line
+            .trim()
+            .strip_prefix("listening ")
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| {
+                let _ = child.kill();
+                let status = child.wait();
+                panic!("unexpected first stdout line {line:?} (exit: {status:?})")
+            });
+        Broker {
+            child: Some(child),
+            addr,
+            config_path,
+        }
+    }
+
+    /// Process id of the broker.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Sends a signal to the broker.
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: plain kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(self.pid() as libc::pid_t, sig);
+        }
+    }
+
+    /// Waits up to `timeout` for the process to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let child = self.child.as_mut()?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// True while the process runs.
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// A raw TCP client (no CONNECT sent yet).
+    pub fn raw(&self) -> Client {
+        Client::tcp(self.addr)
+    }
+
+    /// An MQTT 5 client, connected with clean start and `client_id`.
+    pub fn v5(&self, client_id: &str) -> Client {
+        let (c, ack) = Client::connect(self.addr, Connect::new(Protocol::V5, client_id));
+        assert_eq!(ack.reason_code, ReasonCode::SUCCESS, "{ack:?}");
+        c
+    }
+
+    /// An MQTT 3.1.1 client, connected with clean session and `client_id`.
+    pub fn v311(&self, client_id: &str) -> Client {
+        let (c, ack) = Client::connect(self.addr, Connect::new(Protocol::V311, client_id));
+        assert_eq!(ack.reason_code, ReasonCode::SUCCESS, "{ack:?}");
+        c
+    }
+
+    /// Connects with the given CONNECT and returns the client and its CONNACK.
+    pub fn connect(&self, connect: Connect) -> (Client, ConnAck) {
+        Client::connect(self.addr, connect)
+    }
+
+    /// An MQTT 5 client whose connection is served by `shard`.
+    ///
+    /// The shard is chosen by the kernel (SO_REUSEPORT hash), so this connects with an
+    /// empty client id until the Assigned Client Identifier (`shardmq-<instance>-<shard>-<n>`)
+    /// names the wanted shard. Returns the client and its assigned id.
+    pub fn v5_on_shard(&self, shard: usize, session_expiry: u32) -> (Client, String) {
+        let mut connect = Connect::new(Protocol::V5, "");
+        connect.properties.session_expiry_interval = Some(session_expiry);
+        self.on_shard(shard, &connect)
+    }
+
+    /// Like [`Broker::v5_on_shard`] with a CONNECT template (its client id must be empty;
+    /// a Will is discarded on the connections that are not kept).
+    pub fn on_shard(&self, shard: usize, template: &Connect) -> (Client, String) {
+        assert!(template.client_id.is_empty() && template.protocol.is_v5());
+        for _ in 0..200 {
+            let (mut c, ack) = Client::connect(self.addr, template.clone());
+            assert_eq!(ack.reason_code, ReasonCode::SUCCESS);
+            let id = ack
+                .properties
+                .assigned_client_identifier
+                .expect("assigned client id")
+                .to_string();
+            if shard_of_assigned(&id) == Some(shard) {
+                return (c, id);
+            }
+            // Clean up: normal disconnect with session expiry 0 ends the session.
+            c.send(&Packet::Disconnect(Disconnect {
+                reason_code: ReasonCode::SUCCESS,
+                properties: shardmq::codec::DisconnectProperties {
+                    session_expiry_interval: Some(0),
+                    ..Default::default()
+                },
+            }));
+        }
+        panic!("no connection landed on shard {shard} in 200 tries");
+    }
+}
+
+/// The shard named by an assigned client id `shardmq-<instance>-<shard>-<n>`.
+pub fn shard_of_assigned(id: &str) -> Option<usize> {
+    let mut parts = id.split('-');
+    if parts.next()? != "shardmq" {
+        return None;
+    }
+    parts.next()?;
+    parts.next()?.parse().ok()
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            // SAFETY: kill(2) on our own child.
+            unsafe {
+                libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+            }
+            let deadline = Instant::now() + Duration::from_secs(5);
+            loop {
+                match child.try_wait() {
+                    Ok(Some(_)) => break,
+                    Ok(None) if Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(20))
+                    }
+                    _ => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some(p) = &self.config_path {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
