@@ -14,6 +14,7 @@ mod gauge;
 mod handover;
 mod mesh;
 mod metrics;
+mod pressure;
 mod publish;
 mod router;
 mod slab;
@@ -458,71 +459,6 @@ impl Shard {
     /// Messages waiting for peer `to`; the runtime sends them as one batch.
     pub fn take_outbox(&mut self, to: ShardId) -> Vec<MeshMsg> {
         std::mem::take(&mut self.outbox[to])
-    }
-
-    /// Messages queued for all peers: above the high-water mark the runtime stops reading
-    /// from client sockets (backpressure).
-    pub fn outbox_len(&self) -> usize {
-        self.outbox.iter().map(Vec::len).sum()
-    }
-
-    /// True when the outbox is over its high-water mark.
-    pub fn mesh_congested(&self) -> bool {
-        self.outbox_len() > self.config.mesh.outbox_high_water
-    }
-
-    /// True when connected subscribers have more queued messages than
-    /// `limits.backpressure_queued_messages`: the runtime then stops reading connections that
-    /// only publish (and stops taking the mesh's forwards) until acknowledgements drain the
-    /// queues — publishers are slowed instead of messages being dropped.
-    pub fn delivery_pressure(&self, now_ms: u64) -> bool {
-        self.online_queued > self.config.limits.backpressure_queued_messages
-            || self.full_sessions.iter().any(|&k| {
-                // A subscriber that stopped acknowledging is not waited for: its queue fills
-                // and drops by policy instead of stalling every publisher of the shard.
-                self.sessions.get(k).is_some_and(|s| {
-                    s.session.outbound.last_progress_ms + STALLED_SUBSCRIBER_MS > now_ms
-                })
-            })
-    }
-
-    /// Queue length from which a connected session counts as backed up (half the limit, so
-    /// the messages already read from publishers still fit).
-    fn full_queue_mark(&self) -> usize {
-        (self.config.limits.max_queued_messages / 2).max(1)
-    }
-
-    /// Accounts a connected session's queue joining or leaving the online set.
-    fn account_online_queue(&mut self, session: Key, queued: usize, joining: bool) {
-        if joining {
-            self.online_queued += queued;
-            if queued >= self.full_queue_mark() {
-                self.full_sessions.push(session);
-            }
-        } else {
-            self.online_queued = self.online_queued.saturating_sub(queued);
-            self.full_sessions.retain(|&k| k != session);
-        }
-    }
-
-    /// True when the connection's client owes us acknowledgements (it must be read for the
-    /// queues to drain, whatever the pressure).
-    pub fn awaits_acks(&self, key: Key) -> bool {
-        self.conns
-            .get(key)
-            .and_then(|c| c.session)
-            .and_then(|s| self.sessions.get(s))
-            .is_some_and(|s| !s.session.outbound.inflight.is_empty())
-    }
-
-    /// Counts a mesh backpressure episode.
-    pub fn note_backpressure(&mut self) {
-        self.metrics.mesh_backpressure += 1;
-    }
-
-    /// Counts a delivery backpressure episode.
-    pub fn note_delivery_pressure(&mut self) {
-        self.metrics.delivery_backpressure += 1;
     }
 
     /// Handles a batch from peer `from`.
