@@ -183,6 +183,15 @@ struct Conn {
     member_order: Option<Vec<u64>>,
 }
 
+/// How much each loop turn gathered: tells whether completions are batched.
+#[derive(Debug, Default, Clone, Copy)]
+struct LoopCounts {
+    turns: u64,
+    completions: u64,
+    sends: u64,
+    recvs: u64,
+}
+
 /// One worker thread's engine.
 pub struct Worker {
     thread: usize,
@@ -219,7 +228,8 @@ pub struct Worker {
     /// drained one buffer per window could not keep up with a fast broker, and the report
     /// measured the generator instead).
     backlogged: bool,
-    dbg: [u64; 4],
+    /// Loop turns, completions, send and receive completions (printed with SB_DEBUG).
+    loop_counts: LoopCounts,
 }
 
 fn errno_text(e: i32) -> String {
@@ -335,7 +345,7 @@ impl Worker {
             min_wait_ok,
             backlogged: false,
             batch_want,
-            dbg: [0; 4],
+            loop_counts: LoopCounts::default(),
         })
     }
 
@@ -452,18 +462,18 @@ impl Worker {
         let mut cqes = std::mem::take(&mut self.cqes);
         cqes.clear();
         cqes.extend(self.ring.completion().map(|c| (c.user_data(), c.result())));
-        self.dbg[0] += 1;
-        self.dbg[1] += cqes.len() as u64;
+        self.loop_counts.turns += 1;
+        self.loop_counts.completions += cqes.len() as u64;
         let now = now_ns();
         for &(u, res) in &cqes {
             let ci = (u >> 8) as usize;
             match u & 0xFF {
                 OP_RECV => {
-                    self.dbg[3] += 1;
+                    self.loop_counts.recvs += 1;
                     self.on_recv(ci, res, now)
                 }
                 OP_SEND => {
-                    self.dbg[2] += 1;
+                    self.loop_counts.sends += 1;
                     self.on_send(ci, res, now)
                 }
                 OP_CONNECT => self.on_connect(ci, res, now),

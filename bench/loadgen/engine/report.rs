@@ -101,7 +101,11 @@ impl Worker {
         if std::env::var_os("SB_DEBUG").is_some() {
             eprintln!(
                 "thread {}: {} loop turns, {} completions, {} sends, {} recvs",
-                self.thread, self.dbg[0], self.dbg[1], self.dbg[2], self.dbg[3]
+                self.thread,
+                self.loop_counts.turns,
+                self.loop_counts.completions,
+                self.loop_counts.sends,
+                self.loop_counts.recvs
             );
         }
         let mut streams = StreamTotals::default();
