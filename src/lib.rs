@@ -37,6 +37,8 @@
 //! of its session after CONNECT, so no per-shard share could bound the total). Each is
 //! touched once per batch or once per connect and close, never per message.
 
+#![warn(missing_docs)]
+
 pub mod codec;
 pub mod config;
 pub mod runtime;
