@@ -1,4 +1,4 @@
-//! CONNECT (§3.1); encode errors.
+//! Malformed CONNECT packets (§3.1), and what the encoder refuses to frame.
 
 use super::*;
 

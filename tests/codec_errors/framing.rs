@@ -1,4 +1,4 @@
-//! fixed header (§2.1).
+//! The fixed header (§2.1): reserved flags, remaining length, packet size, truncation.
 
 use super::*;
 

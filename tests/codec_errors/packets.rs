@@ -1,4 +1,4 @@
-//! PUBLISH (§3.3); SUBSCRIBE family (§3.8-§3.11); reason codes (§2.4).
+//! PUBLISH (§3.3), the SUBSCRIBE family (§3.8-§3.11) and reason codes (§2.4).
 
 use super::*;
 

@@ -1,4 +1,4 @@
-//! properties (§2.2.2).
+//! Properties (§2.2.2): not allowed on the packet, duplicated, out of range.
 
 use super::*;
 

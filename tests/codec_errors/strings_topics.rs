@@ -1,4 +1,4 @@
-//! strings (§1.5.4); topics (§4.7).
+//! UTF-8 strings (§1.5.4) and topic names and filters (§4.7).
 
 use super::*;
 

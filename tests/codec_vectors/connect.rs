@@ -1,4 +1,4 @@
-//! CONNECT (§3.1); CONNACK (§3.2).
+//! CONNECT (§3.1) and CONNACK (§3.2).
 
 use super::*;
 

@@ -1,4 +1,4 @@
-//! PINGREQ / PINGRESP (§3.12, §3.13); DISCONNECT (§3.14); AUTH (§3.15, MQTT 5 only).
+//! PINGREQ / PINGRESP (§3.12, §3.13), DISCONNECT (§3.14) and AUTH (§3.15, MQTT 5 only).
 
 use super::*;
 

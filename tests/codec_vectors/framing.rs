@@ -1,4 +1,4 @@
-//! framing; zero copy.
+//! Framing (several packets in one buffer, partial frames) and zero-copy decoding.
 
 use super::*;
 

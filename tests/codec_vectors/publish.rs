@@ -1,4 +1,4 @@
-//! PUBLISH (§3.3); PUBACK .. PUBCOMP (§3.4-§3.7).
+//! PUBLISH (§3.3) and PUBACK .. PUBCOMP (§3.4-§3.7).
 
 use super::*;
 

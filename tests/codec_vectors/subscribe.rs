@@ -1,4 +1,4 @@
-//! SUBSCRIBE / SUBACK (§3.8, §3.9); UNSUBSCRIBE / UNSUBACK (§3.10, §3.11).
+//! SUBSCRIBE / SUBACK (§3.8, §3.9) and UNSUBSCRIBE / UNSUBACK (§3.10, §3.11).
 
 use super::*;
 
