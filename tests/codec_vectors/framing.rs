@@ -1,4 +1,4 @@
-//! Framing (several packets in one buffer, partial frames) and zero-copy decoding.
+//! Framing (several packets in one buffer, a four-byte remaining length) and zero-copy decoding.
 
 use super::*;
 
