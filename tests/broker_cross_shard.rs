@@ -525,3 +525,121 @@ fn forwards_from_a_flooding_shard_do_not_starve_local_publishers() {
     );
     sub.expect_nothing();
 }
+
+/// A publisher that repeats one topic (its route is remembered between publishes) sees
+/// every change of the subscriptions that match it, on both shards: a new subscriber, a
+/// changed QoS, an unsubscribe, No Local [MQTT-3.8.3-3], a shared group, a session that
+/// ends. Each step publishes twice, so the second publish uses what the first remembered.
+#[test]
+fn a_repeated_topic_follows_every_subscription_change() {
+    let broker = Broker::start();
+    let topic = unique("route");
+    let (mut p, _) = broker.v5_on_shard(0, 0);
+    let (mut local, _) = broker.v5_on_shard(0, 0);
+    let (mut remote, _) = broker.v5_on_shard(1, 0);
+    let mut n = 0;
+    let mut publish_twice = |p: &mut Client, qos: QoS| -> [String; 2] {
+        [0, 1].map(|_| {
+            n += 1;
+            let payload = format!("m{n}");
+            p.publish(&topic, payload.as_bytes(), qos, false);
+            payload
+        })
+    };
+    let got = |c: &mut Client, want: &[String; 2], qos: QoS, who: &str| {
+        for w in want {
+            let m = c.recv_publish();
+            assert_eq!(&m.payload[..], w.as_bytes(), "{who}");
+            assert_eq!(m.qos, qos, "{who}");
+        }
+    };
+
+    publish_twice(&mut p, QoS::AtLeastOnce); // nobody listens yet
+
+    local.sub(&topic, QoS::AtLeastOnce);
+    let m = publish_twice(&mut p, QoS::AtLeastOnce);
+    got(&mut local, &m, QoS::AtLeastOnce, "new local subscriber");
+
+    remote.sub(&topic, QoS::AtLeastOnce);
+    let m = publish_twice(&mut p, QoS::AtLeastOnce);
+    got(
+        &mut local,
+        &m,
+        QoS::AtLeastOnce,
+        "local, with a remote one added",
+    );
+    got(&mut remote, &m, QoS::AtLeastOnce, "new remote subscriber");
+
+    local.sub(&topic, QoS::AtMostOnce); // same filter, lower QoS: replaces the options
+    let m = publish_twice(&mut p, QoS::AtLeastOnce);
+    got(
+        &mut local,
+        &m,
+        QoS::AtMostOnce,
+        "local after its QoS changed",
+    );
+    got(&mut remote, &m, QoS::AtLeastOnce, "remote");
+
+    remote.unsubscribe(&topic);
+    let m = publish_twice(&mut p, QoS::AtLeastOnce);
+    got(
+        &mut local,
+        &m,
+        QoS::AtMostOnce,
+        "local after the remote one left",
+    );
+    remote.expect_nothing();
+
+    let no_local = sub_opts(QoS::AtLeastOnce, true, false, RetainHandling::OnSubscribe);
+    p.subscribe_opts(&topic, no_local, None);
+    let m = publish_twice(&mut p, QoS::AtLeastOnce);
+    got(
+        &mut local,
+        &m,
+        QoS::AtMostOnce,
+        "local with a No Local publisher",
+    );
+    p.expect_nothing();
+    p.sub(&topic, QoS::AtLeastOnce); // No Local off: the publisher gets its own
+    let m = publish_twice(&mut p, QoS::AtLeastOnce);
+    got(&mut p, &m, QoS::AtLeastOnce, "publisher without No Local");
+    got(&mut local, &m, QoS::AtMostOnce, "local");
+    p.unsubscribe(&topic);
+    let m = publish_twice(&mut p, QoS::AtLeastOnce);
+    got(
+        &mut local,
+        &m,
+        QoS::AtMostOnce,
+        "local after the publisher unsubscribed",
+    );
+    p.expect_nothing();
+
+    remote.sub(&format!("$share/g/{topic}"), QoS::AtLeastOnce);
+    let m = publish_twice(&mut p, QoS::AtLeastOnce);
+    got(
+        &mut local,
+        &m,
+        QoS::AtMostOnce,
+        "local beside a shared group",
+    );
+    got(&mut remote, &m, QoS::AtLeastOnce, "the group's only member");
+
+    local.disconnect(); // its session ends (expiry 0) with its subscription
+    let m = publish_twice(&mut p, QoS::AtLeastOnce);
+    got(
+        &mut remote,
+        &m,
+        QoS::AtLeastOnce,
+        "the group after the local session ended",
+    );
+    let (mut late, _) = broker.v5_on_shard(0, 0);
+    late.sub(&topic, QoS::AtLeastOnce);
+    let m = publish_twice(&mut p, QoS::AtLeastOnce);
+    got(
+        &mut late,
+        &m,
+        QoS::AtLeastOnce,
+        "a new session on the publisher's shard",
+    );
+    got(&mut remote, &m, QoS::AtLeastOnce, "the group");
+}

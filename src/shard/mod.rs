@@ -16,6 +16,7 @@ mod mesh;
 mod metrics;
 mod pressure;
 mod publish;
+mod route;
 mod router;
 mod slab;
 mod subscribe;
@@ -129,6 +130,8 @@ pub struct Shard {
     pending: AHashMap<u64, Pending>,
     next_token: u64,
     outbox: Vec<Vec<MeshMsg>>,
+    /// Remembered routes of publishers that repeat a topic (bounded; see [`route::Routes`]).
+    routes: route::Routes,
     local_queue: VecDeque<MeshMsg>,
     timers: Timers,
     metrics: Metrics,
@@ -175,6 +178,7 @@ impl Shard {
             pending: AHashMap::new(),
             next_token: 1,
             outbox: (0..shards).map(|_| Vec::new()).collect(),
+            routes: route::Routes::default(),
             local_queue: VecDeque::new(),
             timers: Timers::default(),
             metrics: Metrics::default(),

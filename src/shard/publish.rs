@@ -132,63 +132,32 @@ impl Shard {
                 },
             );
         }
-        let me = self.id;
         let mut targets = std::mem::take(&mut self.scratch);
         let mut remote: u64 = 0;
         let mut group_forwards: Vec<(usize, MqttStr, MqttStr)> = Vec::new();
-        let mut merge = false;
-        self.trie.for_each_match(&message.topic, |entry| {
-            remote |= entry.remote;
-            if !entry.local.is_empty() {
-                merge |= !targets.is_empty();
-                for sub in &entry.local {
-                    if sub.options.no_local && Some(sub.session) == publisher {
-                        continue; // [MQTT-3.8.3-3]
-                    }
-                    targets.push(target(sub));
-                }
+        let generation = self.trie.generation();
+        let cached = publisher.and_then(|p| self.routes.get(p, &message.topic, generation));
+        if let Some(route) = cached {
+            targets.extend(route.targets.iter().cloned());
+            remote = route.remote;
+        } else {
+            let groups_matched = self.match_topic(
+                &message,
+                publisher,
+                &mut targets,
+                &mut remote,
+                &mut group_forwards,
+            );
+            if let (Some(p), false) = (publisher, groups_matched) {
+                self.routes
+                    .remember(p, &message.topic, generation, &targets, remote);
             }
-            for g in &entry.groups {
-                match g.pick_shard(me) {
-                    Some(s) if s == me => {
-                        if let Some(m) = g.pick_member() {
-                            merge |= !targets.is_empty();
-                            targets.push(target(m));
-                        }
-                    }
-                    Some(s) => group_forwards.push((s, entry.filter.clone(), g.name.clone())),
-                    None => {}
-                }
-            }
-        });
-        if merge {
-            merge_duplicates(&mut targets);
         }
         for t in targets.drain(..) {
             self.deliver_target(t, &message, now_ms);
         }
         self.scratch = targets;
-        for s in 0..self.shards {
-            if s == me {
-                continue;
-            }
-            let ordinary = remote & (1 << s) != 0;
-            let groups: Vec<(MqttStr, MqttStr)> = group_forwards
-                .iter()
-                .filter(|(to, _, _)| *to == s)
-                .map(|(_, f, g)| (f.clone(), g.clone()))
-                .collect();
-            if ordinary || !groups.is_empty() {
-                self.send(
-                    s,
-                    MeshMsg::Forward {
-                        message: message.clone(),
-                        ordinary,
-                        groups,
-                    },
-                );
-            }
-        }
+        self.forward(&message, remote, &group_forwards);
     }
 
     /// A publish forwarded by another shard: deliver to this shard's subscribers only.
@@ -549,7 +518,8 @@ impl Shard {
     }
 }
 
-fn target(sub: &super::router::LocalSub) -> Target {
+/// A local subscription as a delivery target.
+pub(super) fn target(sub: &super::router::LocalSub) -> Target {
     Target {
         session: sub.session,
         qos: sub.options.qos,

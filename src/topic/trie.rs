@@ -37,6 +37,9 @@ use super::matching::{classify, is_dollar_topic, split_level, FilterLevel};
 pub struct TopicTrie<V> {
     root: Node<V>,
     len: usize,
+    /// Bumped by every call that can change a value or the set of filters, so that a
+    /// cached match result can tell it is still current.
+    generation: u64,
 }
 
 /// One level of the trie. The path from the root spells the filter.
@@ -88,7 +91,15 @@ impl<V> TopicTrie<V> {
         TopicTrie {
             root: Node::new(),
             len: 0,
+            generation: 0,
         }
+    }
+
+    /// Changes whenever a value or the set of filters may have changed (every `&mut`
+    /// access counts): a match result remembered with it is current while it is equal.
+    #[inline]
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// Number of filters holding a value. O(1).
@@ -131,6 +142,7 @@ impl<V> TopicTrie<V> {
     /// The value stored for exactly this filter, mutably (to add or remove one subscriber
     /// of an existing filter without a second lookup).
     pub fn get_mut(&mut self, filter: &str) -> Option<&mut V> {
+        self.generation += 1;
         let mut node = &mut self.root;
         let mut rest = filter;
         loop {
@@ -151,6 +163,7 @@ impl<V> TopicTrie<V> {
     /// filter has none. The one insert primitive: a subscribe adds itself to the returned
     /// set, and the caller sees a 0→1 change when `make` ran (e.g. to broadcast interest).
     pub fn entry_or_insert_with(&mut self, filter: &str, make: impl FnOnce() -> V) -> &mut V {
+        self.generation += 1;
         let mut node = &mut self.root;
         let mut rest = filter;
         let slot = loop {
@@ -186,6 +199,7 @@ impl<V> TopicTrie<V> {
     /// Removes the filter's value and returns it, pruning every node left holding nothing,
     /// so that memory returns to what it was before the filter was first inserted.
     pub fn remove(&mut self, filter: &str) -> Option<V> {
+        self.generation += 1;
         let v = remove_in(&mut self.root, filter);
         if v.is_some() {
             self.len -= 1;
@@ -195,6 +209,7 @@ impl<V> TopicTrie<V> {
 
     /// Removes every filter.
     pub fn clear(&mut self) {
+        self.generation += 1;
         self.root = Node::new();
         self.len = 0;
     }
@@ -227,6 +242,7 @@ impl<V> TopicTrie<V> {
     /// [`for_each_match`](Self::for_each_match) with mutable values, e.g. to advance a
     /// shared-subscription round-robin cursor or bump per-filter counters while routing.
     pub fn for_each_match_mut(&mut self, topic: &str, mut f: impl FnMut(&mut V)) {
+        self.generation += 1;
         let root = &mut self.root;
         let (level, next) = split_level(topic);
         if !is_dollar_topic(topic) {
@@ -398,6 +414,38 @@ pub(crate) mod tests {
     use super::super::matching::filter_matches;
     use super::*;
     use proptest::prelude::*;
+
+    /// A remembered match is current while the generation is unchanged: every call that
+    /// may change a value or the set of filters must move it, and reading must not.
+    #[test]
+    fn generation_moves_on_every_mutable_access() {
+        let mut t: TopicTrie<u32> = TopicTrie::new();
+        let mut last = t.generation();
+        let mut moved = |t: &TopicTrie<u32>, what: &str| {
+            assert_ne!(t.generation(), last, "{what}");
+            last = t.generation();
+        };
+        t.insert("a/b", 1);
+        moved(&t, "insert");
+        *t.entry_or_insert_with("a/+", || 2) += 1;
+        moved(&t, "entry_or_insert_with");
+        *t.get_mut("a/b").unwrap() = 5;
+        moved(&t, "get_mut");
+        t.for_each_match_mut("a/b", |v| *v += 1);
+        moved(&t, "for_each_match_mut");
+        t.remove("a/+");
+        moved(&t, "remove");
+        t.clear();
+        moved(&t, "clear");
+        let g = t.generation();
+        t.insert("x", 1);
+        let g2 = t.generation();
+        let _ = (t.get("x"), t.has_match("x"), t.len());
+        t.for_each_match("x", |_| {});
+        t.for_each(|_, _| {});
+        assert_eq!(t.generation(), g2, "reads do not move it");
+        assert_ne!(g, g2);
+    }
 
     fn matches_of(trie: &TopicTrie<String>, topic: &str) -> Vec<String> {
         let mut out = Vec::new();

@@ -1,0 +1,156 @@
+//! Routing one publish on the shard it arrived at: the trie walk (or the route the
+//! publisher's session remembered for the same topic), and one forward per shard with
+//! interest.
+
+use super::mesh::MeshMsg;
+use super::publish::target;
+use super::router::{merge_duplicates, Target};
+use super::slab::Key;
+use super::Shard;
+use crate::codec::MqttStr;
+use crate::session::SharedMessage;
+
+/// Slots in a shard's route table: enough for every busy publisher of a benchmark or a
+/// gateway, small enough not to matter per shard (each slot keeps its allocations).
+const ROUTE_SLOTS: usize = 1024;
+
+/// Routes remembered per publisher: a device usually publishes to the same topic again, and
+/// the trie walk is then skipped. A fixed, direct-mapped table (slot = the publisher's
+/// session index), so it costs nothing per connection and a fleet larger than the table
+/// just walks the trie as before. A route is valid while the trie's generation is
+/// unchanged (every subscription or interest change moves it); matches that involve a
+/// shared subscription group are never kept, since a group's member is picked anew for
+/// every message.
+#[derive(Debug, Default)]
+pub struct Routes {
+    slots: Vec<Route>,
+}
+
+/// One remembered route.
+#[derive(Debug, Default)]
+pub struct Route {
+    /// The publishing session (with its slab generation: a reused slot does not match).
+    publisher: Option<Key>,
+    /// The topic name.
+    topic: String,
+    /// [`crate::topic::TopicTrie::generation`] when it was computed.
+    trie_generation: u64,
+    /// Local receivers, merged, without the publisher where No Local excludes it.
+    pub targets: Vec<Target>,
+    /// Shards with ordinary interest in the topic, one bit each.
+    pub remote: u64,
+}
+
+impl Routes {
+    /// The route `publisher` remembered for `topic`, if still current.
+    #[inline]
+    pub fn get(&self, publisher: Key, topic: &str, trie_generation: u64) -> Option<&Route> {
+        self.slots
+            .get(publisher.index() as usize % ROUTE_SLOTS)
+            .filter(|r| {
+                r.publisher == Some(publisher)
+                    && r.trie_generation == trie_generation
+                    && r.topic == topic
+            })
+    }
+
+    /// Remembers a route, replacing whatever held the publisher's slot.
+    pub fn remember(
+        &mut self,
+        publisher: Key,
+        topic: &str,
+        trie_generation: u64,
+        targets: &[Target],
+        remote: u64,
+    ) {
+        if self.slots.is_empty() {
+            self.slots.resize_with(ROUTE_SLOTS, Route::default);
+        }
+        let r = &mut self.slots[publisher.index() as usize % ROUTE_SLOTS];
+        r.publisher = Some(publisher);
+        r.topic.clear();
+        r.topic.push_str(topic);
+        r.trie_generation = trie_generation;
+        r.targets.clear();
+        r.targets.extend_from_slice(targets);
+        r.remote = remote;
+    }
+}
+
+impl Shard {
+    /// Walks the trie for a message's receivers: local targets (merged), the shards with
+    /// ordinary interest, and the shared-subscription groups to forward. True when any
+    /// group matched (the result then depends on each pick and is not cached).
+    pub(super) fn match_topic(
+        &mut self,
+        message: &SharedMessage,
+        publisher: Option<Key>,
+        targets: &mut Vec<Target>,
+        remote: &mut u64,
+        group_forwards: &mut Vec<(usize, MqttStr, MqttStr)>,
+    ) -> bool {
+        let me = self.id;
+        let mut merge = false;
+        let mut groups_matched = false;
+        self.trie.for_each_match(&message.topic, |entry| {
+            *remote |= entry.remote;
+            groups_matched |= !entry.groups.is_empty();
+            if !entry.local.is_empty() {
+                merge |= !targets.is_empty();
+                for sub in &entry.local {
+                    if sub.options.no_local && Some(sub.session) == publisher {
+                        continue; // [MQTT-3.8.3-3]
+                    }
+                    targets.push(target(sub));
+                }
+            }
+            for g in &entry.groups {
+                match g.pick_shard(me) {
+                    Some(s) if s == me => {
+                        if let Some(m) = g.pick_member() {
+                            merge |= !targets.is_empty();
+                            targets.push(target(m));
+                        }
+                    }
+                    Some(s) => group_forwards.push((s, entry.filter.clone(), g.name.clone())),
+                    None => {}
+                }
+            }
+        });
+        if merge {
+            merge_duplicates(targets);
+        }
+        groups_matched
+    }
+
+    /// One forward per shard with interest: ordinary, or chosen for a group.
+    pub(super) fn forward(
+        &mut self,
+        message: &SharedMessage,
+        remote: u64,
+        group_forwards: &[(usize, MqttStr, MqttStr)],
+    ) {
+        let me = self.id;
+        for s in 0..self.shards {
+            if s == me {
+                continue;
+            }
+            let ordinary = remote & (1 << s) != 0;
+            let groups: Vec<(MqttStr, MqttStr)> = group_forwards
+                .iter()
+                .filter(|(to, _, _)| *to == s)
+                .map(|(_, f, g)| (f.clone(), g.clone()))
+                .collect();
+            if ordinary || !groups.is_empty() {
+                self.send(
+                    s,
+                    MeshMsg::Forward {
+                        message: message.clone(),
+                        ordinary,
+                        groups,
+                    },
+                );
+            }
+        }
+    }
+}
