@@ -82,7 +82,7 @@ impl Shard {
     /// ordinary interest, and the shared-subscription groups to forward. True when any
     /// group matched (the result then depends on each pick and is not cached).
     pub(super) fn match_topic(
-        &mut self,
+        &self,
         message: &SharedMessage,
         publisher: Option<Key>,
         targets: &mut Vec<Target>,
