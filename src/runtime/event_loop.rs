@@ -29,6 +29,8 @@ const OP_SEND: u64 = 3;
 const OP_DOORBELL: u64 = 4;
 const OP_CANCEL: u64 = 5;
 const GEN_MASK: u32 = 0x0FFF_FFFF;
+/// `IORING_RECVSEND_POLL_FIRST` (linux/io_uring.h; the crate keeps its `sys` module private).
+const IORING_RECVSEND_POLL_FIRST: u16 = 1;
 
 /// Buffers in the shard's receive pool, and their size.
 const RECV_BUFFERS: u16 = 512;
@@ -83,15 +85,42 @@ fn split_user_data(ud: u64) -> (u64, u32, u32) {
     (ud >> 60, ud as u32, ((ud >> 32) as u32) & GEN_MASK)
 }
 
-/// Runtime-side state of one connection.
+/// Runtime-side state of one connection: 16 bytes, one per connection.
 #[derive(Debug, Clone, Copy)]
 struct IoConn {
     fd: RawFd,
     key: Key,
-    recv_armed: bool,
-    send_inflight: bool,
+    flags: IoFlags,
+}
+
+/// The yes/no state of a connection's socket, packed in one byte.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct IoFlags(u8);
+
+impl IoFlags {
+    /// A receive is pending.
+    const RECV_ARMED: IoFlags = IoFlags(1);
+    /// A send is pending.
+    const SEND_INFLIGHT: IoFlags = IoFlags(1 << 1);
     /// The pending receive was asked to stop (the connection moves to another shard).
-    cancel_sent: bool,
+    const CANCEL_SENT: IoFlags = IoFlags(1 << 2);
+    /// The last receive left the socket empty: the next one arms its poll first instead of
+    /// trying a receive that would fail.
+    const DRAINED: IoFlags = IoFlags(1 << 3);
+    /// In the shard's `paused` list (at most once).
+    const PAUSED: IoFlags = IoFlags(1 << 4);
+
+    fn has(self, flag: IoFlags) -> bool {
+        self.0 & flag.0 != 0
+    }
+
+    fn set(&mut self, flag: IoFlags, on: bool) {
+        if on {
+            self.0 |= flag.0;
+        } else {
+            self.0 &= !flag.0;
+        }
+    }
 }
 
 /// Everything a shard's thread needs to start.
@@ -126,10 +155,14 @@ struct EventLoop {
     pressured: bool,
     /// Accept failed (e.g. EMFILE): re-armed at the next tick instead of spinning.
     accept_backoff: bool,
+    /// Connections not read while the shard is under pressure, in the order they stopped.
     paused: Vec<Key>,
-    /// Connections released from `paused`: each is read once even if the shard is under
-    /// pressure again by the time it is serviced (see `flush_connections`).
+    /// Connections released from `paused`, read in order next turn until the shard is
+    /// under pressure again (see `flush_connections`).
     released: Vec<Key>,
+    /// Whether the next turn with released connections reads them before the mesh's
+    /// forwards (it alternates, so neither source starves the other).
+    locals_first: bool,
     service: Vec<Key>,
     /// Scratch list of connections adopted from other shards.
     adopted: Vec<(Key, u64)>,
@@ -193,6 +226,7 @@ impl EventLoop {
             pressured: false,
             accept_backoff: false,
             paused: Vec::new(),
+            locals_first: false,
             released: Vec::new(),
             service: Vec::new(),
             adopted: Vec::new(),
@@ -256,16 +290,22 @@ impl EventLoop {
         let Some(c) = self.io_mut(key) else {
             return;
         };
-        if c.recv_armed {
+        if c.flags.has(IoFlags::RECV_ARMED) {
             return;
         }
-        c.recv_armed = true;
+        c.flags.set(IoFlags::RECV_ARMED, true);
         let fd = c.fd;
+        let poll_first = if c.flags.has(IoFlags::DRAINED) {
+            IORING_RECVSEND_POLL_FIRST
+        } else {
+            0
+        };
         let sqe = opcode::Recv::new(
             types::Fd(fd),
             std::ptr::null_mut(),
             RECV_BUFFER_BYTES as u32,
         )
+        .ioprio(poll_first)
         .buf_group(group)
         .build()
         .flags(squeue::Flags::BUFFER_SELECT)
@@ -277,7 +317,7 @@ impl EventLoop {
         let Some(c) = self.io_mut(key) else {
             return;
         };
-        c.send_inflight = true;
+        c.flags.set(IoFlags::SEND_INFLIGHT, true);
         let fd = c.fd;
         let (ptr, len) = (data.as_ptr(), data.len().min(u32::MAX as usize) as u32);
         let sid = self.sends.insert((key, data));
@@ -426,9 +466,7 @@ impl EventLoop {
         self.io[index] = Some(IoConn {
             fd,
             key,
-            recv_armed: false,
-            send_inflight: false,
-            cancel_sent: false,
+            flags: IoFlags::default(),
         });
     }
 
@@ -437,16 +475,28 @@ impl EventLoop {
         let live = self.io_of(index, generation);
         if let Some(c) = live {
             if let Some(c) = self.io_mut(c.key) {
-                c.recv_armed = false;
+                c.flags.set(IoFlags::RECV_ARMED, false);
+                let drained = res > 0 && !cqueue::sock_nonempty(flags);
+                c.flags.set(IoFlags::DRAINED, drained);
             }
         }
         if res > 0 {
             if let (Some(c), Some(bid)) = (live, bid) {
+                let now = self.now_ms();
                 let data = self.bufs.data(bid, res as usize);
+                if self.pressured && self.shard.may_hold_input(c.key) {
+                    // Armed before the pressure began: keep the bytes, decode them when
+                    // the connection's turn comes back.
+                    self.shard.hold_input(c.key, data, now);
+                    self.bufs.recycle(bid);
+                    self.pause(c.key);
+                    return;
+                }
                 self.read_buf.extend_from_slice(data);
                 self.bufs.recycle(bid);
-                self.process_read(c.key);
+                self.process_read(c.key, now);
                 self.service.push(c.key);
+                self.note_pressure(now);
                 return;
             }
         }
@@ -490,15 +540,14 @@ impl EventLoop {
             return;
         }
         if let Some(c) = self.io_mut(key) {
-            c.send_inflight = false;
+            c.flags.set(IoFlags::SEND_INFLIGHT, false);
         }
         self.service.push(key);
     }
 
     /// New bytes are in `read_buf`: decode them in place when the connection has no
     /// partial packet, and keep only an incomplete tail in the connection.
-    fn process_read(&mut self, key: Key) {
-        let now = self.now_ms();
+    fn process_read(&mut self, key: Key, now: u64) {
         let shard = &mut self.shard;
         let rb = &mut self.read_buf;
         let Some(conn) = shard.conn_mut(key) else {

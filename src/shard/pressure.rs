@@ -59,6 +59,30 @@ impl Shard {
             .is_some_and(|s| !s.session.outbound.inflight.is_empty())
     }
 
+    /// True when the runtime may hold back what this connection sent while the shard is under
+    /// pressure: an active client that owes us no acknowledgements (a publisher). Clients
+    /// still connecting are answered, and acknowledging ones are read, whatever the pressure.
+    pub fn may_hold_input(&self, key: Key) -> bool {
+        self.conns
+            .get(key)
+            .is_some_and(|c| matches!(c.state, super::ConnState::Active))
+            && !self.awaits_acks(key)
+    }
+
+    /// Keeps bytes received from `key` undecoded, behind any input it already kept, until the
+    /// runtime lets it be processed: a receive that was armed before the shard came under
+    /// pressure must not add to queues that are already full. The client counts as heard from
+    /// ([MQTT-3.1.2-24] is about what it sent, not about when we decode it).
+    pub fn hold_input(&mut self, key: Key, data: &[u8], now_ms: u64) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let mut input = conn.take_input();
+        input.extend_from_slice(data);
+        conn.set_input(input);
+        conn.last_packet_ms = now_ms;
+    }
+
     /// Counts a mesh backpressure episode.
     pub fn note_backpressure(&mut self) {
         self.metrics.mesh_backpressure += 1;

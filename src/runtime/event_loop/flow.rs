@@ -2,12 +2,17 @@
 //! congestion: this shard's forwards wait for a peer) and towards subscribers (delivery
 //! pressure: this shard's queues are full), and how paused connections get their turn back.
 
-use super::{parse_frame_header, EventLoop, Key, MESH_BATCHES_PER_TURN};
+use super::{parse_frame_header, EventLoop, IoFlags, Key, MESH_BATCHES_PER_TURN};
 
 impl EventLoop {
     pub(super) fn drain_mesh_inbound(&mut self) {
         if self.pressured {
             // Leave forwards in the channels: the peers back up and slow their publishers.
+            return;
+        }
+        if self.locals_first && !self.released.is_empty() {
+            // Every other release, the local publishers that waited go before the peers'
+            // forwards, which could otherwise take all the room again each time.
             return;
         }
         for peer in 0..self.port.shards() {
@@ -48,21 +53,59 @@ impl EventLoop {
         if (was_congested || was_pressured) && !self.congested && !self.pressured {
             let paused = std::mem::take(&mut self.paused);
             self.released.extend(paused);
+            // Forwards only compete with local publishers for room in full queues.
+            self.locals_first = was_pressured && !self.locals_first;
+        }
+    }
+
+    /// Input was just processed: when it brought the shard under delivery pressure, the
+    /// receives still completing this turn are held (`on_recv`), so the queues overshoot
+    /// their mark by at most one receive — not by one message per publisher with a receive
+    /// armed. (Mesh congestion is left to the end of the turn: it bounds latency and memory,
+    /// and nothing is dropped when it overshoots.)
+    pub(super) fn note_pressure(&mut self, now_ms: u64) {
+        if !self.pressured && self.shard.delivery_pressure(now_ms) {
+            self.pressured = true;
+            self.shard.note_delivery_pressure();
+        }
+    }
+
+    /// Puts a connection in line to be read once the pressure is over (once only).
+    pub(super) fn pause(&mut self, key: Key) {
+        if let Some(c) = self.io_mut(key) {
+            if !c.flags.has(IoFlags::PAUSED) {
+                c.flags.set(IoFlags::PAUSED, true);
+                self.paused.push(key);
+            }
         }
     }
 
     /// Flushes output, re-arms receives and finishes closes for every connection that the
     /// shard marked ready or that had I/O this turn.
     pub(super) fn flush_connections(&mut self, ready: &mut Vec<Key>) {
-        // Paused connections get their read before the pressure check: forwards drained
-        // from the mesh at the top of the turn put the shard under pressure again at once,
-        // and re-pausing here starved a subscriber's local publishers for as long as peers
-        // kept forwarding (seconds, in an 8 -> 1 fan-in at full speed).
-        for i in 0..self.released.len() {
-            let key = self.released[i];
+        // Released connections are read in the order they were paused, each one's held
+        // input decoded, until the shard is under delivery pressure again: the rest keep their place
+        // at the head of the line. The first one is always read, and every other release
+        // comes before the mesh's forwards (`drain_mesh_inbound`): forwards drained at the
+        // top of each turn used to take all the room, starving a subscriber's local
+        // publishers for as long as peers kept forwarding (seconds, in an 8 -> 1 fan-in at
+        // full speed).
+        let mut released = std::mem::take(&mut self.released);
+        for i in 0..released.len() {
+            if i > 0 && self.pressured {
+                self.paused.splice(0..0, released[i..].iter().copied());
+                break;
+            }
+            let key = released[i];
+            if let Some(c) = self.io_mut(key) {
+                c.flags.set(IoFlags::PAUSED, false);
+            }
             self.service_connection(key, true);
+            let now = self.now_ms();
+            self.note_pressure(now);
         }
-        self.released.clear();
+        released.clear();
+        self.released = released;
         for _ in 0..4 {
             self.shard.take_ready(ready);
             ready.append(&mut self.service);
@@ -86,7 +129,7 @@ impl EventLoop {
             return;
         };
         if conn.is_closing() {
-            if !io.send_inflight {
+            if !io.flags.has(IoFlags::SEND_INFLIGHT) {
                 if conn.out_len() == 0 {
                     self.drop_connection(key);
                 } else {
@@ -100,33 +143,34 @@ impl EventLoop {
             self.hand_over(io);
             return;
         }
-        if !io.send_inflight && conn.out_len() > 0 {
+        if !io.flags.has(IoFlags::SEND_INFLIGHT) && conn.out_len() > 0 {
             let data = conn.take_out().freeze();
             self.submit_send(key, data);
         }
         let Some(conn) = self.shard.conn_mut(key) else {
             return;
         };
-        if io.recv_armed || !conn.can_process_input() {
+        if io.flags.has(IoFlags::RECV_ARMED) || !conn.can_process_input() {
             return;
         }
         if conn.out_len() >= self.max_outgoing {
             return; // Writes first: read again once the client drained its output.
         }
-        if matches!(
+        let has_frame = matches!(
             parse_frame_header(conn.input(), self.max_packet),
             Ok(Some(_)) | Err(_)
-        ) {
-            self.process_buffered(key);
-            self.service.push(key);
-            return;
-        }
+        );
         // Under either pressure a client that owes acknowledgements is still read: its acks
         // are what drain the queues. Pausing it too let two shards wait on each other (each
         // pressured, so not taking the other's forwards, and congested towards the other)
         // until their subscribers counted as stalled, a second later.
-        if (self.congested || self.pressured) && !released && !self.shard.awaits_acks(key) {
-            self.paused.push(key);
+        if (self.congested || self.pressured) && !released && self.shard.may_hold_input(key) {
+            self.pause(key);
+            return;
+        }
+        if has_frame {
+            self.process_buffered(key);
+            self.service.push(key);
             return;
         }
         self.arm_recv(key);

@@ -7,7 +7,7 @@ use bytes::BytesMut;
 use io_uring::opcode;
 use std::os::fd::RawFd;
 
-use super::{user_data, EventLoop, IoConn, OP_CANCEL, OP_RECV};
+use super::{user_data, EventLoop, IoConn, IoFlags, OP_CANCEL, OP_RECV};
 
 impl EventLoop {
     /// Takes over the sockets of connections that other shards moved here (their session
@@ -30,7 +30,7 @@ impl EventLoop {
         let Some(conn) = self.shard.conn_mut(key) else {
             return;
         };
-        if io.send_inflight {
+        if io.flags.has(IoFlags::SEND_INFLIGHT) {
             return; // Its completion services the connection again.
         }
         if conn.out_len() > 0 {
@@ -38,10 +38,10 @@ impl EventLoop {
             self.submit_send(key, data);
             return;
         }
-        if io.recv_armed {
-            if !io.cancel_sent {
+        if io.flags.has(IoFlags::RECV_ARMED) {
+            if !io.flags.has(IoFlags::CANCEL_SENT) {
                 if let Some(c) = self.io_mut(key) {
-                    c.cancel_sent = true;
+                    c.flags.set(IoFlags::CANCEL_SENT, true);
                 }
                 let target = user_data(OP_RECV, key.index(), key.generation());
                 let sqe = opcode::AsyncCancel::new(target)
