@@ -80,22 +80,29 @@ fn quiet_subscriber_burst_slows_publisher_instead_of_dropping() {
 }
 
 /// Many publishers each with one message in flight, into a subscriber that is behind (but
-/// not stalled): the queue must not overflow. Each idle publisher has a receive armed before
-/// the shard comes under pressure, so their messages arrive after it; they are held undecoded
-/// until the subscriber catches up. Before the fix every armed publisher added its message to
-/// the full queue: with 60 publishers and `max_queued_messages = 20`, about 30 were dropped
-/// (`queue_drops`) — 465 of 120,000 in `shardmq-bench --qos 1 --rate 20 fanin --pubs 1000`
-/// against `--shards 1`.
+/// not stalled): the queue must not overflow, whether the publishers are on the subscriber's
+/// shard or on the other one. Each idle publisher has a receive armed before the shard comes
+/// under pressure, so their messages arrive after it; they are held undecoded until the
+/// subscriber catches up. Likewise a batch of forwards is delivered only up to the pressure,
+/// the rest held. Before the fix every armed publisher added its message to the full queue:
+/// with 60 local publishers and `max_queued_messages = 20`, 38 were dropped (`queue_drops`)
+/// — 465 of 120,000 in `shardmq-bench --qos 1 --rate 20 fanin --pubs 1000` against
+/// `--shards 1`.
 #[test]
 fn many_publishers_into_a_subscriber_behind_lose_nothing() {
-    const PUBLISHERS: u32 = 60;
     let broker = Broker::with_config("[limits]\nmax_queued_messages = 20\nmax_inflight = 2\n");
+    for publishers_shard in [0, 1] {
+        fill_a_subscriber_behind(&broker, publishers_shard);
+    }
+}
+
+fn fill_a_subscriber_behind(broker: &Broker, publishers_shard: usize) {
+    const PUBLISHERS: u32 = 60;
     let topic = unique("behind");
-    // Everyone on one shard: the local path, where the armed receives are.
     let (mut sub, _) = broker.v5_on_shard(0, 0);
     sub.sub(&topic, QoS::AtLeastOnce);
     let mut publishers: Vec<Client> = (0..PUBLISHERS)
-        .map(|_| broker.v5_on_shard(0, 0).0)
+        .map(|_| broker.v5_on_shard(publishers_shard, 0).0)
         .collect();
     let mut ids = Vec::new();
     for (i, p) in publishers.iter_mut().enumerate() {
@@ -121,7 +128,7 @@ fn many_publishers_into_a_subscriber_behind_lose_nothing() {
     let missing: Vec<u32> = (0..PUBLISHERS).filter(|i| !seen.contains(i)).collect();
     assert!(
         missing.is_empty(),
-        "lost the messages of publishers {missing:?}"
+        "publishers on shard {publishers_shard}: lost the messages of publishers {missing:?}"
     );
     sub.expect_nothing();
     for (p, id) in publishers.iter_mut().zip(ids) {

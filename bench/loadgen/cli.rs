@@ -7,9 +7,10 @@ use clap::{Parser, Subcommand};
 
 use super::plan::Shape;
 
-/// MQTT load generator for shardmq (and any other broker on loopback).
+/// MQTT 3.1.1 / 5.0 load generator on io_uring: throughput, latency, loss and CPU per
+/// message of shardmq or any other broker (loopback unless --allow-remote).
 #[derive(Debug, Parser)]
-#[command(name = "shardmq-bench", version, about)]
+#[command(name = "shardmq-bench", version)]
 pub struct Cli {
     /// Broker host (loopback only unless --allow-remote).
     #[arg(long, default_value = "127.0.0.1", global = true)]

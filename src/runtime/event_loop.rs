@@ -377,7 +377,7 @@ impl EventLoop {
         let me = self.port.me;
         let doorbell = self.port.doorbells[me].clone();
         doorbell.prepare_sleep();
-        let busy = (!self.pressured && self.port.has_inbound())
+        let busy = (!self.pressured && (self.port.has_inbound() || self.shard.holds_mesh()))
             || (self.congested && !self.port.blocked())
             || !self.service.is_empty()
             || !self.released.is_empty()

@@ -145,6 +145,9 @@ pub struct Shard {
     online_queued: usize,
     /// Connected sessions whose queue is at least half of `max_queued_messages`.
     full_sessions: Vec<Key>,
+    /// Per peer: the rest of a batch whose first messages brought the shard under delivery
+    /// pressure, taken up again before that peer's next batch ([`Shard::resume_mesh`]).
+    held_mesh: Vec<VecDeque<MeshMsg>>,
     /// Connections moving to the shard of their session, until the runtime hands them over.
     handovers: AHashMap<Key, handover::HandOver>,
     /// Connections adopted from other shards, with their sockets, for the runtime.
@@ -190,6 +193,7 @@ impl Shard {
             ready: Vec::new(),
             online_queued: 0,
             full_sessions: Vec::new(),
+            held_mesh: (0..shards).map(|_| VecDeque::new()).collect(),
             handovers: AHashMap::new(),
             adopted: Vec::new(),
             gauge,
@@ -466,9 +470,18 @@ impl Shard {
     }
 
     /// Handles a batch from peer `from`.
+    ///
+    /// Stops when a queue nears its limit: the rest of the batch is held, in order, until
+    /// [`Shard::resume_mesh`] (a batch can carry one message from each publisher a peer read
+    /// in a turn: delivered whole, it could overflow a queue that is already at its mark).
     pub fn on_mesh(&mut self, from: ShardId, batch: Vec<MeshMsg>, now_ms: u64) {
-        for msg in batch {
+        let mut messages = batch.into_iter();
+        while let Some(msg) = messages.next() {
             self.handle_mesh(from, msg, now_ms);
+            if messages.len() > 0 && self.queue_near_limit(now_ms) {
+                self.held_mesh[from].extend(messages);
+                break;
+            }
         }
         self.drain_local(now_ms);
     }

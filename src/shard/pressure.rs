@@ -83,6 +83,43 @@ impl Shard {
         conn.last_packet_ms = now_ms;
     }
 
+    /// True when a connected subscriber that keeps acknowledging has a queue within a
+    /// quarter of `max_queued_messages`: [`Shard::on_mesh`] then holds the rest of a batch.
+    /// (At the first mark, half the limit, the shard only stops taking new batches: cutting
+    /// batches there delayed every other subscriber's forwards and cost p2p QoS 1 a fifth of
+    /// its throughput.)
+    pub(super) fn queue_near_limit(&self, now_ms: u64) -> bool {
+        let max_queued = self.config.limits.max_queued_messages;
+        let near = (max_queued - max_queued / 4).max(self.full_queue_mark());
+        self.full_sessions.iter().any(|&k| {
+            self.sessions.get(k).is_some_and(|s| {
+                s.session.outbound.queue.len() >= near
+                    && s.session.outbound.last_progress_ms + STALLED_SUBSCRIBER_MS > now_ms
+            })
+        })
+    }
+
+    /// Takes up what [`Shard::on_mesh`] held from peer `from`, until a queue is near its limit
+    /// again. True when nothing from that peer is held any more (its next batch may be taken).
+    pub fn resume_mesh(&mut self, from: usize, now_ms: u64) -> bool {
+        if self.held_mesh[from].is_empty() {
+            return true;
+        }
+        while let Some(msg) = self.held_mesh[from].pop_front() {
+            self.handle_mesh(from, msg, now_ms);
+            if !self.held_mesh[from].is_empty() && self.queue_near_limit(now_ms) {
+                break;
+            }
+        }
+        self.drain_local(now_ms);
+        self.held_mesh[from].is_empty()
+    }
+
+    /// True while some peer's messages are held (the runtime must come back for them).
+    pub fn holds_mesh(&self) -> bool {
+        self.held_mesh.iter().any(|held| !held.is_empty())
+    }
+
     /// Counts a mesh backpressure episode.
     pub fn note_backpressure(&mut self) {
         self.metrics.mesh_backpressure += 1;

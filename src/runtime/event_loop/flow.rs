@@ -15,7 +15,15 @@ impl EventLoop {
             // forwards, which could otherwise take all the room again each time.
             return;
         }
+        let now = self.now_ms();
         for peer in 0..self.port.shards() {
+            let caught_up = self.shard.resume_mesh(peer, now);
+            self.register_adopted();
+            if !caught_up {
+                self.pressured = true;
+                self.shard.note_delivery_pressure();
+                return;
+            }
             for _ in 0..MESH_BATCHES_PER_TURN {
                 let Some(batch) = self.port.receive(peer) else {
                     break;
@@ -25,6 +33,7 @@ impl EventLoop {
                 self.register_adopted();
                 if self.shard.delivery_pressure(now) {
                     self.pressured = true;
+                    self.shard.note_delivery_pressure();
                     return;
                 }
             }
