@@ -145,8 +145,8 @@ pub struct Shard {
     online_queued: usize,
     /// Connected sessions whose queue is at least half of `max_queued_messages`.
     full_sessions: Vec<Key>,
-    /// Per peer: the rest of a batch whose first messages brought the shard under delivery
-    /// pressure, taken up again before that peer's next batch ([`Shard::resume_mesh`]).
+    /// Per peer: the rest of a batch whose first messages brought a queue near its limit,
+    /// taken up again before that peer's next batch ([`Shard::resume_mesh`]).
     held_mesh: Vec<VecDeque<MeshMsg>>,
     /// Connections moving to the shard of their session, until the runtime hands them over.
     handovers: AHashMap<Key, handover::HandOver>,

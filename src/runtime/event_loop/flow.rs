@@ -93,12 +93,12 @@ impl EventLoop {
     /// shard marked ready or that had I/O this turn.
     pub(super) fn flush_connections(&mut self, ready: &mut Vec<Key>) {
         // Released connections are read in the order they were paused, each one's held
-        // input decoded, until the shard is under delivery pressure again: the rest keep their place
-        // at the head of the line. The first one is always read, and every other release
-        // comes before the mesh's forwards (`drain_mesh_inbound`): forwards drained at the
-        // top of each turn used to take all the room, starving a subscriber's local
-        // publishers for as long as peers kept forwarding (seconds, in an 8 -> 1 fan-in at
-        // full speed).
+        // input decoded, until the shard is under delivery pressure again: the rest keep
+        // their place at the head of the line. The first one is always read, and every
+        // other release comes before the mesh's forwards (`drain_mesh_inbound`): forwards
+        // drained at the top of each turn used to take all the room, starving a
+        // subscriber's local publishers for as long as peers kept forwarding (seconds, in
+        // an 8 -> 1 fan-in at full speed).
         let mut released = std::mem::take(&mut self.released);
         for i in 0..released.len() {
             if i > 0 && self.pressured {
@@ -127,8 +127,8 @@ impl EventLoop {
         }
     }
 
-    /// Flushes output and re-arms the receive of `key`; under pressure a connection is
-    /// paused instead unless it owes acknowledgements or is `released` (its turn to be read).
+    /// Flushes output and re-arms the receive of `key` (or decodes the input it holds);
+    /// under pressure a publisher is paused instead unless it is `released` (its turn).
     fn service_connection(&mut self, key: Key, released: bool) {
         let Some(io) = self.io_mut(key).copied() else {
             return;
