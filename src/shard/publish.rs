@@ -209,6 +209,18 @@ impl Shard {
 
     /// Hands a message to one session: written now, queued, or dropped by policy.
     pub(super) fn deliver(&mut self, skey: Key, delivery: Delivery, now_ms: u64) {
+        self.deliver_queued(skey, delivery, now_ms, QueueBound::MaxQueued);
+    }
+
+    /// Like [`Shard::deliver`]; `bound` says whether a QoS 1/2 message beyond
+    /// `max_queued_messages` is dropped.
+    pub(super) fn deliver_queued(
+        &mut self,
+        skey: Key,
+        delivery: Delivery,
+        now_ms: u64,
+        bound: QueueBound,
+    ) {
         if delivery.message.is_expired(now_ms) {
             self.metrics.expired_drops += 1;
             return;
@@ -252,7 +264,7 @@ impl Shard {
             self.send_in_window(skey, ckey, delivery, packet_id, now_ms);
             return;
         }
-        if outbound.queue.len() >= max_queued {
+        if bound == QueueBound::MaxQueued && outbound.queue.len() >= max_queued {
             self.metrics.queue_drops += 1;
             return;
         }
@@ -539,4 +551,15 @@ fn compact(m: &Message) -> SharedMessage {
         properties: m.properties.clone(),
         expires_at_ms: m.expires_at_ms,
     })
+}
+
+/// Whether a QoS 1/2 delivery may be dropped for a full queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum QueueBound {
+    /// Live traffic: dropped beyond `max_queued_messages` (`queue_drops`).
+    MaxQueued,
+    /// The retained messages a new subscription brings: all of them were gathered for its
+    /// SUBACK already, so queueing them holds no more than that, and each one is the current
+    /// state of its topic (dropping one would lose it for this subscriber until republished).
+    Whole,
 }

@@ -6,6 +6,7 @@
 //! a publish from any shard reaches it.
 
 use super::mesh::MeshMsg;
+use super::publish::QueueBound;
 use super::router::{remove_member, upsert, FilterEntry, LocalSub};
 use super::slab::Key;
 use super::{Pending, Shard};
@@ -315,7 +316,7 @@ impl Shard {
                 subscription_ids: p.subscription_id.into_iter().collect(),
                 message,
             };
-            self.deliver(p.session, delivery, now_ms);
+            self.deliver_queued(p.session, delivery, now_ms, QueueBound::Whole);
         }
         if let Some(conn) = self.conns.get_mut(p.conn) {
             if !conn.is_closing() {
