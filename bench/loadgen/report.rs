@@ -189,6 +189,12 @@ pub fn render_table(s: &Summary) -> String {
             "retained",
             format!("{} received, all in {ms:.1} ms", s.retained_rx),
         );
+    } else if s.scenario == "retained" {
+        // Some subscriber never got them all: say how many are missing, not nothing.
+        row(
+            "retained",
+            format!("{} received, {} lost", s.retained_rx, s.lost),
+        );
     }
     row(
         "connects",
@@ -346,6 +352,23 @@ mod tests {
         assert!(!render_table(&s).contains("WARNING"), "75% of two threads");
         s.gen_cpu_pct = 195.0;
         assert!(render_table(&s).contains("busy 195% of its 2 thread(s)"));
+    }
+
+    #[test]
+    fn a_retained_fetch_that_lost_messages_says_so() {
+        let s = Summary {
+            scenario: "retained".into(),
+            retained_rx: 1064,
+            lost: 3936,
+            ..Summary::default()
+        };
+        assert!(render_table(&s).contains("retained               1064 received, 3936 lost"));
+        let done = Summary {
+            retained_ms: Some(6.1),
+            retained_rx: 5000,
+            ..s
+        };
+        assert!(render_table(&done).contains("5000 received, all in 6.1 ms"));
     }
 
     #[test]
