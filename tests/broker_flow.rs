@@ -116,13 +116,7 @@ fn fill_a_subscriber_behind(broker: &Broker, publishers_shard: usize) {
     // Behind, not stalled (the stall rule waits 1 s for an acknowledgement).
     std::thread::sleep(Duration::from_millis(200));
     let mut seen = BTreeSet::new();
-    while seen.len() < PUBLISHERS as usize {
-        let p = match sub.recv(Duration::from_secs(3)) {
-            Recv::Packet(Packet::Publish(p)) => p,
-            Recv::Packet(_) => continue,
-            _ => break,
-        };
-        sub.ack(&p);
+    for p in receive_publishes(&mut sub, PUBLISHERS as usize) {
         let index = u32::from_be_bytes(p.payload[..4].try_into().expect("4-byte payload"));
         assert!(seen.insert(index), "publisher {index} delivered twice");
     }
@@ -162,13 +156,7 @@ fn retained_beyond_the_queue_limit_all_arrive() {
     let mut sub = broker.v5(&unique("dashboard"));
     sub.sub(&format!("{root}/#"), QoS::AtLeastOnce);
     let mut seen = BTreeSet::new();
-    while seen.len() < TOPICS {
-        let p = match sub.recv(Duration::from_secs(3)) {
-            Recv::Packet(Packet::Publish(p)) => p,
-            Recv::Packet(_) => continue,
-            _ => break,
-        };
-        sub.ack(&p);
+    for p in receive_publishes(&mut sub, TOPICS) {
         assert!(
             p.retain,
             "sent because of the subscription: RETAIN set [MQTT-3.3.1-9]"
@@ -177,4 +165,20 @@ fn retained_beyond_the_queue_limit_all_arrive() {
     }
     assert_eq!(seen.len(), TOPICS, "retained messages that arrived");
     sub.expect_nothing();
+}
+
+/// Up to `n` PUBLISH packets, each acknowledged, until 3 s pass without one.
+fn receive_publishes(sub: &mut Client, n: usize) -> Vec<Publish> {
+    let mut received = Vec::new();
+    while received.len() < n {
+        match sub.recv(Duration::from_secs(3)) {
+            Recv::Packet(Packet::Publish(p)) => {
+                sub.ack(&p);
+                received.push(p);
+            }
+            Recv::Packet(_) => continue,
+            _ => break,
+        }
+    }
+    received
 }

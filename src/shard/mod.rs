@@ -474,8 +474,24 @@ impl Shard {
     /// Stops when a queue nears its limit: the rest of the batch is held, in order, until
     /// [`Shard::resume_mesh`] (a batch can carry one message from each publisher a peer read
     /// in a turn: delivered whole, it could overflow a queue that is already at its mark).
+    /// A batch that finds messages of its peer still held goes behind them.
     pub fn on_mesh(&mut self, from: ShardId, batch: Vec<MeshMsg>, now_ms: u64) {
-        let mut messages = batch.into_iter();
+        if self.held_mesh[from].is_empty() {
+            self.deliver_mesh(from, batch.into_iter(), now_ms);
+        } else {
+            self.held_mesh[from].extend(batch);
+            self.resume_mesh(from, now_ms);
+        }
+    }
+
+    /// Handles `messages` from peer `from` in order until a queue nears its limit; holds the
+    /// rest.
+    fn deliver_mesh(
+        &mut self,
+        from: ShardId,
+        mut messages: impl ExactSizeIterator<Item = MeshMsg>,
+        now_ms: u64,
+    ) {
         while let Some(msg) = messages.next() {
             self.handle_mesh(from, msg, now_ms);
             if messages.len() > 0 && self.queue_near_limit(now_ms) {

@@ -21,13 +21,19 @@ impl Shard {
     /// queues — publishers are slowed instead of messages being dropped.
     pub fn delivery_pressure(&self, now_ms: u64) -> bool {
         self.online_queued > self.config.limits.backpressure_queued_messages
-            || self.full_sessions.iter().any(|&k| {
-                // A subscriber that stopped acknowledging is not waited for: its queue fills
-                // and drops by policy instead of stalling every publisher of the shard.
-                self.sessions.get(k).is_some_and(|s| {
-                    s.session.outbound.last_progress_ms + STALLED_SUBSCRIBER_MS > now_ms
-                })
+            || self.waits_for_subscriber(0, now_ms)
+    }
+
+    /// True when a connected subscriber with at least `queued` messages queued (and at
+    /// least the mark) still acknowledges. One that stopped is not waited for: its queue
+    /// fills and drops by policy instead of stalling every publisher of the shard.
+    fn waits_for_subscriber(&self, queued: usize, now_ms: u64) -> bool {
+        self.full_sessions.iter().any(|&k| {
+            self.sessions.get(k).is_some_and(|s| {
+                s.session.outbound.queue.len() >= queued
+                    && s.session.outbound.last_progress_ms + STALLED_SUBSCRIBER_MS > now_ms
             })
+        })
     }
 
     /// Queue length from which a connected session counts as backed up (half the limit, so
@@ -90,28 +96,16 @@ impl Shard {
     /// its throughput.)
     pub(super) fn queue_near_limit(&self, now_ms: u64) -> bool {
         let max_queued = self.config.limits.max_queued_messages;
-        let near = (max_queued - max_queued / 4).max(self.full_queue_mark());
-        self.full_sessions.iter().any(|&k| {
-            self.sessions.get(k).is_some_and(|s| {
-                s.session.outbound.queue.len() >= near
-                    && s.session.outbound.last_progress_ms + STALLED_SUBSCRIBER_MS > now_ms
-            })
-        })
+        self.waits_for_subscriber(max_queued - max_queued / 4, now_ms)
     }
 
     /// Takes up what [`Shard::on_mesh`] held from peer `from`, until a queue is near its limit
     /// again. True when nothing from that peer is held any more (its next batch may be taken).
     pub fn resume_mesh(&mut self, from: usize, now_ms: u64) -> bool {
-        if self.held_mesh[from].is_empty() {
-            return true;
+        let held = std::mem::take(&mut self.held_mesh[from]);
+        if !held.is_empty() {
+            self.deliver_mesh(from, held.into_iter(), now_ms);
         }
-        while let Some(msg) = self.held_mesh[from].pop_front() {
-            self.handle_mesh(from, msg, now_ms);
-            if !self.held_mesh[from].is_empty() && self.queue_near_limit(now_ms) {
-                break;
-            }
-        }
-        self.drain_local(now_ms);
         self.held_mesh[from].is_empty()
     }
 
