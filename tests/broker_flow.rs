@@ -182,3 +182,70 @@ fn receive_publishes(sub: &mut Client, n: usize) -> Vec<Publish> {
     }
     received
 }
+
+/// A publisher that the broker stopped reading (delivery backpressure) is not blamed for the
+/// silence: its PINGREQs wait unread in the socket, so the keep alive deadline of 1.5 × Keep
+/// Alive [MQTT-3.1.2-24] must not run while the broker holds it back. Here the publisher's
+/// keep alive is 1 s and the subscriber takes about 3 s to bring its queue back under the
+/// mark. Before the fix the broker disconnected the publisher with 0x8D Keep Alive timeout
+/// after 1.5 s, although it had sent a PINGREQ every 250 ms.
+#[test]
+fn a_publisher_held_back_is_not_timed_out_for_keepalive() {
+    const MESSAGES: u32 = 100;
+    let broker = Broker::with_config("[limits]\nmax_queued_messages = 100\nmax_inflight = 1\n");
+    let topic = unique("held");
+    let (mut sub, _) = broker.v5_on_shard(0, 0);
+    sub.sub(&topic, QoS::AtLeastOnce);
+    let mut template = Connect::new(Protocol::V5, "");
+    template.keep_alive_secs = 1;
+    let (mut publ, _) = broker.on_shard(0, &template);
+    for i in 0..MESSAGES {
+        let mut packet = publish(&topic, &i.to_be_bytes(), QoS::AtLeastOnce);
+        packet.packet_id = publ.next_packet_id();
+        publ.send(&Packet::Publish(packet));
+    }
+    // Slow but steady (never stalled): one acknowledgement every 60 ms, so the queue stays
+    // over its mark (half of 100) for about 3 s.
+    let subscriber = std::thread::spawn(move || {
+        let mut received = Vec::new();
+        while received.len() < MESSAGES as usize {
+            match sub.recv(Duration::from_secs(3)) {
+                Recv::Packet(Packet::Publish(p)) => {
+                    std::thread::sleep(Duration::from_millis(60));
+                    sub.ack(&p);
+                    received.push(u32::from_be_bytes(p.payload[..4].try_into().unwrap()));
+                }
+                Recv::Packet(_) => continue,
+                _ => break,
+            }
+        }
+        received
+    });
+    let (mut pubacks, mut pingresps) = (0, 0);
+    for _ in 0..24 {
+        publ.send(&Packet::PingReq);
+        let until = std::time::Instant::now() + Duration::from_millis(250);
+        loop {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            match publ.recv(left) {
+                Recv::Packet(Packet::PubAck(_)) => pubacks += 1,
+                Recv::Packet(Packet::PingResp) => pingresps += 1,
+                Recv::Timeout => break,
+                other => {
+                    panic!("publisher after {pubacks} PUBACKs and {pingresps} PINGRESPs: {other:?}")
+                }
+            }
+        }
+    }
+    let received = subscriber.join().expect("subscriber finished");
+    assert_eq!(received, (0..MESSAGES).collect::<Vec<_>>(), "all, in order");
+    while pubacks < MESSAGES || pingresps < 24 {
+        match publ.recv(Duration::from_secs(3)) {
+            Recv::Packet(Packet::PubAck(_)) => pubacks += 1,
+            Recv::Packet(Packet::PingResp) => pingresps += 1,
+            other => {
+                panic!("publisher after {pubacks} PUBACKs and {pingresps} PINGRESPs: {other:?}")
+            }
+        }
+    }
+}

@@ -69,6 +69,9 @@ pub struct Conn {
     pub wheel_second: u64,
     /// Publish the Will when this connection ends (cleared by a normal DISCONNECT).
     pub will_on_close: bool,
+    /// True while the runtime does not read this connection (backpressure): what the client
+    /// sends meanwhile waits in the socket, so its keep alive cannot expire.
+    pub input_paused: bool,
     /// Topic aliases in both directions; allocated on first use.
     pub aliases: Option<Box<TopicAliases>>,
 }
@@ -87,6 +90,7 @@ impl Conn {
             last_packet_ms: now_ms,
             wheel_second: 0,
             will_on_close: true,
+            input_paused: false,
             aliases: None,
         }
     }

@@ -89,6 +89,25 @@ impl Shard {
         conn.last_packet_ms = now_ms;
     }
 
+    /// The runtime stopped reading `key` (backpressure). Until [`Shard::resume_input`], the
+    /// keep alive sweep does not blame the client for a silence that is the broker's: its
+    /// PINGREQs are in the socket, unread [MQTT-3.1.2-24].
+    pub fn pause_input(&mut self, key: Key) {
+        if let Some(conn) = self.conns.get_mut(key) {
+            conn.input_paused = true;
+        }
+    }
+
+    /// The runtime reads `key` again: its keep alive deadline runs from now, as if it had
+    /// just been heard from (whatever it sent while paused is read next).
+    pub fn resume_input(&mut self, key: Key, now_ms: u64) {
+        if let Some(conn) = self.conns.get_mut(key) {
+            if std::mem::take(&mut conn.input_paused) {
+                conn.last_packet_ms = conn.last_packet_ms.max(now_ms);
+            }
+        }
+    }
+
     /// True when a connected subscriber that keeps acknowledging has a queue within a
     /// quarter of `max_queued_messages`: [`Shard::on_mesh`] then holds the rest of a batch.
     /// (At the first mark, half the limit, the shard only stops taking new batches: cutting

@@ -146,6 +146,8 @@ impl Shard {
                         }
                     }
                     _ if c.keepalive_secs == 0 => continue,
+                    // Not read by the broker meanwhile: checked again once it is.
+                    _ if c.input_paused => {}
                     _ => {
                         if deadline_ms(c.last_packet_ms, c.keepalive_secs) <= now_ms {
                             self.metrics.keepalive_timeouts += 1;

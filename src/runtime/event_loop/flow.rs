@@ -85,6 +85,7 @@ impl EventLoop {
             if !c.flags.has(IoFlags::PAUSED) {
                 c.flags.set(IoFlags::PAUSED, true);
                 self.paused.push(key);
+                self.shard.pause_input(key);
             }
         }
     }
@@ -109,6 +110,8 @@ impl EventLoop {
             if let Some(c) = self.io_mut(key) {
                 c.flags.set(IoFlags::PAUSED, false);
             }
+            let now = self.now_ms();
+            self.shard.resume_input(key, now);
             self.service_connection(key, true);
             let now = self.now_ms();
             self.note_pressure(now);
