@@ -249,3 +249,140 @@ fn a_publisher_held_back_is_not_timed_out_for_keepalive() {
         }
     }
 }
+
+/// One subscriber far behind, acknowledging a message every 500 ms, matches everything that
+/// a publisher sends to a subscriber that keeps up: the one behind loses messages by policy
+/// (`max_queued_messages`) and the other receives every message at the publisher's pace.
+/// Waiting for the one behind would hold every receiver of the shard back to its pace; a
+/// fan-in, where the subscriber behind is the only receiver, is still slowed instead
+/// (`many_publishers_into_a_subscriber_behind_lose_nothing`). Before the fix, the publisher
+/// waited for its PUBACKs at the slow subscriber's pace (and `shardmq-bench p2p --pairs 10`
+/// at 1,000 msg/s per publisher delivered 320 msg/s beside a slow `#` subscriber, 9,864 without).
+/// Every placement: all on one shard, the slow subscriber alone on the other, and the
+/// publisher alone on the other.
+#[test]
+fn a_subscriber_behind_does_not_hold_back_the_others() {
+    let broker = Broker::with_config("[limits]\nmax_queued_messages = 20\n");
+    for (slow_shard, publisher_shard) in [(0, 0), (1, 0), (0, 1)] {
+        behind_beside_one_keeping_up(&broker, slow_shard, publisher_shard);
+    }
+}
+
+fn behind_beside_one_keeping_up(broker: &Broker, slow_shard: usize, publisher_shard: usize) {
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+    use std::sync::Arc;
+    const MESSAGES: u32 = 1000;
+    let root = unique("fleet");
+    let topic = format!("{root}/t");
+    let mut slow_template = Connect::new(Protocol::V5, "");
+    slow_template.properties.receive_maximum = Some(1);
+    let (mut slow, _) = broker.on_shard(slow_shard, &slow_template);
+    slow.sub(&format!("{root}/#"), QoS::AtLeastOnce);
+    let (mut fast, _) = broker.v5_on_shard(0, 0);
+    fast.sub(&topic, QoS::AtLeastOnce);
+    let (mut publ, _) = broker.v5_on_shard(publisher_shard, 0);
+    let done = Arc::new(AtomicBool::new(false));
+    let slow_done = done.clone();
+    let slow_reader = std::thread::spawn(move || {
+        let mut received = 0;
+        while !slow_done.load(Ordering::Relaxed) {
+            if let Recv::Packet(Packet::Publish(p)) = slow.recv(Duration::from_millis(500)) {
+                std::thread::sleep(Duration::from_millis(500));
+                slow.ack(&p);
+                received += 1;
+            }
+        }
+        received
+    });
+    let fast_received = Arc::new(AtomicU32::new(0));
+    let counter = fast_received.clone();
+    let fast_reader = std::thread::spawn(move || {
+        let mut payloads = Vec::new();
+        while payloads.len() < MESSAGES as usize {
+            match fast.recv(Duration::from_secs(5)) {
+                Recv::Packet(Packet::Publish(p)) => {
+                    fast.ack(&p);
+                    payloads.push(u32::from_be_bytes(p.payload[..4].try_into().unwrap()));
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+                Recv::Packet(_) => continue,
+                _ => break,
+            }
+        }
+        payloads
+    });
+    let started = std::time::Instant::now();
+    for i in 0..MESSAGES {
+        // The receiver that keeps up is never more than 32 behind: nothing waits in its
+        // queue, so only the slow one can be the reason to wait. (About 50 ms in all here;
+        // at the slow one's pace it would take 500 s.)
+        loop {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "slow subscriber on shard {slow_shard}, publisher on shard {publisher_shard}: \
+                 {i} of {MESSAGES} published, {} received by the one that keeps up, in 10 s",
+                fast_received.load(Ordering::Relaxed)
+            );
+            if i < fast_received.load(Ordering::Relaxed) + 32 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // Waits for the PUBACK (5 s at most): the publisher is not slowed to the slow pace.
+        publ.publish(&topic, &i.to_be_bytes(), QoS::AtLeastOnce, false);
+    }
+    let payloads = fast_reader.join().expect("fast subscriber");
+    done.store(true, Ordering::Relaxed);
+    assert_eq!(
+        payloads,
+        (0..MESSAGES).collect::<Vec<_>>(),
+        "slow subscriber on shard {slow_shard}, publisher on shard {publisher_shard}: \
+         every message, in order, to the receiver that keeps up"
+    );
+    let slow_received = slow_reader.join().expect("slow subscriber");
+    assert!(
+        slow_received < MESSAGES,
+        "the slow one cannot have had them all"
+    );
+}
+
+/// Subscribers that stopped acknowledging (stalled) are not waited for, and neither are
+/// their queues counted against `backpressure_queued_messages`: pausing publishers would not
+/// drain them. Here four clients subscribe to `#` and never acknowledge; their queues
+/// together pass the limit. Before the fix the shard stopped reading every publisher for
+/// good: a publisher beside them got no PUBACK any more (twelve such clients stopped
+/// `shardmq-bench p2p` at 0 msg/s).
+#[test]
+fn subscribers_that_never_acknowledge_do_not_stop_the_shard() {
+    const MESSAGES: u32 = 300;
+    let broker = Broker::with_config(
+        "[limits]\nmax_queued_messages = 50\nbackpressure_queued_messages = 100\nmax_inflight = 2\n",
+    );
+    let root = unique("stalled");
+    let topic = format!("{root}/t");
+    let mut stalled: Vec<Client> = (0..4)
+        .map(|_| {
+            let (mut c, _) = broker.v5_on_shard(0, 0);
+            c.sub(&format!("{root}/#"), QoS::AtLeastOnce);
+            c
+        })
+        .collect();
+    let (mut sub, _) = broker.v5_on_shard(0, 0);
+    sub.sub(&topic, QoS::AtLeastOnce);
+    let (mut publ, _) = broker.v5_on_shard(0, 0);
+    let reader = std::thread::spawn(move || receive_publishes(&mut sub, MESSAGES as usize));
+    for i in 0..MESSAGES {
+        publ.publish(&topic, &i.to_be_bytes(), QoS::AtLeastOnce, false);
+    }
+    let received: Vec<u32> = reader
+        .join()
+        .expect("subscriber")
+        .iter()
+        .map(|p| u32::from_be_bytes(p.payload[..4].try_into().unwrap()))
+        .collect();
+    assert_eq!(received, (0..MESSAGES).collect::<Vec<_>>());
+    // They are still connected, and still get what their window allows.
+    for c in &mut stalled {
+        c.expect_publish();
+    }
+}

@@ -22,6 +22,9 @@ pub enum MeshMsg {
         ordinary: bool,
         /// Shared subscription groups (plain filter, group) this shard was chosen for.
         groups: Vec<(MqttStr, MqttStr)>,
+        /// The message also goes to receivers outside this shard: a subscriber here that
+        /// is behind must not hold them back ([`crate::shard::Shard::delivery_pressure`]).
+        shared: bool,
     },
     /// The sender's first subscriber to `filter` (or to `group` on it) appeared / left.
     Interest {

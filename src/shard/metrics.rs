@@ -47,6 +47,9 @@ pub struct Metrics {
     pub mesh_backpressure: u64,
     /// Times queued deliveries passed `backpressure_queued_messages`.
     pub delivery_backpressure: u64,
+    /// Times a subscriber behind stopped being waited for because its messages also went
+    /// to other receivers (it drops by policy instead of slowing them all).
+    pub slow_subscribers: u64,
 }
 
 impl Metrics {
@@ -76,7 +79,8 @@ impl Metrics {
             handovers,
             wills_published,
             mesh_backpressure,
-            delivery_backpressure
+            delivery_backpressure,
+            slow_subscribers
         );
     }
 }

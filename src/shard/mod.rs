@@ -145,6 +145,12 @@ pub struct Shard {
     online_queued: usize,
     /// Connected sessions whose queue is at least half of `max_queued_messages`.
     full_sessions: Vec<Key>,
+    /// Full sessions the shard no longer waits for because waiting would hold other
+    /// receivers of their messages back to their pace (see [`Shard::note_shared_delivery`]).
+    unwaited: Vec<Key>,
+    /// When the queues of connected sessions not waited for were last summed, and the sum
+    /// (see [`Shard::delivery_pressure`]).
+    not_waited_queued: std::cell::Cell<Option<(u64, usize)>>,
     /// Per peer: the rest of a batch whose first messages brought a queue near its limit,
     /// taken up again before that peer's next batch ([`Shard::resume_mesh`]).
     held_mesh: Vec<VecDeque<MeshMsg>>,
@@ -193,6 +199,8 @@ impl Shard {
             ready: Vec::new(),
             online_queued: 0,
             full_sessions: Vec::new(),
+            unwaited: Vec::new(),
+            not_waited_queued: std::cell::Cell::new(None),
             held_mesh: (0..shards).map(|_| VecDeque::new()).collect(),
             handovers: AHashMap::new(),
             adopted: Vec::new(),
@@ -508,7 +516,8 @@ impl Shard {
                 message,
                 ordinary,
                 groups,
-            } => self.on_forward(&message, ordinary, &groups, now_ms),
+                shared,
+            } => self.on_forward(&message, ordinary, &groups, shared, now_ms),
             MeshMsg::Interest {
                 filter,
                 group,

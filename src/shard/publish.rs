@@ -153,19 +153,28 @@ impl Shard {
                     .remember(p, &message.topic, generation, &targets, remote);
             }
         }
+        // Counted per shard: a subscriber behind must not hold back the other receivers.
+        let receivers = targets.len() + remote.count_ones() as usize + group_forwards.len();
+        let shared = receivers > 1;
         for t in targets.drain(..) {
+            let session = t.session;
             self.deliver_target(t, &message, now_ms);
+            if shared && !self.full_sessions.is_empty() {
+                self.note_shared_delivery(session);
+            }
         }
         self.scratch = targets;
-        self.forward(&message, remote, &group_forwards);
+        self.forward(&message, remote, &group_forwards, shared);
     }
 
     /// A publish forwarded by another shard: deliver to this shard's subscribers only.
+    /// `shared`: it also went to receivers elsewhere.
     pub(super) fn on_forward(
         &mut self,
         message: &SharedMessage,
         ordinary: bool,
         groups: &[(MqttStr, MqttStr)],
+        shared: bool,
         now_ms: u64,
     ) {
         let mut targets = std::mem::take(&mut self.scratch);
@@ -190,8 +199,13 @@ impl Shard {
                 .map(target);
             targets.extend(member);
         }
+        let shared = shared || targets.len() > 1;
         for t in targets.drain(..) {
+            let session = t.session;
             self.deliver_target(t, message, now_ms);
+            if shared && !self.full_sessions.is_empty() {
+                self.note_shared_delivery(session);
+            }
         }
         self.scratch = targets;
     }
@@ -424,15 +438,19 @@ impl Shard {
             let Some(delivery) = outbound.queue.pop_front() else {
                 return;
             };
+            let left_full = outbound.queue.len() + 1 == full_mark;
             self.online_queued = self.online_queued.saturating_sub(1);
-            if outbound.queue.len() + 1 == full_mark {
-                self.full_sessions.retain(|&k| k != skey);
+            if left_full {
+                self.leave_full(skey);
             }
             if delivery.message.is_expired(now_ms) {
                 self.metrics.expired_drops += 1;
                 continue;
             }
-            let packet_id = outbound.next_packet_id();
+            let Some(slot) = self.sessions.get_mut(skey) else {
+                return;
+            };
+            let packet_id = slot.session.outbound.next_packet_id();
             self.send_in_window(skey, ckey, delivery, packet_id, now_ms);
         }
     }

@@ -123,12 +123,14 @@ impl Shard {
         groups_matched
     }
 
-    /// One forward per shard with interest: ordinary, or chosen for a group.
+    /// One forward per shard with interest: ordinary, or chosen for a group. `shared`: the
+    /// message has receivers on more than one shard, or several here.
     pub(super) fn forward(
         &mut self,
         message: &SharedMessage,
         remote: u64,
         group_forwards: &[(usize, MqttStr, MqttStr)],
+        shared: bool,
     ) {
         let me = self.id;
         for s in 0..self.shards {
@@ -148,6 +150,7 @@ impl Shard {
                         message: message.clone(),
                         ordinary,
                         groups,
+                        shared,
                     },
                 );
             }
