@@ -117,7 +117,7 @@ fn fill_a_subscriber_behind(broker: &Broker, publishers_shard: usize) {
     std::thread::sleep(Duration::from_millis(200));
     let mut seen = BTreeSet::new();
     for p in receive_publishes(&mut sub, PUBLISHERS as usize) {
-        let index = u32::from_be_bytes(p.payload[..4].try_into().expect("4-byte payload"));
+        let index = payload_index(&p);
         assert!(seen.insert(index), "publisher {index} delivered twice");
     }
     let missing: Vec<u32> = (0..PUBLISHERS).filter(|i| !seen.contains(i)).collect();
@@ -167,6 +167,11 @@ fn retained_beyond_the_queue_limit_all_arrive() {
     sub.expect_nothing();
 }
 
+/// The number a test message carries in its first 4 bytes.
+fn payload_index(p: &Publish) -> u32 {
+    u32::from_be_bytes(p.payload[..4].try_into().expect("4-byte payload"))
+}
+
 /// Up to `n` PUBLISH packets, each acknowledged, until 3 s pass without one.
 fn receive_publishes(sub: &mut Client, n: usize) -> Vec<Publish> {
     let mut received = Vec::new();
@@ -213,7 +218,7 @@ fn a_publisher_held_back_is_not_timed_out_for_keepalive() {
                 Recv::Packet(Packet::Publish(p)) => {
                     std::thread::sleep(Duration::from_millis(60));
                     sub.ack(&p);
-                    received.push(u32::from_be_bytes(p.payload[..4].try_into().unwrap()));
+                    received.push(payload_index(&p));
                 }
                 Recv::Packet(_) => continue,
                 _ => break,
@@ -302,7 +307,7 @@ fn behind_beside_one_keeping_up(broker: &Broker, slow_shard: usize, publisher_sh
             match fast.recv(Duration::from_secs(5)) {
                 Recv::Packet(Packet::Publish(p)) => {
                     fast.ack(&p);
-                    payloads.push(u32::from_be_bytes(p.payload[..4].try_into().unwrap()));
+                    payloads.push(payload_index(&p));
                     counter.fetch_add(1, Ordering::Relaxed);
                 }
                 Recv::Packet(_) => continue,
@@ -378,7 +383,7 @@ fn subscribers_that_never_acknowledge_do_not_stop_the_shard() {
         .join()
         .expect("subscriber")
         .iter()
-        .map(|p| u32::from_be_bytes(p.payload[..4].try_into().unwrap()))
+        .map(payload_index)
         .collect();
     assert_eq!(received, (0..MESSAGES).collect::<Vec<_>>());
     // They are still connected, and still get what their window allows.
