@@ -191,3 +191,50 @@ fn packets_pipelined_behind_connect_survive_the_move() {
         c.disconnect();
     }
 }
+
+/// Forty connections with one client id, sent back to back over both shards while the
+/// session lives on shard 0, so that takeovers overlap with connections moving between the
+/// shards. Each gets CONNACK first, never a silent close; every one but the last is then
+/// taken over with DISCONNECT 0x8E [MQTT-3.1.4-3]; exactly one stays connected.
+#[test]
+fn every_connection_of_a_takeover_burst_gets_connack() {
+    const CONNECTIONS: usize = 40;
+    let broker = Broker::start();
+    let (first, id) = broker.v5_on_shard(0, 300);
+    let mut clients: Vec<Client> = (0..CONNECTIONS)
+        .map(|_| {
+            let mut c = broker.raw();
+            c.protocol = Protocol::V5;
+            c.send(&Packet::Connect(Box::new(connect_v5(&id, false, 300))));
+            c
+        })
+        .collect();
+    let mut still_open = 0;
+    for (i, c) in clients.iter_mut().enumerate() {
+        match c.recv(Duration::from_secs(5)) {
+            Recv::Packet(Packet::ConnAck(ack)) => {
+                assert_eq!(
+                    ack.reason_code,
+                    ReasonCode::SUCCESS,
+                    "connection {i}: {ack:?}"
+                );
+                assert!(ack.session_present, "connection {i}: {ack:?}");
+            }
+            other => panic!("connection {i}: expected CONNACK first, got {other:?}"),
+        }
+        match c.recv(Duration::from_secs(2)) {
+            Recv::Timeout => still_open += 1,
+            Recv::Packet(Packet::Disconnect(d)) => {
+                assert_eq!(
+                    d.reason_code,
+                    ReasonCode::SESSION_TAKEN_OVER,
+                    "connection {i}"
+                );
+                assert!(matches!(c.recv(WAIT), Recv::Closed), "connection {i}");
+            }
+            other => panic!("connection {i}: expected DISCONNECT 0x8E or nothing, got {other:?}"),
+        }
+    }
+    assert_eq!(still_open, 1, "connections left connected");
+    drop(first);
+}

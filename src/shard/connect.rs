@@ -127,6 +127,28 @@ impl Shard {
         self.close(key, None);
     }
 
+    /// A `Connecting` connection whose session was taken over by a newer connection before
+    /// this one was attached. It gets what a broker that handles CONNECTs one at a time
+    /// would have sent: CONNACK, then (MQTT 5) DISCONNECT 0x8E [MQTT-3.1.4-3], never a close
+    /// without an answer, which a client reads as a broken network and retries. While the
+    /// shard stops it is refused instead (0x88 / 0x03).
+    pub(super) fn supersede_connecting(&mut self, key: Key, session_present: bool) {
+        if self.shutting_down {
+            self.refuse_connect(key, ReasonCode::SERVER_UNAVAILABLE);
+            return;
+        }
+        if let Some(conn) = self.conns.get_mut(key) {
+            let ack = ConnAck {
+                session_present,
+                ..ConnAck::default()
+            };
+            let _ = ack.encode(conn.protocol, conn.out());
+            conn.will_on_close = false;
+            conn.state = ConnState::Active;
+        }
+        self.close(key, Some(ReasonCode::SESSION_TAKEN_OVER));
+    }
+
     /// Home shard: records the new owner and starts the takeover of the previous one. With a
     /// previous session the owner stays the shard that holds it (the connection moves
     /// there); every later takeover is sent to that shard behind this one (FIFO per pair).

@@ -13,8 +13,9 @@
 //!    CONNECT had arrived there: CONNACK, redelivery, then the pipelined packets.
 //!
 //! When the connection ends before it moves, `Adopt` carries no connection and the session
-//! goes offline (its expiry starts). A connection whose session was taken over again, or
-//! ended, while it moved is closed on arrival.
+//! goes offline (its expiry starts). A connection whose session was taken over again while
+//! it moved gets CONNACK and then DISCONNECT 0x8E on arrival, as if it had been attached and
+//! taken over at once (see [`Shard::supersede_connecting`]).
 //!
 //! An adopted connection is not refused for this shard's share of `max_connections`: its
 //! first shard admitted it, and refusing it here would turn a takeover into a lost client.
@@ -170,7 +171,7 @@ impl Shard {
         if from == self.id {
             match self.waiting_session(&client_id, generation) {
                 Some(skey) => self.connect_session(key, skey, session_present, now_ms),
-                None => self.close(key, None),
+                None => self.supersede_connecting(key, session_present),
             }
             return;
         }
@@ -280,11 +281,8 @@ impl Shard {
                 self.connect_session(key, skey, session_present, now_ms)
             }
             _ => {
-                // Taken over again (or ended) while it moved, or this shard is stopping.
-                if let Some(conn) = self.conns.get_mut(key) {
-                    conn.will_on_close = false;
-                }
-                self.close(key, None);
+                // Taken over again while it moved, or this shard is stopping.
+                self.supersede_connecting(key, session_present);
                 if let Some(skey) = session {
                     self.park_session(skey, now_ms);
                 }

@@ -208,7 +208,8 @@ impl Sim {
     /// The client closes its socket without DISCONNECT.
     pub fn abort(&mut self, i: usize) {
         let c = &mut self.clients[i];
-        c.aborted = true;
+        // A connection the broker already closed is not the client's doing.
+        c.aborted |= !c.closed;
         if let Some((s, k)) = c.at.take() {
             c.closed = true;
             self.shards[s].on_closed(k, self.now);
