@@ -2,7 +2,8 @@
 # Interop with real clients: builds the broker (release), starts it with two shards on a free
 # port, and checks MQTT 3.1.1 and 5.0 with mosquitto_pub / mosquitto_sub (Debian
 # mosquitto-clients) and Eclipse Paho for Python (paho-mqtt, scripts/interop_paho.py):
-# QoS 0/1/2, retained messages, Wills, persistent sessions.
+# QoS 0/1/2, retained messages, Wills, persistent sessions; and a second broker with a
+# mosquitto password file (user names and passwords, anonymous clients refused).
 #
 # Prints one line per check, then "N passed, M failed"; exits non-zero if any check failed.
 # The broker is stopped on exit (SIGTERM) whatever happens.
@@ -15,18 +16,25 @@ TARGET_DIR=${CARGO_TARGET_DIR:-target}
 BIN="$TARGET_DIR/release/shardmq"
 WORK=$(mktemp -d)
 BROKER_PID=""
+AUTH_PID=""
 PASSED=0
 FAILED=0
 
-cleanup() {
-  if [ -n "$BROKER_PID" ] && kill -0 "$BROKER_PID" 2>/dev/null; then
-    kill -TERM "$BROKER_PID" 2>/dev/null || true
+stop_broker() {
+  local pid=$1
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
     for _ in $(seq 50); do
-      kill -0 "$BROKER_PID" 2>/dev/null || break
+      kill -0 "$pid" 2>/dev/null || break
       sleep 0.1
     done
-    kill -KILL "$BROKER_PID" 2>/dev/null || true
+    kill -KILL "$pid" 2>/dev/null || true
   fi
+}
+
+cleanup() {
+  stop_broker "$BROKER_PID"
+  stop_broker "$AUTH_PID"
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -196,6 +204,93 @@ fi
 
 if ! kill -0 "$BROKER_PID" 2>/dev/null; then
   fail "broker still running after the checks"
+fi
+
+# A second broker with a password file, written by mosquitto_passwd (mosquitto 2.0.11):
+# alice / "s3cret pass", bob / hunter2; anonymous clients refused.
+cat >"$WORK/passwd" <<'PASSWD'
+alice:$7$101$25a6oOoXVgNT3wCK$JQyEqg4XYYR8FKro69WEKDEDguSxSIsgOiE8yqwglQGI+/E2XZaGdcfIX3HQ4vwsyf14wAM8IExivKjvNHmtmA==
+bob:$7$101$3ku7LAvSZOAJ20LQ$NaCB68fyPHKImw9knfZrueBZdRtxa3mG4QaMdIn/XjTsxST6Aw0ZTq0gABGo/RUG8qpE97YqfSyudSmWpgN2MA==
+PASSWD
+printf '[auth]\nallow_anonymous = false\npassword_file = "passwd"\n' >"$WORK/auth.toml"
+"$BIN" --bind 127.0.0.1 --port 0 --shards 2 --log warn --config "$WORK/auth.toml" \
+  >"$WORK/auth.stdout" 2>"$WORK/auth.stderr" &
+AUTH_PID=$!
+AUTH_PORT=""
+for _ in $(seq 200); do
+  if line=$(grep -m1 '^listening ' "$WORK/auth.stdout" 2>/dev/null); then
+    AUTH_PORT=${line##*:}
+    break
+  fi
+  kill -0 "$AUTH_PID" 2>/dev/null || break
+  sleep 0.05
+done
+if [ -z "$AUTH_PORT" ]; then
+  fail "broker with a password file started" "$(cat "$WORK/auth.stderr")"
+else
+  A=(-h 127.0.0.1 -p "$AUTH_PORT")
+  for v in mqttv311 mqttv5; do
+    topic="interop/$RUN/auth/$v"
+    name="mosquitto $v user name and password from a mosquitto_passwd file"
+    mosquitto_sub "${A[@]}" -V "$v" -u alice -P 's3cret pass' -q 1 -t "$topic" -C 1 -W 5 \
+      >"$WORK/auth.sub" 2>&1 &
+    sub=$!
+    for _ in $(seq 40); do
+      kill -0 "$sub" 2>/dev/null || break
+      mosquitto_pub "${A[@]}" -V "$v" -u bob -P hunter2 -q 1 -t "$topic" -m secret-hello \
+        2>/dev/null || true
+      sleep 0.1
+    done
+    wait "$sub" || true
+    if [ "$(cat "$WORK/auth.sub")" = secret-hello ]; then
+      pass "$name"
+    else
+      fail "$name" "subscriber got '$(tr '\n' ' ' <"$WORK/auth.sub")'"
+    fi
+    name="mosquitto $v wrong password and anonymous client refused"
+    wrong=$(mosquitto_pub "${A[@]}" -V "$v" -u bob -P hunter3 -t "$topic" -m x 2>&1) && wrong_rc=0 || wrong_rc=$?
+    anon=$(mosquitto_pub "${A[@]}" -V "$v" -t "$topic" -m x 2>&1) && anon_rc=0 || anon_rc=$?
+    if [ "$wrong_rc" -ne 0 ] && [ "$anon_rc" -ne 0 ] \
+        && grep -qi 'bad user name or password' <<<"$wrong" \
+        && grep -qi 'not authori[sz]ed' <<<"$anon"; then
+      pass "$name"
+    else
+      fail "$name" "wrong password: rc $wrong_rc '$wrong'; anonymous: rc $anon_rc '$anon'"
+    fi
+  done
+  # Paho: the reason codes of MQTT 5 CONNACK (134 bad user name or password, 135 not
+  # authorized) and success with the right password.
+  name="paho v5 CONNACK 0 / 134 / 135 for right, wrong and no password"
+  if got=$(python3 - 127.0.0.1 "$AUTH_PORT" <<'PY' 2>&1
+import sys, threading
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+host, port = sys.argv[1], int(sys.argv[2])
+def attempt(user, pw):
+    done, codes = threading.Event(), []
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    if user is not None:
+        c.username_pw_set(user, pw)
+    def on_connect(client, userdata, flags, reason, props):
+        codes.append(reason.value)
+        done.set()
+    c.on_connect = on_connect
+    c.connect(host, port)
+    c.loop_start()
+    done.wait(5)
+    c.loop_stop()
+    c.disconnect()
+    return codes[0] if codes else None
+print(attempt("alice", "s3cret pass"), attempt("alice", "nope"), attempt(None, None))
+PY
+  ) && [ "$got" = "0 134 135" ]; then
+    pass "$name"
+  else
+    fail "$name" "got '$got'"
+  fi
+  if ! kill -0 "$AUTH_PID" 2>/dev/null; then
+    fail "broker with a password file still running after the checks"
+  fi
 fi
 
 echo "$PASSED passed, $FAILED failed"

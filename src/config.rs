@@ -6,8 +6,11 @@
 
 use serde::Deserialize;
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use thiserror::Error;
+
+use crate::auth::{Credentials, PasswordFileError};
 
 /// A configuration problem, worded for the operator.
 #[derive(Debug, Error)]
@@ -27,6 +30,14 @@ pub enum ConfigError {
         path: String,
         /// What the TOML parser said, naming the key.
         message: String,
+    },
+    /// The password file (`auth.password_file`) could not be read or has a bad line.
+    #[error("auth.password_file {path}: {problem}")]
+    PasswordFile {
+        /// The file, as resolved.
+        path: String,
+        /// The OS error, or the line and what is wrong with it.
+        problem: String,
     },
     /// A value out of its allowed range.
     #[error("config key `{key}`: {problem}")]
@@ -72,6 +83,34 @@ pub struct Config {
     pub limits: Limits,
     /// Cross-shard mesh sizing.
     pub mesh: MeshConfig,
+    /// Who may connect.
+    pub auth: AuthConfig,
+}
+
+/// Who may connect (see [`crate::auth`] for the file format and the reason codes).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Clients without a user name are let in. Refused: CONNACK 0x87 Not authorized
+    /// (3.1.1: 0x05). Metric: `auth_failures`.
+    pub allow_anonymous: bool,
+    /// mosquitto_passwd file of users and password hashes; a relative path is taken from
+    /// the config file's folder. A client that sends a user name must then give its
+    /// password, else CONNACK 0x86 (3.1.1: 0x04). Metric: `auth_failures`.
+    pub password_file: Option<PathBuf>,
+    /// The file's users, read at start by [`Config::load_password_file`].
+    #[serde(skip)]
+    pub credentials: Option<Arc<Credentials>>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> AuthConfig {
+        AuthConfig {
+            allow_anonymous: true,
+            password_file: None,
+            credentials: None,
+        }
+    }
 }
 
 /// Every bound the broker enforces. Each names its policy and metric.
@@ -146,6 +185,7 @@ impl Default for Config {
             log: "info".to_string(),
             limits: Limits::default(),
             mesh: MeshConfig::default(),
+            auth: AuthConfig::default(),
         }
     }
 }
@@ -191,13 +231,43 @@ impl Config {
             path: path.display().to_string(),
             source,
         })?;
-        Config::from_toml(&text).map_err(|e| match e {
+        let mut config = Config::from_toml(&text).map_err(|e| match e {
             ConfigError::Parse { message, .. } => ConfigError::Parse {
                 path: path.display().to_string(),
                 message,
             },
             other => other,
-        })
+        })?;
+        if let (Some(file), Some(dir)) = (&mut config.auth.password_file, path.parent()) {
+            if file.is_relative() {
+                *file = dir.join(&*file);
+            }
+        }
+        Ok(config)
+    }
+
+    /// Reads `auth.password_file` (when set) into `auth.credentials`. Called once at start,
+    /// after the file and flags are merged; a missing file or a bad line stops startup.
+    pub fn load_password_file(&mut self) -> Result<(), ConfigError> {
+        let Some(path) = &self.auth.password_file else {
+            return Ok(());
+        };
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::PasswordFile {
+            path: shown.clone(),
+            problem: e.to_string(),
+        })?;
+        let credentials = Credentials::parse(&text).map_err(|e: PasswordFileError| {
+            ConfigError::PasswordFile {
+                path: shown.clone(),
+                problem: e.to_string(),
+            }
+        })?;
+        if credentials.is_empty() {
+            tracing::warn!(file = %shown, "auth.password_file lists no users");
+        }
+        self.auth.credentials = Some(Arc::new(credentials));
+        Ok(())
     }
 
     /// Parses and validates TOML text.
@@ -261,6 +331,12 @@ impl Config {
         if self.mesh.outbox_high_water == 0 {
             return bad("mesh.outbox_high_water", "must be at least 1");
         }
+        if !self.auth.allow_anonymous && self.auth.password_file.is_none() {
+            return bad(
+                "auth.allow_anonymous",
+                "false needs auth.password_file: without it no client could connect",
+            );
+        }
         Ok(())
     }
 }
@@ -292,6 +368,28 @@ mod tests {
         assert!(e.to_string().contains("mesh.channel_messages"), "{e}");
         let e = Config::from_toml("shards = 65\n").unwrap_err();
         assert!(e.to_string().contains("`shards`"), "{e}");
+    }
+
+    #[test]
+    fn password_file_problems_are_named() {
+        let e = Config::from_toml("[auth]\nallow_anonymous = false\n").unwrap_err();
+        assert!(e.to_string().contains("auth.password_file"), "{e}");
+        let dir = std::env::temp_dir().join(format!("shardmq-auth-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("passwd"), "alice:secret\n").unwrap();
+        std::fs::write(dir.join("a.toml"), "[auth]\npassword_file = \"passwd\"\n").unwrap();
+        // Relative to the config file's folder, and the bad line is named.
+        let mut c = Config::from_file(&dir.join("a.toml")).unwrap();
+        assert_eq!(c.auth.password_file.as_deref(), Some(&*dir.join("passwd")));
+        let e = c.load_password_file().unwrap_err().to_string();
+        assert!(e.contains("passwd") && e.contains("line 1"), "{e}");
+        std::fs::remove_file(dir.join("passwd")).unwrap();
+        let e = c.load_password_file().unwrap_err().to_string();
+        assert!(
+            e.contains("auth.password_file") && e.contains("No such file"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

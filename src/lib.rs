@@ -20,7 +20,8 @@
 //! | [`topic`] | topic name / filter rules, the subscription trie, the retained index | pure |
 //! | [`session`] | per-client state: subscriptions, in-flight window, queue, Will | pure |
 //! | [`shard`] | what one core owns: connections, routing, interest, registry, retained, timers | pure |
-//! | [`config`] | every setting and every limit, with defaults and validation | pure |
+//! | [`config`] | every setting and every limit, with defaults and validation | reads its files at start |
+//! | [`auth`] | who may connect: mosquitto password files, admission of a CONNECT | pure |
 //! | [`runtime`] | io_uring event loops (one pinned thread per shard), sockets, the clock, the mesh | the only I/O |
 //!
 //! ## The pure / runtime rule
@@ -39,6 +40,7 @@
 
 #![warn(missing_docs)]
 
+pub mod auth;
 pub mod codec;
 pub mod config;
 pub mod runtime;

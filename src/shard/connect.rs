@@ -63,6 +63,15 @@ impl Shard {
         } else if v5 && connect.properties.authentication_method.is_some() {
             // Extended authentication is not supported [MQTT-4.12.0-1].
             Some(ReasonCode::BAD_AUTHENTICATION_METHOD)
+        } else if let Err(reason) = crate::auth::admit(
+            self.config.auth.allow_anonymous,
+            self.config.auth.credentials.as_deref(),
+            connect.username.as_deref(),
+            connect.password.as_deref(),
+        ) {
+            // [MQTT-3.1.4-2]: a refused client gets CONNACK with the reason, then the close.
+            self.metrics.auth_failures += 1;
+            Some(reason)
         } else if connect
             .will
             .as_ref()

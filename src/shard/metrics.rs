@@ -9,6 +9,8 @@ pub struct Metrics {
     pub connections_accepted: u64,
     /// Connections refused by `max_connections`.
     pub connections_rejected: u64,
+    /// CONNECTs refused by `auth` (bad user name or password, or anonymous not allowed).
+    pub auth_failures: u64,
     /// PUBLISH packets received from clients.
     pub publishes_received: u64,
     /// PUBLISH packets written to clients.
@@ -61,6 +63,7 @@ impl Metrics {
         sum!(
             connections_accepted,
             connections_rejected,
+            auth_failures,
             publishes_received,
             publishes_sent,
             mesh_forwards,
