@@ -212,7 +212,16 @@ cat >"$WORK/passwd" <<'PASSWD'
 alice:$7$101$25a6oOoXVgNT3wCK$JQyEqg4XYYR8FKro69WEKDEDguSxSIsgOiE8yqwglQGI+/E2XZaGdcfIX3HQ4vwsyf14wAM8IExivKjvNHmtmA==
 bob:$7$101$3ku7LAvSZOAJ20LQ$NaCB68fyPHKImw9knfZrueBZdRtxa3mG4QaMdIn/XjTsxST6Aw0ZTq0gABGo/RUG8qpE97YqfSyudSmWpgN2MA==
 PASSWD
-printf '[auth]\nallow_anonymous = false\npassword_file = "passwd"\n' >"$WORK/auth.toml"
+# bob reads everything and writes his own topics; each client writes only its telemetry.
+cat >"$WORK/acl" <<'ACL'
+user alice
+topic read interop/#
+user bob
+topic readwrite interop/#
+pattern write fleet/%c/telemetry
+ACL
+printf '[auth]\nallow_anonymous = false\npassword_file = "passwd"\nacl_file = "acl"\n' \
+  >"$WORK/auth.toml"
 "$BIN" --bind 127.0.0.1 --port 0 --shards 2 --log warn --config "$WORK/auth.toml" \
   >"$WORK/auth.stdout" 2>"$WORK/auth.stderr" &
 AUTH_PID=$!
@@ -256,6 +265,26 @@ else
       pass "$name"
     else
       fail "$name" "wrong password: rc $wrong_rc '$wrong'; anonymous: rc $anon_rc '$anon'"
+    fi
+  done
+  # ACL: alice may not publish to interop/# nor subscribe to fleet/#; mosquitto_pub and
+  # mosquitto_sub report the broker's codes (-d): MQTT 5 0x87 = 135, 3.1.1 SUBACK 0x80 = 128.
+  for v in mqttv311 mqttv5; do
+    name="mosquitto $v ACL file refuses a PUBLISH and a SUBSCRIBE outside the rules"
+    puback=135 suback=135
+    [ "$v" = mqttv311 ] && puback=0 suback=128
+    pub=$(mosquitto_pub "${A[@]}" -V "$v" -u alice -P 's3cret pass' -i "acl-$RUN" -q 1 \
+      -t "interop/$RUN/acl" -m x -d 2>&1) || true
+    sub=$(mosquitto_sub "${A[@]}" -V "$v" -u alice -P 's3cret pass' -i "acl-$RUN" -q 1 \
+      -t 'fleet/#' -W 1 -d 2>&1) || true
+    own=$(mosquitto_pub "${A[@]}" -V "$v" -u alice -P 's3cret pass' -i "acl-$RUN" -q 1 \
+      -t "fleet/acl-$RUN/telemetry" -m x -d 2>&1) || true
+    if grep -q "received PUBACK (Mid: 1, RC:$puback)" <<<"$pub" \
+        && grep -q "Subscribed (mid: 1): $suback" <<<"$sub" \
+        && grep -q "received PUBACK (Mid: 1, RC:0)" <<<"$own"; then
+      pass "$name"
+    else
+      fail "$name" "publish: $(tr '\n' ' ' <<<"$pub"); subscribe: $(tr '\n' ' ' <<<"$sub"); own: $(tr '\n' ' ' <<<"$own")"
     fi
   done
   # Paho: the reason codes of MQTT 5 CONNACK (134 bad user name or password, 135 not

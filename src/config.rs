@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use thiserror::Error;
 
-use crate::auth::{Credentials, PasswordFileError};
+use crate::acl::AclRules;
+use crate::auth::Credentials;
 
 /// A configuration problem, worded for the operator.
 #[derive(Debug, Error)]
@@ -31,9 +32,12 @@ pub enum ConfigError {
         /// What the TOML parser said, naming the key.
         message: String,
     },
-    /// The password file (`auth.password_file`) could not be read or has a bad line.
-    #[error("auth.password_file {path}: {problem}")]
-    PasswordFile {
+    /// A file named by `auth.password_file` or `auth.acl_file` could not be read or has a
+    /// bad line.
+    #[error("{key} {path}: {problem}")]
+    AuthFile {
+        /// The dotted key.
+        key: &'static str,
         /// The file, as resolved.
         path: String,
         /// The OS error, or the line and what is wrong with it.
@@ -98,9 +102,17 @@ pub struct AuthConfig {
     /// the config file's folder. A client that sends a user name must then give its
     /// password, else CONNACK 0x86 (3.1.1: 0x04). Metric: `auth_failures`.
     pub password_file: Option<PathBuf>,
-    /// The file's users, read at start by [`Config::load_password_file`].
+    /// mosquitto ACL file: which topics each client may publish to and subscribe to
+    /// ([`crate::acl`]); a relative path is taken from the config file's folder. Without it
+    /// every client may use every topic. Refused: PUBACK / PUBREC / SUBACK 0x87 (3.1.1:
+    /// dropped / 0x80). Metric: `acl_denials`.
+    pub acl_file: Option<PathBuf>,
+    /// The password file's users, read at start by [`Config::load_auth_files`].
     #[serde(skip)]
     pub credentials: Option<Arc<Credentials>>,
+    /// The ACL file's rules, read at start by [`Config::load_auth_files`].
+    #[serde(skip)]
+    pub acl: Option<Arc<AclRules>>,
 }
 
 impl Default for AuthConfig {
@@ -108,7 +120,9 @@ impl Default for AuthConfig {
         AuthConfig {
             allow_anonymous: true,
             password_file: None,
+            acl_file: None,
             credentials: None,
+            acl: None,
         }
     }
 }
@@ -238,35 +252,48 @@ impl Config {
             },
             other => other,
         })?;
-        if let (Some(file), Some(dir)) = (&mut config.auth.password_file, path.parent()) {
-            if file.is_relative() {
+        for file in [&mut config.auth.password_file, &mut config.auth.acl_file]
+            .into_iter()
+            .flatten()
+        {
+            if let (true, Some(dir)) = (file.is_relative(), path.parent()) {
                 *file = dir.join(&*file);
             }
         }
         Ok(config)
     }
 
-    /// Reads `auth.password_file` (when set) into `auth.credentials`. Called once at start,
-    /// after the file and flags are merged; a missing file or a bad line stops startup.
-    pub fn load_password_file(&mut self) -> Result<(), ConfigError> {
-        let Some(path) = &self.auth.password_file else {
-            return Ok(());
-        };
-        let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::PasswordFile {
-            path: shown.clone(),
-            problem: e.to_string(),
-        })?;
-        let credentials = Credentials::parse(&text).map_err(|e: PasswordFileError| {
-            ConfigError::PasswordFile {
-                path: shown.clone(),
+    /// Reads `auth.password_file` and `auth.acl_file` (when set) into `auth.credentials`
+    /// and `auth.acl`. Called once at start, after the file and flags are merged; a missing
+    /// file or a bad line stops startup.
+    pub fn load_auth_files(&mut self) -> Result<(), ConfigError> {
+        fn read(key: &'static str, path: &Path) -> Result<String, ConfigError> {
+            std::fs::read_to_string(path).map_err(|e| ConfigError::AuthFile {
+                key,
+                path: path.display().to_string(),
                 problem: e.to_string(),
-            }
-        })?;
-        if credentials.is_empty() {
-            tracing::warn!(file = %shown, "auth.password_file lists no users");
+            })
         }
-        self.auth.credentials = Some(Arc::new(credentials));
+        let bad = |key: &'static str, path: &Path, problem: String| ConfigError::AuthFile {
+            key,
+            path: path.display().to_string(),
+            problem,
+        };
+        if let Some(path) = &self.auth.password_file {
+            let key = "auth.password_file";
+            let credentials =
+                Credentials::parse(&read(key, path)?).map_err(|e| bad(key, path, e.to_string()))?;
+            if credentials.is_empty() {
+                tracing::warn!(file = %path.display(), "auth.password_file lists no users");
+            }
+            self.auth.credentials = Some(Arc::new(credentials));
+        }
+        if let Some(path) = &self.auth.acl_file {
+            let key = "auth.acl_file";
+            let rules =
+                AclRules::parse(&read(key, path)?).map_err(|e| bad(key, path, e.to_string()))?;
+            self.auth.acl = Some(Arc::new(rules));
+        }
         Ok(())
     }
 
@@ -381,10 +408,10 @@ mod tests {
         // Relative to the config file's folder, and the bad line is named.
         let mut c = Config::from_file(&dir.join("a.toml")).unwrap();
         assert_eq!(c.auth.password_file.as_deref(), Some(&*dir.join("passwd")));
-        let e = c.load_password_file().unwrap_err().to_string();
+        let e = c.load_auth_files().unwrap_err().to_string();
         assert!(e.contains("passwd") && e.contains("line 1"), "{e}");
         std::fs::remove_file(dir.join("passwd")).unwrap();
-        let e = c.load_password_file().unwrap_err().to_string();
+        let e = c.load_auth_files().unwrap_err().to_string();
         assert!(
             e.contains("auth.password_file") && e.contains("No such file"),
             "{e}"

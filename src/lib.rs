@@ -40,6 +40,7 @@
 
 #![warn(missing_docs)]
 
+pub mod acl;
 pub mod auth;
 pub mod codec;
 pub mod config;

@@ -53,7 +53,7 @@ fn load(cli: &Cli) -> Result<Config, shardmq::config::ConfigError> {
         config.log = v.clone();
     }
     config.validate()?;
-    config.load_password_file()?;
+    config.load_auth_files()?;
     Ok(config)
 }
 

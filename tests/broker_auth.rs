@@ -149,3 +149,237 @@ fn a_bad_password_file_stops_startup() {
     }
     std::fs::remove_file(&passwd).unwrap();
 }
+
+/// ACL used below: anonymous clients read `public/#` and use `anon/#`; bob reads
+/// everything, writes `bob/#` and sends commands; every client writes its own telemetry, reads its own
+/// commands and owns `own/<client id>/#`.
+const ACL_FILE: &str = "\
+topic read public/#
+topic readwrite anon/#
+user bob
+topic read #
+topic readwrite bob/#
+topic write fleet/+/commands/#
+pattern write fleet/%c/telemetry
+pattern read fleet/%c/commands/#
+pattern readwrite own/%c/#
+";
+
+fn acl_broker() -> Broker {
+    let acl = std::env::temp_dir().join(unique("shardmq-acl"));
+    std::fs::write(&acl, ACL_FILE).unwrap();
+    Broker::with_config(&format!(
+        "[auth]\npassword_file = {:?}\nacl_file = {acl:?}\n",
+        password_file()
+    ))
+}
+
+/// Bob, who may read every topic: what he receives is what the broker let through.
+fn bob(broker: &Broker) -> Client {
+    let (mut c, ack) = broker.connect(with_login(
+        connect_v5(&unique("bob"), true, 0),
+        Some("bob"),
+        Some(b"hunter2"),
+    ));
+    assert_eq!(ack.reason_code, ReasonCode::SUCCESS);
+    assert_eq!(
+        c.subscribe("#", QoS::AtLeastOnce).reason_codes,
+        [ReasonCode::GRANTED_QOS_1]
+    );
+    c
+}
+
+/// The acknowledgement a PUBLISH gets (PUBACK for QoS 1, PUBREC for QoS 2).
+#[track_caller]
+fn publish_ack(c: &mut Client, topic: &str, qos: QoS) -> ReasonCode {
+    let id = c.next_packet_id();
+    let mut p = publish(topic, topic.as_bytes(), qos);
+    p.packet_id = id;
+    c.send(&Packet::Publish(p));
+    match c.wait_for(
+        "acknowledgement",
+        |p| matches!(p, Packet::PubAck(a) | Packet::PubRec(a) if a.packet_id == id),
+    ) {
+        Packet::PubAck(a) => a.reason_code,
+        Packet::PubRec(a) => {
+            if a.reason_code == ReasonCode::SUCCESS {
+                c.send(&Packet::PubRel(PubResponse::new(id)));
+                c.wait_for("PUBCOMP", |p| matches!(p, Packet::PubComp(_)));
+            }
+            a.reason_code
+        }
+        _ => unreachable!(),
+    }
+}
+
+/// A refused PUBLISH gets 0x87 on MQTT 5 (PUBACK and PUBREC) and reaches nobody, retained
+/// or not; an allowed one arrives. MQTT 3.1.1 gets its usual PUBACK and the message is
+/// dropped all the same.
+#[test]
+fn publishes_outside_the_acl_are_refused_and_reach_nobody() {
+    let broker = acl_broker();
+    let mut watcher = bob(&broker);
+    let mut dev = broker.v5("dev7");
+    assert_eq!(
+        publish_ack(&mut dev, "fleet/dev7/telemetry", QoS::AtLeastOnce),
+        ReasonCode::SUCCESS
+    );
+    assert_eq!(
+        watcher.recv_publish().topic.as_str(),
+        "fleet/dev7/telemetry"
+    );
+    for (topic, qos) in [
+        ("fleet/dev8/telemetry", QoS::AtLeastOnce),
+        ("fleet/dev8/telemetry", QoS::ExactlyOnce),
+        ("public/news", QoS::AtLeastOnce),
+        ("bob/inbox", QoS::ExactlyOnce),
+    ] {
+        assert_eq!(
+            publish_ack(&mut dev, topic, qos),
+            ReasonCode::NOT_AUTHORIZED,
+            "{topic} {qos:?}"
+        );
+    }
+    let mut retained = publish("public/news", b"fake", QoS::AtMostOnce);
+    retained.retain = true;
+    dev.send(&Packet::Publish(retained));
+    watcher.expect_nothing();
+    // Nothing was retained either.
+    let mut late = bob(&broker);
+    late.expect_nothing();
+
+    let (mut old, _) = broker.connect(connect_v311("dev9", true));
+    assert_eq!(
+        publish_ack(&mut old, "fleet/dev8/telemetry", QoS::AtLeastOnce),
+        ReasonCode::SUCCESS,
+        "3.1.1 has no refusal code in PUBACK"
+    );
+    watcher.expect_nothing();
+    assert_eq!(
+        publish_ack(&mut old, "fleet/dev9/telemetry", QoS::AtLeastOnce),
+        ReasonCode::SUCCESS
+    );
+    assert_eq!(
+        watcher.recv_publish().topic.as_str(),
+        "fleet/dev9/telemetry"
+    );
+}
+
+/// A filter is granted only when every topic it can match is readable: SUBACK 0x87 (3.1.1:
+/// 0x80) otherwise, per filter; `$share/GROUP/` is checked on the filter behind it.
+#[test]
+fn subscriptions_outside_the_acl_are_refused_per_filter() {
+    let broker = acl_broker();
+    let mut dev = broker.v5("dev3");
+    let s = Subscribe {
+        packet_id: 1,
+        filters: [
+            "fleet/dev3/commands/#",
+            "fleet/+/commands/#",
+            "public/+",
+            "#",
+            "$share/g/own/dev3/+",
+            "$share/g/own/dev4/+",
+        ]
+        .iter()
+        .map(|f| SubscribeFilter {
+            filter: (*f).into(),
+            options: SubscriptionOptions::qos(QoS::AtLeastOnce),
+        })
+        .collect(),
+        ..Subscribe::default()
+    };
+    dev.send(&Packet::Subscribe(s));
+    let Packet::SubAck(ack) = dev.wait_for("SUBACK", |p| matches!(p, Packet::SubAck(_))) else {
+        unreachable!()
+    };
+    let granted = ReasonCode::GRANTED_QOS_1;
+    let denied = ReasonCode::NOT_AUTHORIZED;
+    assert_eq!(
+        ack.reason_codes,
+        [granted, denied, granted, denied, granted, denied]
+    );
+    // The granted command filter works.
+    let mut commander = bob(&broker);
+    commander.publish(
+        "fleet/dev3/commands/reboot",
+        b"now",
+        QoS::AtLeastOnce,
+        false,
+    );
+    assert_eq!(
+        dev.recv_publish().topic.as_str(),
+        "fleet/dev3/commands/reboot"
+    );
+    let (mut old, _) = broker.connect(connect_v311("dev4", true));
+    let codes = old
+        .subscribe("fleet/dev3/commands/#", QoS::AtLeastOnce)
+        .reason_codes;
+    assert_eq!(codes, [ReasonCode(0x80)], "3.1.1 refusal");
+}
+
+/// A Will the client could not publish itself refuses the CONNECT (0x87; 3.1.1: 0x05).
+#[test]
+fn a_will_outside_the_acl_refuses_the_connect() {
+    let broker = acl_broker();
+    let mut c = connect_v5("dev5", true, 0);
+    c.will = Some(will("fleet/dev6/telemetry", b"x", QoS::AtLeastOnce));
+    assert_eq!(attempt(&broker, c), ReasonCode::NOT_AUTHORIZED);
+    let mut c = connect_v5("dev5", true, 0);
+    c.will = Some(will("fleet/dev5/telemetry", b"x", QoS::AtLeastOnce));
+    assert_eq!(attempt(&broker, c), ReasonCode::SUCCESS);
+    let mut c = connect_v311("dev5", true);
+    c.will = Some(will("public/x", b"x", QoS::AtLeastOnce));
+    let mut raw = broker.raw();
+    raw.send_raw(&encode(&Packet::Connect(Box::new(c)), Protocol::V311));
+    assert_eq!(raw.read_raw(4, WAIT), [0x20, 0x02, 0x00, 0x05]);
+}
+
+/// The rules follow a client whose connection moved to its session's shard: a persistent
+/// session is reconnected ten times, over both shards, and each connection is held to the
+/// same rules.
+#[test]
+fn acl_rules_hold_on_connections_that_moved_shards() {
+    let broker = acl_broker();
+    let (first, id) = broker.v5_on_shard(0, 300);
+    drop(first);
+    for round in 0..10 {
+        let (mut c, ack) = broker.connect(connect_v5(&id, false, 300));
+        assert_eq!(ack.reason_code, ReasonCode::SUCCESS);
+        let own = format!("own/{id}/r{round}");
+        assert_eq!(
+            publish_ack(&mut c, &own, QoS::AtLeastOnce),
+            ReasonCode::SUCCESS
+        );
+        assert_eq!(
+            publish_ack(&mut c, "own/someone-else/x", QoS::AtLeastOnce),
+            ReasonCode::NOT_AUTHORIZED,
+            "round {round}"
+        );
+        c.disconnect();
+    }
+}
+
+/// An ACL file that cannot be used stops startup, naming the line.
+#[test]
+fn a_bad_acl_file_stops_startup() {
+    let dir = std::env::temp_dir();
+    let acl = dir.join(unique("shardmq-badacl"));
+    std::fs::write(&acl, "topic read a/#\ntopic deny a/secret\n").unwrap();
+    let config = dir.join(format!("{}.toml", unique("shardmq-acl")));
+    std::fs::write(&config, format!("[auth]\nacl_file = {acl:?}\n")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_shardmq"))
+        .args(["--port", "0", "--shards", "1", "--config"])
+        .arg(&config)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("auth.acl_file") && stderr.contains("line 2") && stderr.contains("deny"),
+        "{stderr}"
+    );
+    std::fs::remove_file(&config).unwrap();
+    std::fs::remove_file(&acl).unwrap();
+}

@@ -95,6 +95,16 @@ impl Shard {
                 self.instance, self.id, self.assigned_ids
             ));
         }
+        if let (Some(acl), Some(will)) = (&self.config.auth.acl, &connect.will) {
+            let access = acl.resolve(&connect.client_id, connect.username.as_deref());
+            if !access.may_publish(&will.topic) {
+                // A Will it could not publish itself is refused with the CONNECT, not
+                // dropped unseen when the connection ends.
+                self.metrics.acl_denials += 1;
+                self.refuse_connect(key, ReasonCode::NOT_AUTHORIZED);
+                return;
+            }
+        }
         let token = self.token();
         let client_id = connect.client_id.clone();
         let clean_start = connect.clean_start;
@@ -293,6 +303,10 @@ impl Shard {
         let queued = session.outbound.queue.len();
         self.account_online_queue(skey, queued, true);
 
+        if let Some(acl) = &self.config.auth.acl {
+            let access = acl.resolve(&connect.client_id, connect.username.as_deref());
+            self.access.insert(key, access);
+        }
         let mut ack = ConnAck {
             session_present,
             ..ConnAck::default()

@@ -11,6 +11,8 @@ pub struct Metrics {
     pub connections_rejected: u64,
     /// CONNECTs refused by `auth` (bad user name or password, or anonymous not allowed).
     pub auth_failures: u64,
+    /// PUBLISHes and subscriptions refused by `auth.acl_file`.
+    pub acl_denials: u64,
     /// PUBLISH packets received from clients.
     pub publishes_received: u64,
     /// PUBLISH packets written to clients.
@@ -64,6 +66,7 @@ impl Metrics {
             connections_accepted,
             connections_rejected,
             auth_failures,
+            acl_denials,
             publishes_received,
             publishes_sent,
             mesh_forwards,

@@ -158,6 +158,8 @@ pub struct Shard {
     handovers: AHashMap<Key, handover::HandOver>,
     /// Connections adopted from other shards, with their sockets, for the runtime.
     adopted: Vec<(Key, u64)>,
+    /// Per connected client, its rules from `auth.acl_file` (empty without one).
+    access: AHashMap<Key, std::sync::Arc<crate::acl::ClientAccess>>,
     /// Open connections on all shards, shared with them (`limits.max_connections`).
     gauge: ConnectionGauge,
 }
@@ -204,6 +206,7 @@ impl Shard {
             held_mesh: (0..shards).map(|_| VecDeque::new()).collect(),
             handovers: AHashMap::new(),
             adopted: Vec::new(),
+            access: AHashMap::new(),
             gauge,
         }
     }
@@ -592,6 +595,7 @@ impl Shard {
             return;
         };
         self.gauge.closed();
+        self.access.remove(&key);
         if let Some(h) = self.handovers.remove(&key) {
             // It ended before it could move: its session's shard parks the session.
             self.abandon_handover(h);

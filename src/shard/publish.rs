@@ -59,6 +59,16 @@ impl Shard {
             return;
         }
         self.metrics.publishes_received += 1;
+        // Without an ACL file the map is empty: skip even the lookup.
+        if self.config.auth.acl.is_some()
+            && self
+                .access
+                .get(&key)
+                .is_some_and(|a| !a.may_publish(&p.topic))
+        {
+            self.refuse_publish(key, &p);
+            return;
+        }
         match p.qos {
             QoS::AtMostOnce => self.publish_from_client(skey, p, now_ms),
             QoS::AtLeastOnce => {
@@ -92,6 +102,26 @@ impl Shard {
                 // A duplicate is acknowledged again but not routed again: exactly once.
                 self.write(key, &Packet::PubRec(PubResponse::new(id)));
             }
+        }
+    }
+
+    /// A PUBLISH that `auth.acl_file` does not let this client send: MQTT 5 gets PUBACK or
+    /// PUBREC 0x87 Not authorized [MQTT-3.4.2-1]; 3.1.1 has no such code, so it gets the
+    /// usual acknowledgement while the message is dropped (as on mosquitto), and QoS 0 is
+    /// just dropped. Nobody receives it, retained or not.
+    fn refuse_publish(&mut self, key: Key, p: &Publish) {
+        self.metrics.acl_denials += 1;
+        let v5 = self.conns.get(key).is_some_and(|c| c.protocol.is_v5());
+        let mut ack = PubResponse::new(p.packet_id);
+        if v5 {
+            ack.reason_code = ReasonCode::NOT_AUTHORIZED;
+        }
+        match p.qos {
+            QoS::AtMostOnce => {}
+            QoS::AtLeastOnce => self.write(key, &Packet::PubAck(ack)),
+            // Not recorded as received. An MQTT 5 client ends the exchange at a PUBREC with
+            // an error code; a 3.1.1 client's PUBREL gets its PUBCOMP as for any other id.
+            QoS::ExactlyOnce => self.write(key, &Packet::PubRec(ack)),
         }
     }
 

@@ -83,6 +83,22 @@ impl Shard {
             self.metrics.topic_rejects += 1;
             return ReasonCode::TOPIC_FILTER_INVALID;
         }
+        // Without an ACL file the map is empty: skip even the lookup.
+        if self.config.auth.acl.is_some()
+            && self
+                .access
+                .get(&pending.conn)
+                .is_some_and(|a| !a.may_subscribe(filter))
+        {
+            // Not every topic it matches is readable: refused whole, so no message needs
+            // a check on its way out [MQTT-3.9.3-1 reason codes].
+            self.metrics.acl_denials += 1;
+            return if v5 {
+                ReasonCode::NOT_AUTHORIZED
+            } else {
+                ReasonCode::UNSPECIFIED_ERROR
+            };
+        }
         let max_subs = self.config.limits.max_subscriptions_per_client;
         let Some(slot) = self.sessions.get_mut(skey) else {
             return ReasonCode::UNSPECIFIED_ERROR;
