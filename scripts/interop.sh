@@ -190,6 +190,19 @@ for v in mqttv311 mqttv5; do
   check_will "$v"
 done
 
+# $SYS: the broker's counters, retained (published at start, then every 10 s).
+for v in mqttv311 mqttv5; do
+  name="mosquitto $v reads \$SYS/broker/version and clients/connected"
+  # shellcheck disable=SC2016 # a literal $ in the topic
+  got=$(mosquitto_sub "${H[@]}" -V "$v" -t '$SYS/broker/version' -t '$SYS/broker/clients/connected' \
+    -C 2 -W 5 -v 2>&1 | sort | tr '\n' ' ') || true
+  if [[ "$got" =~ ^\$SYS/broker/clients/connected\ [0-9]+\ \$SYS/broker/version\ shardmq\  ]]; then
+    pass "$name"
+  else
+    fail "$name" "got '$got'"
+  fi
+done
+
 # Paho (Python): prints its own ok/FAIL lines; count them.
 set +e
 python3 scripts/interop_paho.py 127.0.0.1 "$PORT" >"$WORK/paho" 2>&1

@@ -83,6 +83,9 @@ pub struct Config {
     pub batch_window_us: u32,
     /// Log filter (`--log`), in `tracing` env-filter syntax.
     pub log: String,
+    /// Seconds between publications of the broker's counters under `$SYS/broker/`
+    /// (retained); 0 publishes none.
+    pub sys_interval_secs: u32,
     /// Limits and their policies.
     pub limits: Limits,
     /// Cross-shard mesh sizing.
@@ -197,6 +200,7 @@ impl Default for Config {
             listen_backlog: 4096,
             batch_window_us: 0,
             log: "info".to_string(),
+            sys_interval_secs: 10,
             limits: Limits::default(),
             mesh: MeshConfig::default(),
             auth: AuthConfig::default(),
@@ -320,6 +324,12 @@ impl Config {
             return bad(
                 "batch_window_us",
                 format!("{} is more than 100000 (100 ms)", self.batch_window_us),
+            );
+        }
+        if self.sys_interval_secs > 86_400 {
+            return bad(
+                "sys_interval_secs",
+                format!("{} is more than 86400 (a day)", self.sys_interval_secs),
             );
         }
         if self.shards > MAX_SHARDS {

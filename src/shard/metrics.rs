@@ -11,7 +11,8 @@ pub struct Metrics {
     pub connections_rejected: u64,
     /// CONNECTs refused by `auth` (bad user name or password, or anonymous not allowed).
     pub auth_failures: u64,
-    /// PUBLISHes and subscriptions refused by `auth.acl_file`.
+    /// PUBLISHes and subscriptions refused by `auth.acl_file`, and client PUBLISHes to
+    /// `$SYS`.
     pub acl_denials: u64,
     /// PUBLISH packets received from clients.
     pub publishes_received: u64,

@@ -20,6 +20,7 @@ mod route;
 mod router;
 mod slab;
 mod subscribe;
+mod sys;
 mod timers;
 
 pub use conn::{Conn, ConnState};
@@ -27,6 +28,7 @@ pub use gauge::ConnectionGauge;
 pub use mesh::{Adoption, MeshMsg, MovingConnection, ShardId};
 pub use metrics::Metrics;
 pub use slab::{Key, Slab};
+pub use sys::is_sys_topic;
 
 use ahash::AHashMap;
 use bytes::BytesMut;
@@ -160,6 +162,8 @@ pub struct Shard {
     adopted: Vec<(Key, u64)>,
     /// Per connected client, its rules from `auth.acl_file` (empty without one).
     access: AHashMap<Key, std::sync::Arc<crate::acl::ClientAccess>>,
+    /// `$SYS` publishing (shard 0).
+    sys: sys::SysState,
     /// Open connections on all shards, shared with them (`limits.max_connections`).
     gauge: ConnectionGauge,
 }
@@ -207,6 +211,7 @@ impl Shard {
             handovers: AHashMap::new(),
             adopted: Vec::new(),
             access: AHashMap::new(),
+            sys: sys::SysState::default(),
             gauge,
         }
     }
@@ -584,7 +589,7 @@ impl Shard {
                 let metrics = self.metrics;
                 self.send(from, MeshMsg::Stats { token, metrics });
             }
-            MeshMsg::Stats { .. } => {}
+            MeshMsg::Stats { token, metrics } => self.on_stats(token, metrics, now_ms),
         }
     }
 
@@ -608,9 +613,10 @@ impl Shard {
         self.drain_local(now_ms);
     }
 
-    /// Runs the timers: keep alive, CONNECT deadline, delayed Wills, session expiry.
+    /// Runs the timers: keep alive, CONNECT deadline, delayed Wills, session expiry, `$SYS`.
     pub fn tick(&mut self, now_ms: u64) {
         self.run_timers(now_ms);
+        self.sys_tick(now_ms);
         self.drain_local(now_ms);
     }
 

@@ -59,13 +59,14 @@ impl Shard {
             return;
         }
         self.metrics.publishes_received += 1;
-        // Without an ACL file the map is empty: skip even the lookup.
-        if self.config.auth.acl.is_some()
+        // Without an ACL file the map is empty: skip even the lookup. `$SYS` is the
+        // broker's own.
+        let denied = self.config.auth.acl.is_some()
             && self
                 .access
                 .get(&key)
-                .is_some_and(|a| !a.may_publish(&p.topic))
-        {
+                .is_some_and(|a| !a.may_publish(&p.topic));
+        if denied || super::is_sys_topic(&p.topic) {
             self.refuse_publish(key, &p);
             return;
         }
@@ -105,10 +106,10 @@ impl Shard {
         }
     }
 
-    /// A PUBLISH that `auth.acl_file` does not let this client send: MQTT 5 gets PUBACK or
-    /// PUBREC 0x87 Not authorized [MQTT-3.4.2-1]; 3.1.1 has no such code, so it gets the
-    /// usual acknowledgement while the message is dropped (as on mosquitto), and QoS 0 is
-    /// just dropped. Nobody receives it, retained or not.
+    /// A PUBLISH that `auth.acl_file` does not let this client send, or one to `$SYS`:
+    /// MQTT 5 gets PUBACK or PUBREC 0x87 Not authorized [MQTT-3.4.2-1]; 3.1.1 has no such
+    /// code, so it gets the usual acknowledgement while the message is dropped (as on
+    /// mosquitto), and QoS 0 is just dropped. Nobody receives it, retained or not.
     fn refuse_publish(&mut self, key: Key, p: &Publish) {
         self.metrics.acl_denials += 1;
         let v5 = self.conns.get(key).is_some_and(|c| c.protocol.is_v5());

@@ -1,0 +1,89 @@
+//! `$SYS` topics: the broker's counters, published retained under `$SYS/broker/` every
+//! `sys_interval_secs`, summed over both shards.
+
+mod common;
+
+use common::*;
+use std::time::{Duration, Instant};
+
+/// Reads `$SYS` messages until `topic` carries a value for which `done` holds.
+#[track_caller]
+fn wait_for_value(c: &mut Client, topic: &str, done: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut last = None;
+    while Instant::now() < deadline {
+        if let Recv::Packet(Packet::Publish(p)) = c.recv(Duration::from_millis(500)) {
+            let value = String::from_utf8_lossy(&p.payload).to_string();
+            if p.topic.as_str() == topic {
+                if done(&value) {
+                    return value;
+                }
+                last = Some(value);
+            }
+        }
+    }
+    panic!("{topic}: last value {last:?}");
+}
+
+#[test]
+fn counters_are_published_under_sys_and_only_the_broker_publishes_there() {
+    let broker = Broker::with_config("sys_interval_secs = 1\n");
+    let mut everything = broker.v5(&unique("all"));
+    everything.sub("#", QoS::AtMostOnce);
+    let mut ops = broker.v5(&unique("ops"));
+    ops.sub("$SYS/broker/#", QoS::AtMostOnce);
+    let version = wait_for_value(&mut ops, "$SYS/broker/version", |_| true);
+    assert!(version.starts_with("shardmq "), "{version}");
+    assert_eq!(
+        wait_for_value(&mut ops, "$SYS/broker/shards", |_| true),
+        "2"
+    );
+
+    // Publishes on both shards are summed: 20 from clients spread by the kernel.
+    let topic = unique("counted");
+    for _ in 0..4 {
+        let mut p = broker.v5(&unique("pub"));
+        for _ in 0..5 {
+            p.publish(&topic, b"x", QoS::AtLeastOnce, false);
+        }
+    }
+    wait_for_value(&mut ops, "$SYS/broker/messages/received", |v| {
+        v.parse::<u64>().is_ok_and(|n| n >= 20)
+    });
+    wait_for_value(&mut ops, "$SYS/broker/counters/connections_accepted", |v| {
+        v.parse::<u64>().is_ok_and(|n| n >= 6)
+    });
+
+    // A client may not publish there [MQTT-4.7.2-1 reserves `$` topics for the server].
+    let mut faker = broker.v5(&unique("faker"));
+    let id = faker.next_packet_id();
+    let mut fake = publish("$SYS/broker/version", b"fake", QoS::AtLeastOnce);
+    fake.packet_id = id;
+    fake.retain = true;
+    faker.send(&Packet::Publish(fake));
+    let ack = faker.wait_for("PUBACK", |p| matches!(p, Packet::PubAck(_)));
+    assert!(
+        matches!(&ack, Packet::PubAck(a) if a.reason_code == ReasonCode::NOT_AUTHORIZED),
+        "{ack:?}"
+    );
+    let mut late = broker.v5(&unique("late"));
+    late.sub("$SYS/broker/version", QoS::AtMostOnce);
+    let retained = late.recv_publish();
+    assert!(retained.payload.starts_with(b"shardmq "), "{retained:?}");
+
+    // `#` never matches them; the counted messages did arrive.
+    let mut seen = 0;
+    while let Recv::Packet(Packet::Publish(p)) = everything.recv(QUIET) {
+        assert!(!p.topic.starts_with('$'), "{p:?}");
+        seen += 1;
+    }
+    assert_eq!(seen, 20);
+}
+
+#[test]
+fn an_interval_of_zero_publishes_nothing() {
+    let broker = Broker::with_config("sys_interval_secs = 0\n");
+    let mut ops = broker.v5(&unique("ops"));
+    ops.sub("$SYS/#", QoS::AtMostOnce);
+    ops.expect_nothing_for(Duration::from_millis(1500));
+}
