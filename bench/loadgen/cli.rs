@@ -71,6 +71,12 @@ pub struct Cli {
     /// MQTT keep alive, seconds.
     #[arg(long, default_value_t = 60, global = true)]
     pub keepalive: u16,
+    /// User name sent in every CONNECT (for a broker with a password file).
+    #[arg(long, global = true)]
+    pub username: Option<String>,
+    /// Password sent with --username.
+    #[arg(long, global = true, requires = "username")]
+    pub password: Option<String>,
     /// Longest wait for late deliveries after the window, seconds.
     #[arg(long, default_value_t = 5.0, global = true)]
     pub drain_secs: f64,

@@ -122,6 +122,8 @@ pub fn run(cli: &Cli) -> Result<Summary, String> {
         connect_rate: connect_rate / threads as f64,
         max_unsent: cli.max_unsent.max(size + 64),
         keepalive: cli.keepalive,
+        username: cli.username.clone(),
+        password: cli.password.clone(),
         rbuf: cli.rbuf.unwrap_or(if idle_like { 1024 } else { 32 * 1024 }),
         mode: plan.mode,
         hold_ms,

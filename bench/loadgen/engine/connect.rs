@@ -102,6 +102,12 @@ impl Worker {
         let spec = &self.specs[c.spec];
         let mut connect = Connect::new(self.cfg.protocol, spec.client_id.as_str());
         connect.keep_alive_secs = self.cfg.keepalive;
+        connect.username = self.cfg.username.as_deref().map(Into::into);
+        connect.password = self
+            .cfg
+            .password
+            .as_ref()
+            .map(|p| p.clone().into_bytes().into());
         if self.cfg.protocol.is_v5() {
             connect.properties.receive_maximum = Some(u16::MAX);
         }
@@ -124,6 +130,10 @@ impl Worker {
     }
 
     pub(super) fn on_connack(&mut self, ci: usize, ack: ConnAck, now: u64) {
+        if self.conns[ci].st == St::Closing {
+            // Given up on (the run ended, or it timed out and was counted): a late answer.
+            return;
+        }
         if self.conns[ci].st != St::WaitConnack {
             self.error(ci, "unexpected CONNACK");
             return;

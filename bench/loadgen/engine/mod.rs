@@ -74,6 +74,10 @@ pub struct EngineCfg {
     pub max_unsent: usize,
     /// MQTT keep alive, seconds (0: none).
     pub keepalive: u16,
+    /// User name and password of every CONNECT.
+    pub username: Option<String>,
+    /// Password (with `username`).
+    pub password: Option<String>,
     /// Receive buffer per socket.
     pub rbuf: usize,
     /// Engine mode.
