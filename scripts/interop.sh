@@ -59,20 +59,31 @@ python3 -c 'import paho.mqtt' 2>/dev/null \
 echo "building shardmq (release)..."
 cargo build --release --quiet --bin shardmq
 
-"$BIN" --bind 127.0.0.1 --port 0 --shards 2 --log warn >"$WORK/stdout" 2>"$WORK/stderr" &
-BROKER_PID=$!
-PORT=""
-for _ in $(seq 200); do
-  if line=$(grep -m1 '^listening ' "$WORK/stdout" 2>/dev/null); then
-    PORT=${line##*:}
-    break
-  fi
-  kill -0 "$BROKER_PID" 2>/dev/null || break
-  sleep 0.05
-done
+# Starts the broker with two shards on a free port; $1 names its output files in $WORK,
+# the rest are extra flags. Sets STARTED_PID, and STARTED_PORT (empty if it did not start).
+start_broker() {
+  local name=$1
+  shift
+  "$BIN" --bind 127.0.0.1 --port 0 --shards 2 --log warn "$@" \
+    >"$WORK/$name.stdout" 2>"$WORK/$name.stderr" &
+  STARTED_PID=$!
+  STARTED_PORT=""
+  for _ in $(seq 200); do
+    if line=$(grep -m1 '^listening ' "$WORK/$name.stdout" 2>/dev/null); then
+      STARTED_PORT=${line##*:}
+      break
+    fi
+    kill -0 "$STARTED_PID" 2>/dev/null || break
+    sleep 0.05
+  done
+}
+
+start_broker main
+BROKER_PID=$STARTED_PID
+PORT=$STARTED_PORT
 if [ -z "$PORT" ]; then
   echo "interop: broker did not start" >&2
-  cat "$WORK/stderr" >&2
+  cat "$WORK/main.stderr" >&2
   exit 1
 fi
 echo "broker pid $BROKER_PID listening on 127.0.0.1:$PORT (2 shards)"
@@ -235,18 +246,9 @@ pattern write fleet/%c/telemetry
 ACL
 printf '[auth]\nallow_anonymous = false\npassword_file = "passwd"\nacl_file = "acl"\n' \
   >"$WORK/auth.toml"
-"$BIN" --bind 127.0.0.1 --port 0 --shards 2 --log warn --config "$WORK/auth.toml" \
-  >"$WORK/auth.stdout" 2>"$WORK/auth.stderr" &
-AUTH_PID=$!
-AUTH_PORT=""
-for _ in $(seq 200); do
-  if line=$(grep -m1 '^listening ' "$WORK/auth.stdout" 2>/dev/null); then
-    AUTH_PORT=${line##*:}
-    break
-  fi
-  kill -0 "$AUTH_PID" 2>/dev/null || break
-  sleep 0.05
-done
+start_broker auth --config "$WORK/auth.toml"
+AUTH_PID=$STARTED_PID
+AUTH_PORT=$STARTED_PORT
 if [ -z "$AUTH_PORT" ]; then
   fail "broker with a password file started" "$(cat "$WORK/auth.stderr")"
 else

@@ -117,6 +117,29 @@ fn anonymous_clients_may_be_allowed_beside_the_password_file() {
     watcher.expect_nothing();
 }
 
+/// Starts the broker with `config` as its file and expects it to refuse: exit status 2,
+/// nothing listening; returns what it printed on stderr.
+#[track_caller]
+fn refused_startup(config: &str) -> String {
+    let path = std::env::temp_dir().join(format!("{}.toml", unique("shardmq-auth")));
+    std::fs::write(&path, config).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_shardmq"))
+        .args(["--port", "0", "--shards", "1", "--config"])
+        .arg(&path)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        out.stdout.is_empty(),
+        "it must not listen: {:?}",
+        out.stdout
+    );
+    stderr
+}
+
 /// A password file that cannot be used stops startup with a message naming the file and
 /// the line; it never starts a broker that lets everyone in.
 #[test]
@@ -126,26 +149,11 @@ fn a_bad_password_file_stops_startup() {
     std::fs::write(&passwd, "alice:$7$101$25a6oOoXVgNT3wCK$JQ==\nbob:hunter2\n").unwrap();
     let missing = dir.join(unique("shardmq-nopasswd"));
     for (file, words) in [(&passwd, "line 1"), (&missing, "No such file")] {
-        let config = dir.join(format!("{}.toml", unique("shardmq-auth")));
-        std::fs::write(&config, format!("[auth]\npassword_file = {file:?}\n")).unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_shardmq"))
-            .args(["--port", "0", "--shards", "1", "--config"])
-            .arg(&config)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{stderr}");
-        assert!(
-            out.stdout.is_empty(),
-            "it must not listen: {:?}",
-            out.stdout
-        );
+        let stderr = refused_startup(&format!("[auth]\npassword_file = {file:?}\n"));
         assert!(
             stderr.contains("auth.password_file") && stderr.contains(words),
             "{stderr}"
         );
-        std::fs::remove_file(&config).unwrap();
     }
     std::fs::remove_file(&passwd).unwrap();
 }
@@ -363,23 +371,12 @@ fn acl_rules_hold_on_connections_that_moved_shards() {
 /// An ACL file that cannot be used stops startup, naming the line.
 #[test]
 fn a_bad_acl_file_stops_startup() {
-    let dir = std::env::temp_dir();
-    let acl = dir.join(unique("shardmq-badacl"));
+    let acl = std::env::temp_dir().join(unique("shardmq-badacl"));
     std::fs::write(&acl, "topic read a/#\ntopic deny a/secret\n").unwrap();
-    let config = dir.join(format!("{}.toml", unique("shardmq-acl")));
-    std::fs::write(&config, format!("[auth]\nacl_file = {acl:?}\n")).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_shardmq"))
-        .args(["--port", "0", "--shards", "1", "--config"])
-        .arg(&config)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let stderr = refused_startup(&format!("[auth]\nacl_file = {acl:?}\n"));
     assert!(
         stderr.contains("auth.acl_file") && stderr.contains("line 2") && stderr.contains("deny"),
         "{stderr}"
     );
-    std::fs::remove_file(&config).unwrap();
     std::fs::remove_file(&acl).unwrap();
 }
