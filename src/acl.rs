@@ -30,8 +30,10 @@
 //! - A `%c` or `%u` replaced by an id or name containing `/`, `+` or `#` grants nothing:
 //!   a client id must not widen its own rule.
 //!
-//! Pure: the runtime reads the file once at start; a client's rules are resolved once per
-//! connection, and only when an ACL file is configured.
+//! Pure: the runtime reads the file once at start. A connection keeps only a shared pointer
+//! to its user's rules (and its user name, when a pattern uses `%u`); patterns are expanded
+//! into a reused buffer at each check. Nothing is kept, and nothing checked, without an ACL
+//! file.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -77,12 +79,16 @@ struct Rule {
     filter: String,
 }
 
-/// The rules of an ACL file, before they are resolved for one client.
+/// The rules of an ACL file. A user's own rules are shared by all of its connections; the
+/// `pattern` rules are shared by everyone and their `%c` / `%u` are replaced at each check,
+/// so a connection holds no copy of any rule.
 #[derive(Debug, Clone, Default)]
 pub struct AclRules {
-    anonymous: Vec<Rule>,
-    users: HashMap<String, Vec<Rule>>,
+    anonymous: Arc<[Rule]>,
+    users: HashMap<String, Arc<[Rule]>>,
     patterns: Vec<Rule>,
+    /// Some pattern uses `%u`: connections keep their user name.
+    patterns_use_username: bool,
 }
 
 /// Most rules a file may hold.
@@ -91,7 +97,9 @@ const MAX_RULES: usize = 1_000_000;
 impl AclRules {
     /// Parses an ACL file (see the module docs for the format).
     pub fn parse(text: &str) -> Result<AclRules, AclFileError> {
-        let mut rules = AclRules::default();
+        let mut anonymous = Vec::new();
+        let mut users: HashMap<String, Vec<Rule>> = HashMap::new();
+        let mut patterns = Vec::new();
         let mut user: Option<String> = None;
         let mut count = 0usize;
         for (i, raw) in text.lines().enumerate() {
@@ -109,7 +117,7 @@ impl AclRules {
                         return Err(bad("`user` needs a user name".into()));
                     }
                     user = Some(rest.to_string());
-                    rules.users.entry(rest.to_string()).or_default();
+                    users.entry(rest.to_string()).or_default();
                 }
                 "topic" | "pattern" => {
                     let (word, filter) = rest.split_once([' ', '\t']).unwrap_or((rest, ""));
@@ -148,9 +156,9 @@ impl AclRules {
                         filter: filter.to_string(),
                     };
                     match (keyword, &user) {
-                        ("pattern", _) => rules.patterns.push(rule),
-                        (_, Some(u)) => rules.users.get_mut(u).expect("added above").push(rule),
-                        (_, None) => rules.anonymous.push(rule),
+                        ("pattern", _) => patterns.push(rule),
+                        (_, Some(u)) => users.get_mut(u).expect("added above").push(rule),
+                        (_, None) => anonymous.push(rule),
                     }
                 }
                 other => {
@@ -160,62 +168,111 @@ impl AclRules {
                 }
             }
         }
-        Ok(rules)
+        Ok(AclRules {
+            anonymous: anonymous.into(),
+            users: users.into_iter().map(|(u, r)| (u, r.into())).collect(),
+            patterns_use_username: patterns.iter().any(|p: &Rule| p.filter.contains("%u")),
+            patterns,
+        })
     }
 
-    /// The rules that apply to one client, with `%c` / `%u` replaced.
-    pub fn resolve(&self, client_id: &str, username: Option<&str>) -> Arc<ClientAccess> {
+    /// What one connection keeps: its user's rules (shared) and, when a pattern needs it,
+    /// its user name.
+    pub fn for_client(&self, username: Option<&str>) -> ClientRules {
         let own = match username {
-            Some(u) => self.users.get(u).map(Vec::as_slice).unwrap_or(&[]),
-            None => &self.anonymous,
+            Some(u) => self.users.get(u).cloned().unwrap_or_else(|| Arc::from([])),
+            None => self.anonymous.clone(),
         };
-        let mut rules: Vec<(Access, String)> =
-            own.iter().map(|r| (r.access, r.filter.clone())).collect();
-        let safe = |v: &str| !v.is_empty() && !v.contains(['/', '+', '#']);
-        for p in &self.patterns {
-            let needs_user = p.filter.contains("%u");
-            let needs_client = p.filter.contains("%c");
-            let user = match (needs_user, username) {
-                (false, _) => "",
-                (true, Some(u)) if safe(u) => u,
-                (true, _) => continue,
-            };
-            if needs_client && !safe(client_id) {
-                continue;
-            }
-            let filter = p.filter.replace("%c", client_id).replace("%u", user);
-            rules.push((p.access, filter));
-        }
-        Arc::new(ClientAccess { rules })
+        let username = username
+            .filter(|_| self.patterns_use_username)
+            .map(Box::from);
+        ClientRules { own, username }
     }
-}
 
-/// One client's rules, resolved.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientAccess {
-    rules: Vec<(Access, String)>,
-}
-
-impl ClientAccess {
-    /// True when the client may publish to `topic`.
-    pub fn may_publish(&self, topic: &str) -> bool {
-        self.rules
-            .iter()
-            .any(|(a, f)| a.write && filter_matches(f, topic))
+    /// True when the client may publish to `topic`. `scratch` is reused for the patterns'
+    /// replacements (no allocation once it has grown).
+    pub fn may_publish(
+        &self,
+        client: &ClientRules,
+        client_id: &str,
+        topic: &str,
+        scratch: &mut String,
+    ) -> bool {
+        self.any_rule(client, client_id, scratch, |a, f| {
+            a.write && filter_matches(f, topic)
+        })
     }
 
     /// True when every topic `filter` can match is readable (a `$share/GROUP/` prefix is
     /// checked on the filter behind it).
-    pub fn may_subscribe(&self, filter: &str) -> bool {
+    pub fn may_subscribe(
+        &self,
+        client: &ClientRules,
+        client_id: &str,
+        filter: &str,
+        scratch: &mut String,
+    ) -> bool {
         let inner = match crate::topic::parse_shared_filter(filter) {
             Some(Ok(shared)) => shared.filter,
             Some(Err(_)) => return false,
             None => filter,
         };
-        self.rules
-            .iter()
-            .any(|(a, f)| a.read && filter_covers(f, inner))
+        self.any_rule(client, client_id, scratch, |a, f| {
+            a.read && filter_covers(f, inner)
+        })
     }
+
+    /// True when `test` holds for one of the client's own rules or one of the patterns,
+    /// with `%c` / `%u` replaced. A replacement value that is empty or contains `/`, `+` or
+    /// `#` makes its pattern grant nothing.
+    fn any_rule(
+        &self,
+        client: &ClientRules,
+        client_id: &str,
+        scratch: &mut String,
+        test: impl Fn(Access, &str) -> bool,
+    ) -> bool {
+        if client.own.iter().any(|r| test(r.access, &r.filter)) {
+            return true;
+        }
+        let safe = |v: &str| !v.is_empty() && !v.contains(['/', '+', '#']);
+        let client_id_ok = safe(client_id);
+        let username = client.username.as_deref().filter(|u| safe(u));
+        self.patterns.iter().any(|p| {
+            if !p.filter.contains('%') {
+                return test(p.access, &p.filter);
+            }
+            scratch.clear();
+            let mut rest = p.filter.as_str();
+            while let Some(at) = rest.find('%') {
+                scratch.push_str(&rest[..at]);
+                let tail = &rest[at..];
+                if let Some(after) = tail.strip_prefix("%c") {
+                    if !client_id_ok {
+                        return false;
+                    }
+                    scratch.push_str(client_id);
+                    rest = after;
+                } else if let Some(after) = tail.strip_prefix("%u") {
+                    let Some(u) = username else { return false };
+                    scratch.push_str(u);
+                    rest = after;
+                } else {
+                    scratch.push('%');
+                    rest = &tail[1..];
+                }
+            }
+            scratch.push_str(rest);
+            test(p.access, scratch)
+        })
+    }
+}
+
+/// What one connection keeps for its checks.
+#[derive(Debug, Clone)]
+pub struct ClientRules {
+    own: Arc<[Rule]>,
+    username: Option<Box<str>>,
 }
 
 /// True when every topic that `inner` matches is also matched by `outer` (both valid
@@ -256,6 +313,33 @@ pub fn filter_covers(outer: &str, inner: &str) -> bool {
 mod tests {
     use super::*;
 
+    /// One client's view of the rules, for the checks below.
+    struct View<'a> {
+        acl: &'a AclRules,
+        client: ClientRules,
+        id: &'a str,
+    }
+
+    impl View<'_> {
+        fn may_publish(&self, topic: &str) -> bool {
+            self.acl
+                .may_publish(&self.client, self.id, topic, &mut String::new())
+        }
+
+        fn may_subscribe(&self, filter: &str) -> bool {
+            self.acl
+                .may_subscribe(&self.client, self.id, filter, &mut String::new())
+        }
+    }
+
+    fn view<'a>(acl: &'a AclRules, id: &'a str, user: Option<&str>) -> View<'a> {
+        View {
+            acl,
+            client: acl.for_client(user),
+            id,
+        }
+    }
+
     const FILE: &str = "\
 # anonymous
 topic read public/#
@@ -272,7 +356,7 @@ pattern readwrite users/%u/#
     #[test]
     fn rules_follow_the_user_and_patterns_apply_to_all() {
         let acl = AclRules::parse(FILE).unwrap();
-        let anon = acl.resolve("dev1", None);
+        let anon = view(&acl, "dev1", None);
         assert!(anon.may_subscribe("public/news"));
         assert!(anon.may_subscribe("public/#"));
         assert!(!anon.may_publish("public/news"), "read only");
@@ -285,7 +369,7 @@ pattern readwrite users/%u/#
             "%u without a user name grants nothing"
         );
 
-        let dash = acl.resolve("d", Some("dashboard"));
+        let dash = view(&acl, "d", Some("dashboard"));
         assert!(dash.may_subscribe("fleet/#"));
         assert!(dash.may_subscribe("$share/g/fleet/+/telemetry"));
         assert!(
@@ -294,7 +378,7 @@ pattern readwrite users/%u/#
         );
         assert!(!dash.may_publish("fleet/x"));
 
-        let alice = acl.resolve("a1", Some("alice"));
+        let alice = view(&acl, "a1", Some("alice"));
         assert!(alice.may_publish("lab/alice/x/y"));
         assert!(alice.may_subscribe("lab/alice/#"));
         assert!(alice.may_publish("lab/shared") && alice.may_subscribe("lab/shared"));
@@ -302,7 +386,7 @@ pattern readwrite users/%u/#
         assert!(!alice.may_publish("users/bob/inbox"));
         assert!(!alice.may_subscribe("lab/#"));
 
-        let stranger = acl.resolve("s", Some("nobody"));
+        let stranger = view(&acl, "s", Some("nobody"));
         assert!(!stranger.may_subscribe("public/#"));
         assert!(stranger.may_publish("users/nobody/x"));
     }
@@ -311,7 +395,7 @@ pattern readwrite users/%u/#
     fn ids_with_separators_or_wildcards_do_not_widen_patterns() {
         let acl = AclRules::parse(FILE).unwrap();
         for id in ["+", "#", "a/b", ""] {
-            let c = acl.resolve(id, Some("x/y"));
+            let c = view(&acl, id, Some("x/y"));
             assert!(!c.may_publish("fleet/a/b/telemetry"), "{id:?}");
             assert!(!c.may_subscribe("fleet/+/commands/#"), "{id:?}");
             assert!(!c.may_publish("users/x/y/z"), "{id:?}");

@@ -96,8 +96,9 @@ impl Shard {
             ));
         }
         if let (Some(acl), Some(will)) = (&self.config.auth.acl, &connect.will) {
-            let access = acl.resolve(&connect.client_id, connect.username.as_deref());
-            if !access.may_publish(&will.topic) {
+            let client = acl.for_client(connect.username.as_deref());
+            let id = &connect.client_id;
+            if !acl.may_publish(&client, id, &will.topic, &mut self.acl_scratch) {
                 // A Will it could not publish itself is refused with the CONNECT, not
                 // dropped unseen when the connection ends.
                 self.metrics.acl_denials += 1;
@@ -304,8 +305,8 @@ impl Shard {
         self.account_online_queue(skey, queued, true);
 
         if let Some(acl) = &self.config.auth.acl {
-            let access = acl.resolve(&connect.client_id, connect.username.as_deref());
-            self.access.insert(key, access);
+            let client = acl.for_client(connect.username.as_deref());
+            self.access.insert(key, client);
         }
         let mut ack = ConnAck {
             session_present,

@@ -161,7 +161,9 @@ pub struct Shard {
     /// Connections adopted from other shards, with their sockets, for the runtime.
     adopted: Vec<(Key, u64)>,
     /// Per connected client, its rules from `auth.acl_file` (empty without one).
-    access: AHashMap<Key, std::sync::Arc<crate::acl::ClientAccess>>,
+    access: AHashMap<Key, crate::acl::ClientRules>,
+    /// Reused for the ACL patterns' `%c` / `%u` replacements.
+    acl_scratch: String,
     /// `$SYS` publishing (shard 0).
     sys: sys::SysState,
     /// Open connections on all shards, shared with them (`limits.max_connections`).
@@ -211,6 +213,7 @@ impl Shard {
             handovers: AHashMap::new(),
             adopted: Vec::new(),
             access: AHashMap::new(),
+            acl_scratch: String::new(),
             sys: sys::SysState::default(),
             gauge,
         }

@@ -61,11 +61,16 @@ impl Shard {
         self.metrics.publishes_received += 1;
         // Without an ACL file the map is empty: skip even the lookup. `$SYS` is the
         // broker's own.
-        let denied = self.config.auth.acl.is_some()
-            && self
-                .access
-                .get(&key)
-                .is_some_and(|a| !a.may_publish(&p.topic));
+        let denied = match (&self.config.auth.acl, self.access.get(&key)) {
+            (Some(acl), Some(client)) => {
+                let id = self
+                    .sessions
+                    .get(skey)
+                    .map_or("", |s| &*s.session.client_id);
+                !acl.may_publish(client, id, &p.topic, &mut self.acl_scratch)
+            }
+            _ => false,
+        };
         if denied || super::is_sys_topic(&p.topic) {
             self.refuse_publish(key, &p);
             return;

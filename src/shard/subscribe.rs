@@ -84,12 +84,17 @@ impl Shard {
             return ReasonCode::TOPIC_FILTER_INVALID;
         }
         // Without an ACL file the map is empty: skip even the lookup.
-        if self.config.auth.acl.is_some()
-            && self
-                .access
-                .get(&pending.conn)
-                .is_some_and(|a| !a.may_subscribe(filter))
-        {
+        let denied = match (&self.config.auth.acl, self.access.get(&pending.conn)) {
+            (Some(acl), Some(client)) => {
+                let id = self
+                    .sessions
+                    .get(skey)
+                    .map_or("", |s| &*s.session.client_id);
+                !acl.may_subscribe(client, id, filter, &mut self.acl_scratch)
+            }
+            _ => false,
+        };
+        if denied {
             // Not every topic it matches is readable: refused whole, so no message needs
             // a check on its way out [MQTT-3.9.3-1 reason codes].
             self.metrics.acl_denials += 1;
