@@ -86,6 +86,8 @@ struct Rule {
 pub struct AclRules {
     anonymous: Arc<[Rule]>,
     users: HashMap<String, Arc<[Rule]>>,
+    /// Shared by the users the file does not list (patterns only): no allocation each.
+    unlisted: Arc<[Rule]>,
     patterns: Vec<Rule>,
     /// Some pattern uses `%u`: connections keep their user name.
     patterns_use_username: bool,
@@ -171,6 +173,7 @@ impl AclRules {
         Ok(AclRules {
             anonymous: anonymous.into(),
             users: users.into_iter().map(|(u, r)| (u, r.into())).collect(),
+            unlisted: Arc::from([]),
             patterns_use_username: patterns.iter().any(|p: &Rule| p.filter.contains("%u")),
             patterns,
         })
@@ -180,7 +183,7 @@ impl AclRules {
     /// its user name.
     pub fn for_client(&self, username: Option<&str>) -> ClientRules {
         let own = match username {
-            Some(u) => self.users.get(u).cloned().unwrap_or_else(|| Arc::from([])),
+            Some(u) => self.users.get(u).unwrap_or(&self.unlisted).clone(),
             None => self.anonymous.clone(),
         };
         let username = username
