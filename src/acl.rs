@@ -146,7 +146,7 @@ impl AclRules {
                     let shape = filter.replace("%c", "c").replace("%u", "u");
                     validate_topic_filter(&shape)
                         .map_err(|e| bad(format!("`{filter}` is not a topic filter: {e}")))?;
-                    if keyword == "topic" && filter.contains(['%']) && filter != shape {
+                    if keyword == "topic" && filter != shape {
                         return Err(bad("%c and %u are replaced in `pattern` lines only".into()));
                     }
                     count += 1;

@@ -271,17 +271,13 @@ impl Config {
     /// and `auth.acl`. Called once at start, after the file and flags are merged; a missing
     /// file or a bad line stops startup.
     pub fn load_auth_files(&mut self) -> Result<(), ConfigError> {
-        fn read(key: &'static str, path: &Path) -> Result<String, ConfigError> {
-            std::fs::read_to_string(path).map_err(|e| ConfigError::AuthFile {
-                key,
-                path: path.display().to_string(),
-                problem: e.to_string(),
-            })
-        }
         let bad = |key: &'static str, path: &Path, problem: String| ConfigError::AuthFile {
             key,
             path: path.display().to_string(),
             problem,
+        };
+        let read = |key, path: &Path| {
+            std::fs::read_to_string(path).map_err(|e| bad(key, path, e.to_string()))
         };
         if let Some(path) = &self.auth.password_file {
             let key = "auth.password_file";
