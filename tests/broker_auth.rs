@@ -380,3 +380,58 @@ fn a_bad_acl_file_stops_startup() {
     );
     std::fs::remove_file(&acl).unwrap();
 }
+
+/// A session belongs to its client id, so another user may resume it (as in mosquitto).
+/// What that user may not read goes before anything is delivered: the subscriptions it could
+/// not have made and the queued messages on topics it may not read. Bob's persistent session
+/// reads `#` and `anon/#`; an anonymous client resumes it and keeps only `anon/#` and the
+/// queued `anon/` message, never bob's.
+#[test]
+fn a_resumed_session_keeps_only_what_its_new_user_may_read() {
+    let broker = acl_broker();
+    let id = unique("shared-id");
+    let login = |c: Connect| with_login(c, Some("bob"), Some(b"hunter2"));
+    let (mut owner, ack) = broker.connect(login(connect_v5(&id, true, 300)));
+    assert_eq!(ack.reason_code, ReasonCode::SUCCESS);
+    for filter in ["#", "anon/#"] {
+        assert_eq!(
+            owner.subscribe(filter, QoS::AtLeastOnce).reason_codes,
+            [ReasonCode::GRANTED_QOS_1]
+        );
+    }
+    owner.disconnect();
+    // Queued for the offline session: one message each user may read, one only bob may.
+    let (mut bob_pub, _) = broker.connect(login(connect_v5(&unique("bob-pub"), true, 0)));
+    assert_eq!(
+        publish_ack(&mut bob_pub, "bob/secret", QoS::AtLeastOnce),
+        ReasonCode::SUCCESS
+    );
+    let mut anon_pub = broker.v5(&unique("anon-pub"));
+    assert_eq!(
+        publish_ack(&mut anon_pub, "anon/hello", QoS::AtLeastOnce),
+        ReasonCode::SUCCESS
+    );
+
+    let (mut taker, ack) = broker.connect(connect_v5(&id, false, 300));
+    assert_eq!(ack.reason_code, ReasonCode::SUCCESS);
+    assert!(ack.session_present, "the session is resumed");
+    let first = taker.recv_publish();
+    assert_eq!(first.topic.as_str(), "anon/hello");
+    taker.ack(&first);
+    taker.expect_nothing();
+    // `#` is gone, `anon/#` stays.
+    assert_eq!(
+        publish_ack(&mut bob_pub, "bob/secret2", QoS::AtLeastOnce),
+        ReasonCode::SUCCESS
+    );
+    assert_eq!(
+        publish_ack(&mut anon_pub, "anon/again", QoS::AtLeastOnce),
+        ReasonCode::SUCCESS
+    );
+    let next = taker.recv_publish();
+    assert_eq!(next.topic.as_str(), "anon/again");
+    taker.ack(&next);
+    taker.expect_nothing();
+    let codes = taker.unsubscribe("#").reason_codes;
+    assert_eq!(codes, [ReasonCode::NO_SUBSCRIPTION_EXISTED]);
+}

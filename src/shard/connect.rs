@@ -34,7 +34,7 @@ use super::{Pending, RegistryEntry, SessionSlot, Shard};
 use crate::codec::{
     ConnAck, Connect, Disconnect, MqttStr, Protocol, PublishProperties, ReasonCode,
 };
-use crate::session::{ClientLimits, Message, Session};
+use crate::session::{ClientLimits, InflightState, Message, Session};
 
 impl Shard {
     pub(super) fn on_connect(&mut self, key: Key, connect: Box<Connect>, now_ms: u64) {
@@ -301,13 +301,19 @@ impl Shard {
             // The client gets its first chance to acknowledge now.
             session.outbound.last_progress_ms = now_ms;
         }
-        let queued = session.outbound.queue.len();
-        self.account_online_queue(skey, queued, true);
-
         if let Some(acl) = &self.config.auth.acl {
             let client = acl.for_client(connect.username.as_deref());
+            if session_present {
+                self.revoke_unreadable(skey, &client);
+            }
             self.access.insert(key, client);
         }
+        let queued = self
+            .sessions
+            .get(skey)
+            .map_or(0, |s| s.session.outbound.queue.len());
+        self.account_online_queue(skey, queued, true);
+
         let mut ack = ConnAck {
             session_present,
             ..ConnAck::default()
@@ -337,6 +343,60 @@ impl Shard {
             }
         }
         self.finish_connect(key, skey, &ack, now_ms);
+    }
+
+    /// A session resumed under an access control list: another user may have made it (a
+    /// session belongs to its client id), so what the new connection may not read goes
+    /// before anything is delivered — the subscriptions it could not have made, and the
+    /// queued or unacknowledged messages on topics it may not read. Checked once here, so
+    /// deliveries need no check on their way out (mosquitto checks every delivery instead).
+    fn revoke_unreadable(&mut self, skey: Key, client: &crate::acl::ClientRules) {
+        let Some(acl) = self.config.auth.acl.clone() else {
+            return;
+        };
+        let mut scratch = std::mem::take(&mut self.acl_scratch);
+        let Some(slot) = self.sessions.get_mut(skey) else {
+            return;
+        };
+        let session = &mut slot.session;
+        let id = &*session.client_id;
+        let revoked: Vec<MqttStr> = session
+            .subscriptions
+            .keys()
+            .filter(|f| !acl.may_subscribe(client, id, f, &mut scratch))
+            .cloned()
+            .collect();
+        let mut unreadable = 0usize;
+        // Checked through `Deref` first: `DerefMut` would allocate an empty outbound state.
+        if !session.outbound.queue.is_empty() || !session.outbound.inflight.is_empty() {
+            let outbound = &mut *session.outbound;
+            let before = outbound.queue.len() + outbound.inflight.len();
+            outbound
+                .queue
+                .retain(|d| acl.may_subscribe(client, id, &d.message.topic, &mut scratch));
+            // A QoS 2 message past PUBREC was delivered already: only its PUBREL remains.
+            outbound.inflight.retain(|m| {
+                m.state == InflightState::AwaitingComp
+                    || acl.may_subscribe(client, id, &m.delivery.message.topic, &mut scratch)
+            });
+            unreadable = before - outbound.queue.len() - outbound.inflight.len();
+        }
+        for filter in &revoked {
+            session.subscriptions.remove_entry(filter.as_str());
+        }
+        if !revoked.is_empty() || unreadable > 0 {
+            tracing::info!(
+                client_id = id,
+                subscriptions = revoked.len(),
+                messages = unreadable,
+                "resumed session: dropped what this user may not read"
+            );
+        }
+        self.acl_scratch = scratch;
+        for filter in &revoked {
+            self.remove_subscription_entry(skey, filter);
+        }
+        self.metrics.acl_denials += (revoked.len() + unreadable) as u64;
     }
 
     /// CONNACK, keep-alive watch, and the redelivery of what the session still owes.
