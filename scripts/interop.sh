@@ -17,6 +17,7 @@ BIN="$TARGET_DIR/release/shardmq"
 WORK=$(mktemp -d)
 BROKER_PID=""
 AUTH_PID=""
+TLS_PID=""
 PASSED=0
 FAILED=0
 
@@ -35,6 +36,7 @@ stop_broker() {
 cleanup() {
   stop_broker "$BROKER_PID"
   stop_broker "$AUTH_PID"
+  stop_broker "$TLS_PID"
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -334,6 +336,83 @@ PY
   fi
   if ! kill -0 "$AUTH_PID" 2>/dev/null; then
     fail "broker with a password file still running after the checks"
+  fi
+fi
+
+# A third broker with a TLS listener beside the plain one, requiring client certificates
+# of the test CA (tests/fixtures/tls/, see make.sh there).
+TLS_DIR="$(pwd)/tests/fixtures/tls"
+printf '[tls]\nport = 0\ncert_file = "%s"\nkey_file = "%s"\nclient_ca_file = "%s"\n' \
+  "$TLS_DIR/server.pem" "$TLS_DIR/server.key" "$TLS_DIR/ca.pem" >"$WORK/tls.toml"
+start_broker tls --config "$WORK/tls.toml"
+TLS_PID=$STARTED_PID
+TLS_PORT=""
+for _ in $(seq 40); do
+  line=$(grep -m1 '^listening tls ' "$WORK/tls.stdout" 2>/dev/null) && TLS_PORT=${line##*:} && break
+  sleep 0.05
+done
+if [ -z "$TLS_PORT" ] || [ -z "$STARTED_PORT" ]; then
+  fail "broker with a TLS listener started" "$(cat "$WORK/tls.stderr")"
+else
+  T=(-h 127.0.0.1 -p "$TLS_PORT" --cafile "$TLS_DIR/ca.pem")
+  ID=(--cert "$TLS_DIR/client.pem" --key "$TLS_DIR/client.key")
+  for v in mqttv311 mqttv5; do
+    topic="interop/$RUN/tls/$v"
+    name="mosquitto $v over TLS with a client certificate, QoS 1"
+    mosquitto_sub "${T[@]}" "${ID[@]}" -V "$v" -q 1 -t "$topic" -C 1 -W 5 >"$WORK/tls.sub" 2>&1 &
+    sub=$!
+    for _ in $(seq 40); do
+      kill -0 "$sub" 2>/dev/null || break
+      mosquitto_pub "${T[@]}" "${ID[@]}" -V "$v" -q 1 -t "$topic" -m tls-hello 2>/dev/null || true
+      sleep 0.1
+    done
+    wait "$sub" || true
+    if [ "$(cat "$WORK/tls.sub")" = tls-hello ]; then
+      pass "$name"
+    else
+      fail "$name" "subscriber got '$(tr '\n' ' ' <"$WORK/tls.sub")'"
+    fi
+  done
+  name="mosquitto over TLS without a client certificate, or a rogue CA's, refused"
+  none=$(mosquitto_pub "${T[@]}" -t "interop/$RUN/tls/x" -m x 2>&1) && none_rc=0 || none_rc=$?
+  rogue=$(mosquitto_pub "${T[@]}" --cert "$TLS_DIR/rogue.pem" --key "$TLS_DIR/rogue.key" \
+    -t "interop/$RUN/tls/x" -m x 2>&1) && rogue_rc=0 || rogue_rc=$?
+  if [ "$none_rc" -ne 0 ] && [ "$rogue_rc" -ne 0 ]; then
+    pass "$name"
+  else
+    fail "$name" "no certificate: rc $none_rc '$none'; rogue: rc $rogue_rc '$rogue'"
+  fi
+  name="paho v5 over TLS with a client certificate: publish to a plain-TCP subscriber"
+  topic="interop/$RUN/tls/paho"
+  mosquitto_sub -h 127.0.0.1 -p "$STARTED_PORT" -q 1 -t "$topic" -C 1 -W 8 >"$WORK/tls.paho" 2>&1 &
+  sub=$!
+  sleep 0.3
+  if got=$(python3 - 127.0.0.1 "$TLS_PORT" "$TLS_DIR" "$topic" <<'PY' 2>&1
+import sys, threading
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+host, port, tls_dir, topic = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+c = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+c.tls_set(ca_certs=f"{tls_dir}/ca.pem", certfile=f"{tls_dir}/client.pem", keyfile=f"{tls_dir}/client.key")
+connected = threading.Event()
+c.on_connect = lambda client, userdata, flags, reason, props: connected.set()
+c.connect(host, port)
+c.loop_start()
+assert connected.wait(5), "no CONNACK over TLS"
+info = c.publish(topic, b"paho-over-tls", qos=1)
+info.wait_for_publish(5)
+print("published" if info.is_published() else "not published")
+c.disconnect()
+c.loop_stop()
+PY
+  ) && [ "$got" = published ] && wait "$sub" && [ "$(cat "$WORK/tls.paho")" = paho-over-tls ]; then
+    pass "$name"
+  else
+    kill "$sub" 2>/dev/null || true
+    fail "$name" "paho: '$got'; plain subscriber got '$(tr '\n' ' ' <"$WORK/tls.paho")'"
+  fi
+  if ! kill -0 "$TLS_PID" 2>/dev/null; then
+    fail "broker with a TLS listener still running after the checks"
   fi
 fi
 

@@ -43,6 +43,16 @@ pub enum ConfigError {
         /// The OS error, or the line and what is wrong with it.
         problem: String,
     },
+    /// A file named in `[tls]` could not be read or used.
+    #[error("{key} {path}: {problem}")]
+    TlsFile {
+        /// The dotted key.
+        key: &'static str,
+        /// The file, as resolved.
+        path: String,
+        /// The OS error, or what is wrong with its contents.
+        problem: String,
+    },
     /// A value out of its allowed range.
     #[error("config key `{key}`: {problem}")]
     Invalid {
@@ -92,6 +102,36 @@ pub struct Config {
     pub mesh: MeshConfig,
     /// Who may connect.
     pub auth: AuthConfig,
+    /// Whether the plain-TCP listener (`bind`:`port`) runs; `false` with a `[tls]`
+    /// section gives a TLS-only broker.
+    pub listen_plain: bool,
+    /// A TLS listener on `bind`:`tls.port` beside the plain one; absent: no TLS.
+    pub tls: Option<TlsConfig>,
+}
+
+/// The TLS listener (see [`crate::tls`]). Relative paths are taken from the config file's
+/// folder.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// TCP port of the TLS listener; 0 picks a free port, printed at start as
+    /// `listening tls ADDR`.
+    #[serde(default = "default_tls_port")]
+    pub port: u16,
+    /// The server's certificate chain, PEM, leaf first.
+    pub cert_file: PathBuf,
+    /// The server's private key, PEM (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
+    /// Certificate authorities, PEM: when set, every client must present a certificate
+    /// that chains to one of them (mutual TLS), else the handshake fails.
+    pub client_ca_file: Option<PathBuf>,
+    /// The rustls configuration built from the files by [`Config::load_tls_files`].
+    #[serde(skip)]
+    pub server: Option<Arc<rustls::ServerConfig>>,
+}
+
+fn default_tls_port() -> u16 {
+    8883
 }
 
 /// Who may connect (see [`crate::auth`] for the file format and the reason codes).
@@ -204,6 +244,8 @@ impl Default for Config {
             limits: Limits::default(),
             mesh: MeshConfig::default(),
             auth: AuthConfig::default(),
+            listen_plain: true,
+            tls: None,
         }
     }
 }
@@ -256,9 +298,20 @@ impl Config {
             },
             other => other,
         })?;
-        for file in [&mut config.auth.password_file, &mut config.auth.acl_file]
-            .into_iter()
-            .flatten()
+        let tls_files = config.tls.as_mut().map(|t| {
+            [
+                Some(&mut t.cert_file),
+                Some(&mut t.key_file),
+                t.client_ca_file.as_mut(),
+            ]
+        });
+        for file in [
+            config.auth.password_file.as_mut(),
+            config.auth.acl_file.as_mut(),
+        ]
+        .into_iter()
+        .chain(tls_files.into_iter().flatten())
+        .flatten()
         {
             if let (true, Some(dir)) = (file.is_relative(), path.parent()) {
                 *file = dir.join(&*file);
@@ -297,6 +350,37 @@ impl Config {
         Ok(())
     }
 
+    /// Reads the files of `[tls]` (when present) into `tls.server`. Called once at start;
+    /// a missing file, bad PEM or a key that does not fit the certificate stops startup.
+    pub fn load_tls_files(&mut self) -> Result<(), ConfigError> {
+        let Some(tls) = self.tls.as_mut() else {
+            return Ok(());
+        };
+        const KEYS: [&str; 3] = ["tls.cert_file", "tls.key_file", "tls.client_ca_file"];
+        let paths = [
+            tls.cert_file.clone(),
+            tls.key_file.clone(),
+            tls.client_ca_file.clone().unwrap_or_default(),
+        ];
+        let bad = |which: usize, problem: String| ConfigError::TlsFile {
+            key: KEYS[which],
+            path: paths[which].display().to_string(),
+            problem,
+        };
+        let read =
+            |which: usize| std::fs::read(&paths[which]).map_err(|e| bad(which, e.to_string()));
+        let chain = read(0)?;
+        let key = read(1)?;
+        let client_ca = match tls.client_ca_file {
+            Some(_) => Some(read(2)?),
+            None => None,
+        };
+        let server = crate::tls::server_config(&chain, &key, client_ca.as_deref())
+            .map_err(|(which, e)| bad(which, e.to_string()))?;
+        tls.server = Some(server);
+        Ok(())
+    }
+
     /// Parses and validates TOML text.
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
         let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
@@ -316,6 +400,20 @@ impl Config {
             })
         }
         let l = &self.limits;
+        if !self.listen_plain && self.tls.is_none() {
+            return bad(
+                "listen_plain",
+                "false needs a [tls] section: the broker would listen on no port",
+            );
+        }
+        if let Some(tls) = &self.tls {
+            if self.listen_plain && tls.port == self.port && tls.port != 0 {
+                return bad(
+                    "tls.port",
+                    format!("{} is also the plain listener's `port`", tls.port),
+                );
+            }
+        }
         if self.batch_window_us > 100_000 {
             return bad(
                 "batch_window_us",

@@ -22,6 +22,8 @@
 //! | [`shard`] | what one core owns: connections, routing, interest, registry, retained, timers | pure |
 //! | [`config`] | every setting and every limit, with defaults and validation | reads its files at start |
 //! | [`auth`] | who may connect: mosquitto password files, admission of a CONNECT | pure |
+//! | [`acl`] | which topics a client may use: mosquitto ACL files | pure |
+//! | [`tls`] | the server certificate, key and client CA as a rustls configuration | pure |
 //! | [`runtime`] | io_uring event loops (one pinned thread per shard), sockets, the clock, the mesh | the only I/O |
 //!
 //! ## The pure / runtime rule
@@ -47,4 +49,5 @@ pub mod config;
 pub mod runtime;
 pub mod session;
 pub mod shard;
+pub mod tls;
 pub mod topic;

@@ -54,6 +54,7 @@ fn load(cli: &Cli) -> Result<Config, shardmq::config::ConfigError> {
     }
     config.validate()?;
     config.load_auth_files()?;
+    config.load_tls_files()?;
     Ok(config)
 }
 

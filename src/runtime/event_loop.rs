@@ -7,18 +7,22 @@
 //! flush ready connections → mesh outbound → sleep until the next completion, doorbell or
 //! tick.
 
+use ahash::AHashMap;
 use bytes::{Bytes, BytesMut};
 use crossbeam_channel::Sender;
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 use std::io;
 use std::os::fd::RawFd;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod flow;
 mod handover;
+mod secure;
 
 use super::buffers::BufferRing;
 use super::mesh::MeshPort;
+use super::tls::{Parked, TlsConn};
 use crate::codec::parse_frame_header;
 use crate::config::Config;
 use crate::shard::{ConnectionGauge, Key, Shard, Slab};
@@ -109,6 +113,8 @@ impl IoFlags {
     const DRAINED: IoFlags = IoFlags(1 << 3);
     /// In the shard's `paused` list (at most once).
     const PAUSED: IoFlags = IoFlags(1 << 4);
+    /// Its bytes are TLS records: the state is in `EventLoop::tls`.
+    const TLS: IoFlags = IoFlags(1 << 5);
 
     fn has(self, flag: IoFlags) -> bool {
         self.0 & flag.0 != 0
@@ -128,7 +134,12 @@ pub(super) struct LoopStart {
     pub(super) id: usize,
     pub(super) shards: usize,
     pub(super) config: Config,
-    pub(super) listener_fd: RawFd,
+    /// Plain-TCP listener (none when `listen_plain = false`).
+    pub(super) listener_fd: Option<RawFd>,
+    /// TLS listener and its rustls configuration (with `[tls]`).
+    pub(super) tls_listener: Option<(RawFd, Arc<rustls::ServerConfig>)>,
+    /// TLS state of connections moving between shards.
+    pub(super) parked: Parked,
     pub(super) port: MeshPort,
     pub(super) ready: Sender<Result<usize, String>>,
     pub(super) epoch: Instant,
@@ -144,7 +155,14 @@ struct EventLoop {
     io: Vec<Option<IoConn>>,
     sends: Slab<(Key, Bytes)>,
     read_buf: BytesMut,
-    listener_fd: RawFd,
+    /// Listening sockets: [plain, TLS].
+    listeners: [Option<RawFd>; 2],
+    tls_config: Option<Arc<rustls::ServerConfig>>,
+    /// TLS state of this shard's TLS connections (boxed: a map slot stays small).
+    tls: AHashMap<Key, Box<TlsConn>>,
+    /// Scratch for plaintext opened from one TLS receive.
+    tls_plain: BytesMut,
+    parked: Parked,
     doorbell_buf: Box<u64>,
     epoch: Instant,
     max_outgoing: usize,
@@ -153,8 +171,9 @@ struct EventLoop {
     batch_window_us: u32,
     congested: bool,
     pressured: bool,
-    /// Accept failed (e.g. EMFILE): re-armed at the next tick instead of spinning.
-    accept_backoff: bool,
+    /// Listeners whose accept failed (e.g. EMFILE), one bit each: re-armed at the next tick
+    /// instead of spinning.
+    accept_backoff: u8,
     /// Connections not read while the shard is under pressure, in the order they stopped.
     paused: Vec<Key>,
     /// Connections released from `paused`, read in order next turn until the shard is
@@ -175,6 +194,8 @@ pub(super) fn run_loop(start: LoopStart) {
         shards,
         config,
         listener_fd,
+        tls_listener,
+        parked,
         port,
         ready,
         epoch,
@@ -182,7 +203,9 @@ pub(super) fn run_loop(start: LoopStart) {
         gauge,
     } = start;
     let shard = Shard::new(id, shards, config, instance, gauge);
-    let mut ev = match EventLoop::new(shard, listener_fd, port, epoch) {
+    let (tls_fd, tls_config) = tls_listener.unzip();
+    let listeners = [listener_fd, tls_fd];
+    let mut ev = match EventLoop::new(shard, listeners, tls_config, parked, port, epoch) {
         Ok(ev) => ev,
         Err(e) => {
             let _ = ready.send(Err(format!("shard {id}: io_uring setup failed: {e}")));
@@ -196,7 +219,9 @@ pub(super) fn run_loop(start: LoopStart) {
 impl EventLoop {
     fn new(
         shard: Shard,
-        listener_fd: RawFd,
+        listeners: [Option<RawFd>; 2],
+        tls_config: Option<Arc<rustls::ServerConfig>>,
+        parked: Parked,
         port: MeshPort,
         epoch: Instant,
     ) -> io::Result<EventLoop> {
@@ -216,7 +241,11 @@ impl EventLoop {
             // so while any is alive the next receive needs a fresh one: keep it small (a
             // 64 KiB one cost a `malloc_consolidate` on every free, and pins more memory).
             read_buf: BytesMut::with_capacity(READ_BUF_BYTES),
-            listener_fd,
+            listeners,
+            tls_config,
+            tls: AHashMap::new(),
+            tls_plain: BytesMut::new(),
+            parked,
             doorbell_buf: Box::new(0),
             epoch,
             max_outgoing,
@@ -224,14 +253,16 @@ impl EventLoop {
             batch_window_us,
             congested: false,
             pressured: false,
-            accept_backoff: false,
+            accept_backoff: 0,
             paused: Vec::new(),
             locals_first: false,
             released: Vec::new(),
             service: Vec::new(),
             adopted: Vec::new(),
         };
-        ev.arm_accept();
+        for listener in 0..2 {
+            ev.arm_accept(listener);
+        }
         ev.arm_doorbell();
         Ok(ev)
     }
@@ -251,10 +282,14 @@ impl EventLoop {
         }
     }
 
-    fn arm_accept(&mut self) {
-        let sqe = opcode::AcceptMulti::new(types::Fd(self.listener_fd))
+    /// Accepts on listener 0 (plain) or 1 (TLS), if it exists.
+    fn arm_accept(&mut self, listener: u32) {
+        let Some(fd) = self.listeners[listener as usize] else {
+            return;
+        };
+        let sqe = opcode::AcceptMulti::new(types::Fd(fd))
             .build()
-            .user_data(user_data(OP_ACCEPT, 0, 0));
+            .user_data(user_data(OP_ACCEPT, listener, 0));
         self.push(sqe);
     }
 
@@ -348,8 +383,11 @@ impl EventLoop {
                 last_tick = Instant::now();
                 let now = self.now_ms();
                 self.shard.tick(now);
-                if std::mem::take(&mut self.accept_backoff) {
-                    self.arm_accept();
+                let backoff = std::mem::take(&mut self.accept_backoff);
+                for listener in 0..2 {
+                    if backoff & (1 << listener) != 0 {
+                        self.arm_accept(listener);
+                    }
                 }
             }
             let me = self.port.me;
@@ -411,19 +449,20 @@ impl EventLoop {
         let (op, index, generation) = split_user_data(ud);
         match op {
             OP_ACCEPT => {
+                let listener = index.min(1);
                 if res >= 0 {
-                    self.on_accept(res);
+                    self.on_accept(res, listener == 1);
                     if !cqueue::more(flags) {
-                        self.arm_accept();
+                        self.arm_accept(listener);
                     }
-                } else if !cqueue::more(flags) && !self.accept_backoff {
+                } else if !cqueue::more(flags) && self.accept_backoff & (1 << listener) == 0 {
                     // Out of file descriptors or memory: try again at the next tick, so a
                     // full listen queue does not turn into a busy loop.
                     tracing::warn!(
                         error = %io::Error::from_raw_os_error(-res),
                         "accept failed; retrying in {TICK:?}"
                     );
-                    self.accept_backoff = true;
+                    self.accept_backoff |= 1 << listener;
                 }
             }
             OP_RECV => self.on_recv(index, generation, res, flags),
@@ -435,7 +474,20 @@ impl EventLoop {
         }
     }
 
-    fn on_accept(&mut self, fd: RawFd) {
+    fn on_accept(&mut self, fd: RawFd, tls: bool) {
+        let tls_conn = match (tls, &self.tls_config) {
+            (false, _) => None,
+            (true, Some(config)) => match TlsConn::new(config) {
+                Ok(t) => Some(Box::new(t)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot start a TLS session");
+                    // SAFETY: the accepted socket is ours and nothing refers to it yet.
+                    unsafe { libc::close(fd) };
+                    return;
+                }
+            },
+            (true, None) => unreachable!("a TLS listener has a TLS configuration"),
+        };
         let one: libc::c_int = 1;
         // SAFETY: setsockopt on a socket we own, with a valid int.
         unsafe {
@@ -450,6 +502,9 @@ impl EventLoop {
         let now = self.now_ms();
         let key = self.shard.accept(now);
         self.register(key, fd);
+        if let Some(t) = tls_conn {
+            self.attach_tls(key, t);
+        }
         self.arm_recv(key);
     }
 
@@ -483,6 +538,10 @@ impl EventLoop {
         if res > 0 {
             if let (Some(c), Some(bid)) = (live, bid) {
                 let now = self.now_ms();
+                if c.flags.has(IoFlags::TLS) {
+                    self.on_tls_recv(c, bid, res as usize, now);
+                    return;
+                }
                 let data = self.bufs.data(bid, res as usize);
                 if self.pressured && self.shard.may_hold_input(c.key) {
                     // Armed before the pressure began: keep the bytes, decode them when
@@ -602,6 +661,9 @@ impl EventLoop {
                     libc::shutdown(c.fd, libc::SHUT_RDWR);
                     libc::close(c.fd);
                 }
+                if c.flags.has(IoFlags::TLS) {
+                    self.tls.remove(&key);
+                }
                 self.io[index] = None;
             }
         }
@@ -613,8 +675,10 @@ impl EventLoop {
         for key in keys {
             self.drop_connection(key);
         }
-        // SAFETY: we own the listening socket.
-        unsafe { libc::close(self.listener_fd) };
+        for fd in self.listeners.iter().flatten() {
+            // SAFETY: we own the listening sockets.
+            unsafe { libc::close(*fd) };
+        }
         let _ = self.ring.submit();
     }
 }

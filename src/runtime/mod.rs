@@ -1,9 +1,9 @@
 //! The only code that touches io_uring, sockets, the clock, signals and process limits.
 //!
 //! [`run`] checks the host (open files, io_uring), binds one SO_REUSEPORT listener per
-//! shard, starts one pinned thread per shard — each an io_uring event loop around its
-//! [`crate::shard::Shard`] — joined by a mesh of bounded channels, prints `listening ADDR`
-//! on stdout once every shard accepts, and on SIGINT/SIGTERM shuts the shards down (MQTT 5
+//! shard (and one per shard for TLS), starts one pinned thread per shard — each an io_uring
+//! event loop around its [`crate::shard::Shard`] — joined by a mesh of bounded channels,
+//! prints `listening ADDR` (and `listening tls ADDR`) on stdout once every shard accepts, and on SIGINT/SIGTERM shuts the shards down (MQTT 5
 //! clients get DISCONNECT 0x8B) and returns.
 //!
 //! DESIGN.md named glommio as the runtime. Measured here, a minimal glommio server (one
@@ -16,6 +16,7 @@ mod event_loop;
 pub mod limits;
 mod listener;
 mod mesh;
+mod tls;
 
 pub use listener::bind_listeners;
 
@@ -51,6 +52,9 @@ pub enum RuntimeError {
         /// What went wrong.
         message: String,
     },
+    /// `[tls]` is set but [`Config::load_tls_files`] was not called.
+    #[error("[tls] is configured but its files were not loaded")]
+    TlsNotLoaded,
     /// Reading or raising the open-file limit failed.
     #[error("cannot read RLIMIT_NOFILE: {0}")]
     Rlimit(std::io::Error),
@@ -101,9 +105,28 @@ pub fn run(mut config: Config) -> Result<(), RuntimeError> {
     limits::check_fd_budget(config.limits.max_connections, &nofile, shards as u64)?;
     limits::probe_io_uring()?;
 
-    let addr = SocketAddr::new(config.bind, config.port);
-    let (sockets, bound) = bind_listeners(addr, shards, config.listen_backlog)
-        .map_err(|source| RuntimeError::Bind { addr, source })?;
+    let bind = |port: u16| {
+        let addr = SocketAddr::new(config.bind, port);
+        bind_listeners(addr, shards, config.listen_backlog)
+            .map_err(|source| RuntimeError::Bind { addr, source })
+    };
+    let (plain, bound) = match config.listen_plain {
+        true => {
+            let (sockets, bound) = bind(config.port)?;
+            (sockets.into_iter().map(Some).collect(), Some(bound))
+        }
+        false => ((0..shards).map(|_| None).collect::<Vec<_>>(), None),
+    };
+    let (secure, tls_bound) = match &config.tls {
+        Some(tls) => {
+            let server = tls.server.clone().ok_or(RuntimeError::TlsNotLoaded)?;
+            let (sockets, bound) = bind(tls.port)?;
+            let listeners = sockets.into_iter().map(|s| Some((s, server.clone())));
+            (listeners.collect(), Some(bound))
+        }
+        None => ((0..shards).map(|_| None).collect::<Vec<_>>(), None),
+    };
+    let parked = tls::Parked::default();
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let signals = block_signals();
     let epoch = Instant::now();
@@ -124,13 +147,16 @@ pub fn run(mut config: Config) -> Result<(), RuntimeError> {
     let (ready_tx, ready_rx) = crossbeam_channel::unbounded();
     let mut handles = Vec::new();
     let gauge = ConnectionGauge::default();
-    for ((id, socket), port) in sockets.into_iter().enumerate().zip(ports) {
+    let listeners = plain.into_iter().zip(secure);
+    for ((id, (socket, secure)), port) in listeners.enumerate().zip(ports) {
         let core = (cores.len() >= shards).then(|| cores[id]);
         let start = LoopStart {
             id,
             shards,
             config: config.clone(),
-            listener_fd: socket.into_raw_fd(),
+            listener_fd: socket.map(|s| s.into_raw_fd()),
+            tls_listener: secure.map(|(s, server)| (s.into_raw_fd(), server)),
+            parked: parked.clone(),
             port,
             ready: ready_tx.clone(),
             epoch,
@@ -164,13 +190,28 @@ pub fn run(mut config: Config) -> Result<(), RuntimeError> {
             Err(_) => break,
         }
     }
+    let addresses = [
+        bound.map(|a| a.to_string()),
+        tls_bound.map(|a| format!("{a} (tls)")),
+    ];
+    let addresses = addresses
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(", ");
     for (id, core, _) in &handles {
         match core {
-            Some(core) => tracing::info!("shard {id} on core {core} listening on {bound}"),
-            None => tracing::info!("shard {id} (unpinned) listening on {bound}"),
+            Some(core) => tracing::info!("shard {id} on core {core} listening on {addresses}"),
+            None => tracing::info!("shard {id} (unpinned) listening on {addresses}"),
         }
     }
-    println!("listening {bound}");
+    // The plain address first: scripts and tests read the first line.
+    if let Some(bound) = bound {
+        println!("listening {bound}");
+    }
+    if let Some(bound) = tls_bound {
+        println!("listening tls {bound}");
+    }
     let sig = wait_for_signal(&signals);
     tracing::info!("signal {sig}: shutting down");
     for d in &doorbells {

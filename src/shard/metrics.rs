@@ -14,6 +14,9 @@ pub struct Metrics {
     /// PUBLISHes and subscriptions refused by `auth.acl_file`, and client PUBLISHes to
     /// `$SYS`.
     pub acl_denials: u64,
+    /// TLS connections closed by a failed handshake or a bad record (no certificate, an
+    /// unknown CA, not TLS at all).
+    pub tls_failures: u64,
     /// PUBLISH packets received from clients.
     pub publishes_received: u64,
     /// PUBLISH packets written to clients.
@@ -68,6 +71,7 @@ impl Metrics {
             connections_rejected,
             auth_failures,
             acl_denials,
+            tls_failures,
             publishes_received,
             publishes_sent,
             mesh_forwards,

@@ -199,6 +199,11 @@ impl Shard {
         self.metrics.mesh_backpressure += 1;
     }
 
+    /// Counts a TLS connection the runtime closed for a handshake or record failure.
+    pub fn note_tls_failure(&mut self) {
+        self.metrics.tls_failures += 1;
+    }
+
     /// Counts a delivery backpressure episode.
     pub fn note_delivery_pressure(&mut self) {
         self.metrics.delivery_backpressure += 1;

@@ -7,6 +7,8 @@ pub struct Broker {
     child: Option<Child>,
     /// The address printed on the `listening` line.
     pub addr: SocketAddr,
+    /// The address printed on the `listening tls` line (configs with `[tls]`).
+    pub tls_addr: Option<SocketAddr>,
     config_path: Option<PathBuf>,
 }
 
@@ -50,13 +52,12 @@ impl Broker {
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             let mut reader = BufReader::new(stdout);
-            let mut first = String::new();
-            let _ = reader.read_line(&mut first);
-            let _ = tx.send(first);
-            // Keep draining so the broker never blocks on a full pipe.
-            let mut sink = String::new();
-            while reader.read_line(&mut sink).is_ok_and(|n| n > 0) {
-                sink.clear();
+            let mut line = String::new();
+            // Every line reaches the test; the broker never blocks on a full pipe.
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+                if tx.send(std::mem::take(&mut line)).is_err() {
+                    line.clear();
+                }
             }
         });
         let line = match rx.recv_timeout(Duration::from_secs(20)) {
@@ -75,9 +76,19 @@ impl Broker {
                 let status = child.wait();
                 panic!("unexpected first stdout line {line:?} (exit: {status:?})")
             });
+        let tls_addr = toml.filter(|t| t.contains("[tls]")).map(|_| {
+            let line = rx
+                .recv_timeout(Duration::from_secs(5))
+                .expect("a `listening tls` line");
+            line.trim()
+                .strip_prefix("listening tls ")
+                .and_then(|a| a.parse().ok())
+                .unwrap_or_else(|| panic!("unexpected second stdout line {line:?}"))
+        });
         Broker {
             child: Some(child),
             addr,
+            tls_addr,
             config_path,
         }
     }

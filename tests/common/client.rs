@@ -15,10 +15,41 @@ pub enum Recv {
     Closed,
 }
 
+/// The byte stream under a [`Client`]: plain TCP, or TLS over TCP (rustls).
+pub enum Transport {
+    /// Plain TCP.
+    Plain(TcpStream),
+    /// TLS; boxed, the state is large.
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Transport {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Transport::Plain(s) => s,
+            Transport::Tls(t) => &t.sock,
+        }
+    }
+
+    fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match self {
+            Transport::Plain(s) => s.write_all(bytes),
+            Transport::Tls(t) => t.write_all(bytes).and_then(|_| t.flush()),
+        }
+    }
+
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Transport::Plain(s) => s.read(buf),
+            Transport::Tls(t) => t.read(buf),
+        }
+    }
+}
+
 /// A blocking MQTT client on one TCP connection. Packets read while waiting for something
 /// else are kept and returned first by later reads.
 pub struct Client {
-    pub stream: TcpStream,
+    pub stream: Transport,
     buf: BytesMut,
     /// The protocol packets are encoded and decoded with (set by CONNECT).
     pub protocol: Protocol,
@@ -32,6 +63,22 @@ impl Client {
     pub fn tcp(addr: SocketAddr) -> Client {
         let stream = TcpStream::connect(addr).expect("connecting to the broker");
         stream.set_nodelay(true).unwrap();
+        Client::over(Transport::Plain(stream))
+    }
+
+    /// Opens a TLS connection with `config` (trusting the test CA for 127.0.0.1); the
+    /// handshake runs with the first write. Nothing is sent.
+    pub fn tls(addr: SocketAddr, config: std::sync::Arc<rustls::ClientConfig>) -> Client {
+        let stream = TcpStream::connect(addr).expect("connecting to the broker");
+        stream.set_nodelay(true).unwrap();
+        let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+        let conn = rustls::ClientConnection::new(config, name).expect("TLS client");
+        Client::over(Transport::Tls(Box::new(rustls::StreamOwned::new(
+            conn, stream,
+        ))))
+    }
+
+    fn over(stream: Transport) -> Client {
         Client {
             stream,
             buf: BytesMut::new(),
@@ -93,7 +140,7 @@ impl Client {
             return false;
         }
         let timeout = timeout.max(Duration::from_millis(1));
-        self.stream.set_read_timeout(Some(timeout)).unwrap();
+        self.stream.tcp().set_read_timeout(Some(timeout)).unwrap();
         let mut chunk = [0u8; 64 * 1024];
         match self.stream.read(&mut chunk) {
             Ok(0) => {
@@ -397,6 +444,6 @@ impl Client {
 
     /// Closes the socket without DISCONNECT (an abnormal end for the broker).
     pub fn drop_connection(self) {
-        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+        let _ = self.stream.tcp().shutdown(std::net::Shutdown::Both);
     }
 }

@@ -142,11 +142,9 @@ impl EventLoop {
         };
         if conn.is_closing() {
             if !io.flags.has(IoFlags::SEND_INFLIGHT) {
-                if conn.out_len() == 0 {
-                    self.drop_connection(key);
-                } else {
-                    let data = conn.take_out().freeze();
-                    self.submit_send(key, data);
+                match self.outgoing(io, true) {
+                    Some(data) => self.submit_send(key, data),
+                    None => self.drop_connection(key),
                 }
             }
             return;
@@ -155,9 +153,10 @@ impl EventLoop {
             self.hand_over(io);
             return;
         }
-        if !io.flags.has(IoFlags::SEND_INFLIGHT) && conn.out_len() > 0 {
-            let data = conn.take_out().freeze();
-            self.submit_send(key, data);
+        if !io.flags.has(IoFlags::SEND_INFLIGHT) {
+            if let Some(data) = self.outgoing(io, false) {
+                self.submit_send(key, data);
+            }
         }
         let Some(conn) = self.shard.conn_mut(key) else {
             return;

@@ -17,6 +17,9 @@ impl EventLoop {
         self.shard.take_adopted(&mut adopted);
         for &(key, socket) in &adopted {
             self.register(key, socket as RawFd);
+            if let Some(tls) = self.parked.take(socket as RawFd) {
+                self.attach_tls(key, Box::new(tls));
+            }
             self.service.push(key);
         }
         self.adopted = adopted;
@@ -27,14 +30,13 @@ impl EventLoop {
     /// shard sends the socket away and this loop never touches it again.
     pub(super) fn hand_over(&mut self, io: IoConn) {
         let key = io.key;
-        let Some(conn) = self.shard.conn_mut(key) else {
+        if self.shard.conn_mut(key).is_none() {
             return;
-        };
+        }
         if io.flags.has(IoFlags::SEND_INFLIGHT) {
             return; // Its completion services the connection again.
         }
-        if conn.out_len() > 0 {
-            let data = conn.take_out().freeze();
+        if let Some(data) = self.outgoing(io, false) {
             self.submit_send(key, data);
             return;
         }
@@ -51,9 +53,20 @@ impl EventLoop {
             }
             return; // The receive's completion services the connection again.
         }
+        // TLS state travels beside the socket: parked before the socket is sent (the other
+        // shard may adopt it at once), taken back if the shard kept the connection.
+        let tls = self.tls.remove(&key);
+        let had_tls = tls.is_some();
+        if let Some(tls) = tls {
+            self.parked.park(io.fd, *tls);
+        }
         let mut unread = BytesMut::new();
         if self.shard.hand_over(key, io.fd as u64, &mut unread) {
             self.io[key.index() as usize] = None;
+        } else if had_tls {
+            if let Some(tls) = self.parked.take(io.fd) {
+                self.tls.insert(key, Box::new(tls));
+            }
         }
     }
 }

@@ -1,0 +1,84 @@
+//! TLS connections in the loop: receives are opened before the shard sees them, output is
+//! sealed before it is sent (see `src/runtime/tls.rs`). Plain connections only pay the flag
+//! test that routes them past this file.
+
+use bytes::Bytes;
+
+use super::{EventLoop, IoConn, IoFlags, Key, TlsConn};
+use crate::runtime::tls::{send_now, Opened};
+
+impl EventLoop {
+    /// Marks `key` as a TLS connection with state `tls`.
+    pub(super) fn attach_tls(&mut self, key: Key, tls: Box<TlsConn>) {
+        if let Some(c) = self.io_mut(key) {
+            c.flags.set(IoFlags::TLS, true);
+            self.tls.insert(key, tls);
+        }
+    }
+
+    /// A receive on a TLS connection: records in, plaintext to the shard exactly as a plain
+    /// receive would give it; what the handshake owes goes out when the connection is
+    /// serviced. A record or certificate the handshake refuses closes the connection
+    /// after its alert.
+    pub(super) fn on_tls_recv(&mut self, c: IoConn, bid: u16, len: usize, now: u64) {
+        let mut plain = std::mem::take(&mut self.tls_plain);
+        plain.clear();
+        let opened = match self.tls.get_mut(&c.key) {
+            Some(tls) => tls.open(self.bufs.data(bid, len), &mut plain),
+            None => Err(rustls::Error::General("no TLS state".into())),
+        };
+        self.bufs.recycle(bid);
+        let closed = match opened {
+            Ok(Opened::Data) => false,
+            Ok(Opened::Closed) => true,
+            Err(e) => {
+                tracing::debug!(error = %e, "TLS failure: closing the connection");
+                self.shard.note_tls_failure();
+                if let Some(tls) = self.tls.get_mut(&c.key) {
+                    send_now(c.fd, &tls.alert());
+                }
+                self.tls_plain = plain;
+                self.drop_connection(c.key);
+                return;
+            }
+        };
+        if !plain.is_empty() {
+            if self.pressured && self.shard.may_hold_input(c.key) && !closed {
+                self.shard.hold_input(c.key, &plain, now);
+                self.pause(c.key);
+            } else {
+                self.read_buf.extend_from_slice(&plain);
+                self.process_read(c.key, now);
+                self.note_pressure(now);
+            }
+        }
+        self.tls_plain = plain;
+        if closed {
+            // close_notify: the end of the stream, as a plain socket's EOF.
+            self.drop_connection(c.key);
+            return;
+        }
+        self.service.push(c.key);
+    }
+
+    /// What goes on the wire for `key` now: the shard's output, sealed on a TLS
+    /// connection together with what the handshake owes (and, with `last`, close_notify).
+    /// None when there is nothing to send.
+    pub(super) fn outgoing(&mut self, io: IoConn, last: bool) -> Option<Bytes> {
+        let conn = self.shard.conn_mut(io.key)?;
+        if !io.flags.has(IoFlags::TLS) {
+            return (conn.out_len() > 0).then(|| conn.take_out().freeze());
+        }
+        let tls = self.tls.get_mut(&io.key)?;
+        if conn.out_len() == 0 && !tls.wants_write() && !last {
+            return None;
+        }
+        let plain = conn.take_out();
+        let sealed = if last {
+            tls.seal_last(&plain)
+        } else {
+            tls.seal(&plain)
+        };
+        (!sealed.is_empty()).then_some(sealed)
+    }
+}

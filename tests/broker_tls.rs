@@ -1,0 +1,326 @@
+//! TLS listeners against the real broker (two shards): TLS and plain clients exchange
+//! messages, a TLS connection moves between shards on takeover with its TLS state, mutual
+//! TLS admits only certificates of the configured CA, and what is not TLS on the TLS port
+//! closes that connection only. Clients: rustls (blocking, the harness's codec) and
+//! rumqttc's own TLS transport. Certificates: `tests/fixtures/tls/` (see `make.sh` there).
+
+mod common;
+
+use common::*;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use std::sync::Arc;
+
+fn fixture(name: &str) -> String {
+    format!("{}/tests/fixtures/tls/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `[tls]` on a free port with the fixture server certificate, plus `extra` lines.
+fn tls_broker(extra: &str) -> Broker {
+    Broker::with_config(&format!(
+        "sys_interval_secs = 1\n[tls]\nport = 0\ncert_file = {:?}\nkey_file = {:?}\n{extra}",
+        fixture("server.pem"),
+        fixture("server.key"),
+    ))
+}
+
+/// A client configuration trusting the test CA, presenting `identity` (cert, key) if given.
+fn client_config(identity: Option<(&str, &str)>) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(fixture("ca.pem")).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+    let config = match identity {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => {
+            let chain = CertificateDer::pem_file_iter(fixture(cert))
+                .unwrap()
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap();
+            let key = PrivateKeyDer::from_pem_file(fixture(key)).unwrap();
+            builder.with_client_auth_cert(chain, key).unwrap()
+        }
+    };
+    Arc::new(config)
+}
+
+fn tls_connect(
+    broker: &Broker,
+    connect: Connect,
+    config: &Arc<rustls::ClientConfig>,
+) -> (Client, ConnAck) {
+    let mut c = Client::tls(broker.tls_addr.expect("TLS listener"), config.clone());
+    c.protocol = connect.protocol;
+    c.send(&Packet::Connect(Box::new(connect)));
+    match c.expect_packet() {
+        Packet::ConnAck(ack) => (c, ack),
+        other => panic!("expected CONNACK, got {other:?}"),
+    }
+}
+
+/// Messages cross between TLS and plain clients both ways, at every QoS, including one
+/// payload much larger than a TLS record (16 KiB) and than the broker's receive buffers.
+#[test]
+fn tls_and_plain_clients_exchange_messages() {
+    let broker = tls_broker("");
+    let config = client_config(None);
+    let (mut secure, ack) = tls_connect(&broker, connect_v5(&unique("tls-sub"), true, 0), &config);
+    assert_eq!(ack.reason_code, ReasonCode::SUCCESS);
+    secure.sub("to-tls/#", QoS::ExactlyOnce);
+    let mut plain = broker.v5(&unique("plain"));
+    plain.sub("to-plain/#", QoS::ExactlyOnce);
+
+    for qos in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce] {
+        plain.publish("to-tls/x", format!("{qos:?}").as_bytes(), qos, false);
+        let got = secure.recv_publish();
+        assert_eq!(
+            (got.topic.as_str(), &got.payload[..]),
+            ("to-tls/x", format!("{qos:?}").as_bytes())
+        );
+        secure.ack(&got);
+        secure.publish("to-plain/y", format!("{qos:?}").as_bytes(), qos, false);
+        let got = plain.recv_publish();
+        assert_eq!(&got.payload[..], format!("{qos:?}").as_bytes());
+        plain.ack(&got);
+    }
+    let big: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    secure.publish("to-plain/big", &big, QoS::AtLeastOnce, false);
+    let got = plain.recv_publish();
+    assert!(
+        got.payload[..] == big[..],
+        "200 kB payload intact, TLS to plain"
+    );
+    plain.ack(&got);
+    plain.publish("to-tls/big", &big, QoS::AtLeastOnce, false);
+    let got = secure.recv_publish();
+    assert!(
+        got.payload[..] == big[..],
+        "200 kB payload intact, plain to TLS"
+    );
+    secure.ack(&got);
+}
+
+/// A TLS connection taking over a session that lives on the other shard moves there with
+/// its TLS state: sixteen reconnects of one persistent session (the kernel spreads them
+/// over both shards; all on one shard has odds of 2^-15) each work, and a takeover of an open TLS connection sends it DISCONNECT
+/// 0x8E over TLS [MQTT-3.1.4-3].
+#[test]
+fn tls_connections_move_between_shards_with_their_session() {
+    let broker = tls_broker("");
+    let config = client_config(None);
+    let id = unique("tls-roamer");
+    let mut watcher = broker.v5(&unique("watcher"));
+    watcher.sub(&format!("roam/{id}/#"), QoS::AtLeastOnce);
+    let mut previous: Option<Client> = None;
+    for round in 0..16 {
+        let (mut c, ack) = tls_connect(&broker, connect_v5(&id, false, 300), &config);
+        assert_eq!(ack.reason_code, ReasonCode::SUCCESS, "round {round}");
+        assert_eq!(ack.session_present, round > 0, "round {round}");
+        if let Some(mut old) = previous.take() {
+            old.expect_disconnect(ReasonCode::SESSION_TAKEN_OVER);
+        }
+        let topic = format!("roam/{id}/{round}");
+        c.publish(&topic, b"hi", QoS::AtLeastOnce, false);
+        let got = watcher.recv_publish();
+        assert_eq!(got.topic.as_str(), topic);
+        watcher.ack(&got);
+        c.sub(&format!("back/{id}"), QoS::AtLeastOnce);
+        watcher.publish(&format!("back/{id}"), b"reply", QoS::AtLeastOnce, false);
+        let got = c.recv_publish();
+        assert_eq!(&got.payload[..], b"reply", "round {round}");
+        c.ack(&got);
+        if round % 2 == 0 {
+            previous = Some(c); // taken over while open
+        } else {
+            c.disconnect();
+        }
+    }
+    assert!(
+        wait_counter(&broker, "handovers", 1) >= 1,
+        "some connection moved shards"
+    );
+}
+
+/// Wait for `$SYS/broker/counters/NAME` to reach at least `min`.
+fn wait_counter(broker: &Broker, name: &str, min: u64) -> u64 {
+    let mut c = broker.v5(&unique("sys"));
+    c.sub(&format!("$SYS/broker/counters/{name}"), QoS::AtMostOnce);
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let p = c.recv_publish();
+        let v: u64 = std::str::from_utf8(&p.payload).unwrap().parse().unwrap();
+        if v >= min || std::time::Instant::now() > deadline {
+            return v;
+        }
+    }
+}
+
+/// Mutual TLS: with `client_ca_file`, a client certificate from that CA gets in; none, or
+/// one from another CA, fails the handshake (counted in `tls_failures`), and nothing
+/// reaches MQTT.
+#[test]
+fn mutual_tls_admits_only_certificates_of_the_client_ca() {
+    let broker = tls_broker(&format!("client_ca_file = {:?}\n", fixture("ca.pem")));
+    let (mut good, ack) = tls_connect(
+        &broker,
+        connect_v311(&unique("dev1"), true),
+        &client_config(Some(("client.pem", "client.key"))),
+    );
+    assert_eq!(ack.reason_code, ReasonCode::SUCCESS);
+    good.ping();
+    for (label, config) in [
+        ("no certificate", client_config(None)),
+        (
+            "another CA's certificate",
+            client_config(Some(("rogue.pem", "rogue.key"))),
+        ),
+    ] {
+        let mut c = Client::tls(broker.tls_addr.unwrap(), config);
+        c.protocol = Protocol::V311;
+        c.send(&Packet::Connect(Box::new(connect_v311(
+            &unique("intruder"),
+            true,
+        ))));
+        assert!(
+            matches!(c.recv(WAIT), Recv::Closed),
+            "{label}: closed, no CONNACK"
+        );
+    }
+    assert!(wait_counter(&broker, "tls_failures", 2) >= 2);
+    good.ping();
+}
+
+/// Plain MQTT on the TLS port, and TLS on the plain port, close those connections only.
+#[test]
+fn the_wrong_protocol_on_either_port_closes_only_that_connection() {
+    let broker = tls_broker("");
+    let config = client_config(None);
+    let (mut bystander, _) = tls_connect(&broker, connect_v5(&unique("ok"), true, 0), &config);
+
+    let mut plain_on_tls = Client::tcp(broker.tls_addr.unwrap());
+    plain_on_tls.send_raw(&encode(
+        &Packet::Connect(Box::new(connect_v5(&unique("lost"), true, 0))),
+        Protocol::V5,
+    ));
+    // A TLS alert record (content type 0x15) at most, then the close, well before WAIT.
+    let start = std::time::Instant::now();
+    let answer = plain_on_tls.read_raw(4096, WAIT);
+    assert!(start.elapsed() < WAIT, "the connection was closed");
+    assert!(answer.is_empty() || answer[0] == 0x15, "{answer:?}");
+
+    let mut tls_on_plain = Client::tls(broker.addr, config.clone());
+    tls_on_plain.protocol = Protocol::V5;
+    tls_on_plain.send(&Packet::Connect(Box::new(connect_v5(
+        &unique("lost"),
+        true,
+        0,
+    ))));
+    assert!(matches!(tls_on_plain.recv(WAIT), Recv::Closed));
+
+    bystander.ping();
+    let (_, ack) = tls_connect(&broker, connect_v5(&unique("after"), true, 0), &config);
+    assert_eq!(ack.reason_code, ReasonCode::SUCCESS);
+}
+
+/// rumqttc's own TLS transport (rustls 0.22, MQTT 3.1.1) against the TLS listener.
+#[tokio::test]
+async fn rumqttc_over_tls() {
+    use rumqttc::{
+        AsyncClient, Event, MqttOptions, Packet as RPacket, QoS as RQoS, Transport as RTransport,
+    };
+    let broker = tls_broker("");
+    let addr = broker.tls_addr.unwrap();
+    let mut plain = broker.v311(&unique("plain"));
+    plain.sub("rumq/#", QoS::AtLeastOnce);
+    let mut o = MqttOptions::new(unique("rumqttc-tls"), addr.ip().to_string(), addr.port());
+    o.set_transport(RTransport::tls(
+        std::fs::read(fixture("ca.pem")).unwrap(),
+        None,
+        None,
+    ));
+    let (client, mut eventloop) = AsyncClient::new(o, 10);
+    client
+        .subscribe("rumq-back", RQoS::AtLeastOnce)
+        .await
+        .unwrap();
+    client
+        .publish("rumq/1", RQoS::AtLeastOnce, false, "over tls")
+        .await
+        .unwrap();
+    let mut puback = false;
+    let mut suback = false;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !(puback && suback) {
+        match tokio::time::timeout_at(deadline, eventloop.poll()).await {
+            Ok(Ok(Event::Incoming(RPacket::PubAck(_)))) => puback = true,
+            Ok(Ok(Event::Incoming(RPacket::SubAck(_)))) => suback = true,
+            Ok(Ok(_)) => {}
+            other => panic!("rumqttc over TLS: {other:?}"),
+        }
+    }
+    let got = tokio::task::spawn_blocking(move || {
+        let got = plain.recv_publish();
+        plain.ack(&got);
+        plain.publish("rumq-back", b"to rumqttc", QoS::AtLeastOnce, false);
+        got
+    })
+    .await
+    .unwrap();
+    assert_eq!(&got.payload[..], b"over tls");
+    loop {
+        match tokio::time::timeout_at(deadline, eventloop.poll()).await {
+            Ok(Ok(Event::Incoming(RPacket::Publish(p)))) => {
+                assert_eq!(&p.payload[..], b"to rumqttc");
+                break;
+            }
+            Ok(Ok(_)) => {}
+            other => panic!("rumqttc over TLS: {other:?}"),
+        }
+    }
+}
+
+fn refused_startup(config: &str) -> String {
+    let path = std::env::temp_dir().join(format!("{}.toml", unique("shardmq-tls-bad")));
+    std::fs::write(&path, config).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_shardmq"))
+        .args(["--port", "0", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(out.status.code(), Some(2), "startup must fail");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A TLS section that cannot be used stops startup, naming the key and the problem.
+#[test]
+fn bad_tls_settings_stop_startup() {
+    let section = |cert: &str, key: &str| {
+        format!(
+            "[tls]\nport = 0\ncert_file = {:?}\nkey_file = {:?}\n",
+            fixture(cert),
+            fixture(key)
+        )
+    };
+    let e = refused_startup(&section("missing.pem", "server.key"));
+    assert!(
+        e.contains("tls.cert_file") && e.contains("missing.pem"),
+        "{e}"
+    );
+    let e = refused_startup(&section("server.pem", "client.key"));
+    assert!(e.contains("tls.key_file"), "a key that does not fit: {e}");
+    let e = refused_startup(&section("server.key", "server.key"));
+    assert!(
+        e.contains("tls.cert_file") && e.contains("no PEM certificate"),
+        "{e}"
+    );
+    let e = refused_startup("[tls]\nport = 0\n");
+    assert!(e.contains("cert_file"), "{e}");
+    let e = refused_startup("listen_plain = false\n");
+    assert!(e.contains("listen_plain"), "{e}");
+}
