@@ -1,5 +1,5 @@
-//! Smoke test of the load generator against the real broker: a 2-second p2p run must deliver
-//! messages and lose none. Builds nothing itself; cargo provides both binaries.
+//! Smoke test of the load generator against the real broker: a 2-second p2p run, plain and
+//! over TLS, must deliver messages and lose none. Builds nothing itself; cargo provides both binaries.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -16,10 +16,27 @@ impl Drop for Broker {
     }
 }
 
-/// Starts `shardmq --port 0` and returns it with the port from its `listening` line.
-fn start_broker() -> (Broker, u16) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_shardmq"))
-        .args(["--bind", "127.0.0.1", "--port", "0", "--shards", "2"])
+fn fixture(name: &str) -> String {
+    format!("{}/tests/fixtures/tls/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Starts `shardmq --port 0` and returns it with the port from its `listening` line; with
+/// `tls`, a TLS listener too, and the port of its `listening tls` line.
+fn start_broker(tls: bool) -> (Broker, u16) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_shardmq"));
+    cmd.args(["--bind", "127.0.0.1", "--port", "0", "--shards", "2"]);
+    let config =
+        std::env::temp_dir().join(format!("shardmq-bench-tls-{}.toml", std::process::id()));
+    if tls {
+        let text = format!(
+            "[tls]\nport = 0\ncert_file = {:?}\nkey_file = {:?}\n",
+            fixture("server.pem"),
+            fixture("server.key")
+        );
+        std::fs::write(&config, text).unwrap();
+        cmd.arg("--config").arg(&config);
+    }
+    let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -28,16 +45,21 @@ fn start_broker() -> (Broker, u16) {
     let broker = Broker(child);
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        let mut lines = BufReader::new(stdout).lines();
-        if let Some(Ok(line)) = lines.next() {
+        // Every line goes to the test; draining keeps the broker off a full pipe.
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             let _ = tx.send(line);
         }
-        // Keep draining so the broker never blocks on a full pipe.
-        for _ in lines {}
     });
-    let line = rx
+    let mut line = rx
         .recv_timeout(Duration::from_secs(20))
         .expect("shardmq printed no `listening 127.0.0.1:PORT` line within 20 s");
+    if tls {
+        line = rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("a `listening tls` line");
+        line = line.replacen("tls ", "", 1);
+        let _ = std::fs::remove_file(&config);
+    }
     let port = line
         .strip_prefix("listening ")
         .and_then(|a| a.rsplit_once(':'))
@@ -47,27 +69,32 @@ fn start_broker() -> (Broker, u16) {
     (broker, port)
 }
 
-#[test]
-fn p2p_two_seconds_delivers_without_loss() {
-    let (broker, port) = start_broker();
+/// A short p2p QoS 1 run (over TLS with `tls`, the generator trusting the test CA).
+fn p2p_run(tls: bool) {
+    let (broker, port) = start_broker(tls);
+    let mut args: Vec<String> = [
+        "--port",
+        &port.to_string(),
+        "--broker-pid",
+        &broker.0.id().to_string(),
+        "--quiet",
+        "--json",
+        "--secs",
+        "2",
+        "--qos",
+        "1",
+        "--rate",
+        "500",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    if tls {
+        args.extend(["--tls-ca".to_string(), fixture("ca.pem")]);
+    }
+    args.extend(["p2p", "--pairs", "4"].map(String::from));
     let out = Command::new(env!("CARGO_BIN_EXE_shardmq-bench"))
-        .args([
-            "--port",
-            &port.to_string(),
-            "--broker-pid",
-            &broker.0.id().to_string(),
-            "--quiet",
-            "--json",
-            "--secs",
-            "2",
-            "--qos",
-            "1",
-            "--rate",
-            "500",
-            "p2p",
-            "--pairs",
-            "4",
-        ])
+        .args(&args)
         .output()
         .expect("run shardmq-bench");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -85,4 +112,14 @@ fn p2p_two_seconds_delivers_without_loss() {
     assert_eq!(v["dup"].as_u64(), Some(0), "{last}");
     assert!(v["msgs_per_s"].as_f64().unwrap() > 0.0);
     drop(broker);
+}
+
+#[test]
+fn p2p_two_seconds_delivers_without_loss() {
+    p2p_run(false);
+}
+
+#[test]
+fn p2p_over_tls_delivers_without_loss() {
+    p2p_run(true);
 }

@@ -77,6 +77,16 @@ pub struct Cli {
     /// Password sent with --username.
     #[arg(long, global = true, requires = "username")]
     pub password: Option<String>,
+    /// Connect with TLS, trusting the certificate authorities in this PEM file (the broker's
+    /// TLS port goes in --port).
+    #[arg(long, global = true)]
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// Client certificate chain (PEM) for mutual TLS, with --tls-key.
+    #[arg(long, global = true, requires_all = ["tls_ca", "tls_key"])]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// Private key (PEM) of --tls-cert.
+    #[arg(long, global = true, requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
     /// Longest wait for late deliveries after the window, seconds.
     #[arg(long, default_value_t = 5.0, global = true)]
     pub drain_secs: f64,

@@ -64,6 +64,43 @@ fn progress(cli: &Cli, t: &Totals, last: &stats::Counters, dt: f64, since: f64) 
     );
 }
 
+/// The TLS client settings of `--tls-ca` (and `--tls-cert`/`--tls-key`), with *ring* as the
+/// crypto provider, like the broker.
+fn tls_config(cli: &Cli) -> Result<Option<std::sync::Arc<rustls::ClientConfig>>, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let Some(ca) = &cli.tls_ca else {
+        return Ok(None);
+    };
+    let certs = |path: &std::path::Path| {
+        CertificateDer::pem_file_iter(path)
+            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| format!("{}: {e}", path.display()))
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in certs(ca)? {
+        roots
+            .add(cert)
+            .map_err(|e| format!("{}: {e}", ca.display()))?;
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots);
+    let config = match (&cli.tls_cert, &cli.tls_key) {
+        (Some(cert), Some(key)) => {
+            let key =
+                PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{}: {e}", key.display()))?;
+            builder
+                .with_client_auth_cert(certs(cert)?, key)
+                .map_err(|e| format!("--tls-cert: {e}"))?
+        }
+        _ => builder.with_no_client_auth(),
+    };
+    Ok(Some(std::sync::Arc::new(config)))
+}
+
 /// Runs one scenario and returns its summary.
 pub fn run(cli: &Cli) -> Result<Summary, String> {
     let addr = resolve_target(&cli.host, cli.port, cli.allow_remote)?;
@@ -130,6 +167,7 @@ pub fn run(cli: &Cli) -> Result<Summary, String> {
         batch_us: cli
             .batch_us
             .unwrap_or(if rate == 0.0 && !idle_like { 100 } else { 0 }),
+        tls: tls_config(cli)?,
     };
 
     let pid = cli.broker_pid;

@@ -99,6 +99,17 @@ impl Worker {
             return;
         }
         c.st = St::WaitConnack;
+        if let Some(config) = &self.cfg.tls {
+            let name = rustls::pki_types::ServerName::IpAddress(self.cfg.addr.ip().into());
+            match rustls::ClientConnection::new(config.clone(), name) {
+                Ok(tls) => c.tls = Some(Box::new(tls)),
+                Err(e) => {
+                    self.connect_failed(ci, format!("tls: {e}"));
+                    return;
+                }
+            }
+        }
+        let c = &mut self.conns[ci];
         let spec = &self.specs[c.spec];
         let mut connect = Connect::new(self.cfg.protocol, spec.client_id.as_str());
         connect.keep_alive_secs = self.cfg.keepalive;

@@ -87,6 +87,8 @@ pub struct EngineCfg {
     /// Batch completions: once waiting, wait up to this long for several completions
     /// before handling the first (0: handle each as soon as it arrives).
     pub batch_us: u32,
+    /// TLS client settings (`--tls-ca`); None: plain TCP.
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 /// Orders from the main thread.
@@ -185,6 +187,10 @@ struct Conn {
     /// sequence number this member received (0: none yet), to check the member's own order
     /// (the group's tracker sees the members interleaved). `None` for other clients.
     member_order: Option<Vec<u64>>,
+    /// TLS state (`--tls-ca`): receives land in `tbuf` as records and are opened into
+    /// `rbuf`; a flush seals `wbuf` into `sbuf`.
+    tls: Option<Box<rustls::ClientConnection>>,
+    tbuf: BytesMut,
 }
 
 /// How much each loop turn gathered: tells whether completions are batched.
@@ -313,6 +319,8 @@ impl Worker {
                     .iter()
                     .any(|f| f.starts_with("$share/"))
                     .then(Vec::new),
+                tls: None,
+                tbuf: BytesMut::new(),
             });
             specs.push(spec);
         }

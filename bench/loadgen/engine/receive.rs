@@ -28,12 +28,49 @@ pub(super) fn in_member_order(order: &mut Vec<u64>, pub_id: usize, seq: u64) -> 
 }
 
 impl Worker {
+    /// Opens the records in `tbuf` into `rbuf`; a handshake message to answer marks the
+    /// connection for the next flush.
+    fn open_tls(&mut self, ci: usize) -> Result<(), rustls::Error> {
+        use std::io::Read;
+        let c = &mut self.conns[ci];
+        let tls = c.tls.as_mut().expect("a TLS connection");
+        let mut records = &c.tbuf[..];
+        while !records.is_empty() {
+            if tls.read_tls(&mut records).is_err() {
+                return Err(rustls::Error::General("TLS receive buffer full".into()));
+            }
+            tls.process_new_packets()?;
+            loop {
+                let start = c.rbuf.len();
+                c.rbuf.resize(start + 16 * 1024, 0);
+                match tls.reader().read(&mut c.rbuf[start..]) {
+                    Ok(n) if n > 0 => c.rbuf.truncate(start + n),
+                    _ => {
+                        c.rbuf.truncate(start);
+                        break;
+                    }
+                }
+            }
+        }
+        c.tbuf.clear();
+        if tls.wants_write() {
+            self.mark_dirty(ci);
+        }
+        Ok(())
+    }
+
     pub(super) fn post_recv(&mut self, ci: usize) {
         let rb = self.cfg.rbuf;
         let c = &mut self.conns[ci];
         let want = rb.saturating_sub(c.rbuf.len()).max(rb / 4).max(64);
-        c.rbuf.reserve(want);
-        let spare = c.rbuf.spare_capacity_mut();
+        // With TLS the records land in `tbuf` and are opened into `rbuf` (`open_tls`).
+        let buf = if c.tls.is_some() {
+            &mut c.tbuf
+        } else {
+            &mut c.rbuf
+        };
+        buf.reserve(want);
+        let spare = buf.spare_capacity_mut();
         let (ptr, len) = (
             spare.as_mut_ptr() as *mut u8,
             spare.len().min(1 << 30) as u32,
@@ -75,11 +112,22 @@ impl Worker {
             }
             return;
         }
-        c.drained = (res as usize) < c.rbuf.capacity() - c.rbuf.len();
+        let buf = if c.tls.is_some() {
+            &mut c.tbuf
+        } else {
+            &mut c.rbuf
+        };
+        c.drained = (res as usize) < buf.capacity() - buf.len();
         self.backlogged |= !c.drained;
         // SAFETY: the kernel wrote `res` bytes into the spare capacity we handed it.
-        unsafe { c.rbuf.set_len(c.rbuf.len() + res as usize) };
+        unsafe { buf.set_len(buf.len() + res as usize) };
         self.iv.c.bytes_rx += res as u64;
+        if self.conns[ci].tls.is_some() {
+            if let Err(e) = self.open_tls(ci) {
+                self.error(ci, format!("tls: {e}"));
+                return;
+            }
+        }
         let proto = self.cfg.protocol;
         loop {
             // PUBLISH and the acknowledgements are read in place (no allocation); the rest

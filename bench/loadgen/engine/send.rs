@@ -17,11 +17,29 @@ impl Worker {
             let ci = ci as usize;
             let c = &mut self.conns[ci];
             c.dirty = false;
-            if c.send_out || c.wbuf.is_empty() || c.fd < 0 || c.connect_out {
+            let handshake = c.tls.as_ref().is_some_and(|t| t.wants_write());
+            if c.send_out || (c.wbuf.is_empty() && !handshake) || c.fd < 0 || c.connect_out {
                 continue;
             }
-            std::mem::swap(&mut c.wbuf, &mut c.sbuf);
+            match c.tls.as_mut() {
+                None => std::mem::swap(&mut c.wbuf, &mut c.sbuf),
+                Some(tls) => {
+                    use bytes::BufMut;
+                    use std::io::Write;
+                    c.sbuf.clear();
+                    let _ = tls.writer().write_all(&c.wbuf);
+                    let mut out = (&mut c.sbuf).writer();
+                    while tls.wants_write() {
+                        if !matches!(tls.write_tls(&mut out), Ok(n) if n > 0) {
+                            break;
+                        }
+                    }
+                }
+            }
             c.wbuf.clear();
+            if c.sbuf.is_empty() {
+                continue; // TLS: the handshake has nothing to send yet
+            }
             c.soff = 0;
             c.last_tx = now;
             self.post_send(ci);
@@ -64,7 +82,7 @@ impl Worker {
         }
         c.sbuf.clear();
         c.soff = 0;
-        if !c.wbuf.is_empty() {
+        if !c.wbuf.is_empty() || c.tls.as_ref().is_some_and(|t| t.wants_write()) {
             self.mark_dirty(ci);
         } else if c.close_after_send {
             self.shutdown(ci);
@@ -140,6 +158,8 @@ impl Worker {
         c.wbuf.clear();
         c.sbuf.clear();
         c.rbuf.clear();
+        c.tbuf.clear();
+        c.tls = None;
         if let Some(ps) = c.publ.as_mut() {
             ps.used.iter_mut().for_each(|w| *w = 0);
             ps.inflight = 0;
