@@ -125,6 +125,12 @@ pub struct TlsConfig {
     /// Certificate authorities, PEM: when set, every client must present a certificate
     /// that chains to one of them (mutual TLS), else the handshake fails.
     pub client_ca_file: Option<PathBuf>,
+    /// With `client_ca_file`: the Common Name of a TLS client's certificate is its user
+    /// name (for `auth.acl_file` rules and `%u`), and the password file is not consulted
+    /// for it, as mosquitto's option of the same name. A certificate without a CN is
+    /// refused: CONNACK 0x87 (3.1.1: 0x05), counted in `auth_failures`.
+    #[serde(default)]
+    pub use_identity_as_username: bool,
     /// The rustls configuration built from the files by [`Config::load_tls_files`].
     #[serde(skip)]
     pub server: Option<Arc<rustls::ServerConfig>>,
@@ -407,6 +413,12 @@ impl Config {
             );
         }
         if let Some(tls) = &self.tls {
+            if tls.use_identity_as_username && tls.client_ca_file.is_none() {
+                return bad(
+                    "tls.use_identity_as_username",
+                    "needs tls.client_ca_file: without client certificates there is no identity",
+                );
+            }
             if self.listen_plain && tls.port == self.port && tls.port != 0 {
                 return bad(
                     "tls.port",

@@ -87,6 +87,15 @@ pub fn server_config(
     Ok(Arc::new(config))
 }
 
+/// The subject's Common Name of a DER certificate (the first one, as mosquitto's
+/// `use_identity_as_username` takes it); None without one, or for a certificate that does not
+/// parse (rustls verified it already, so only an odd subject gets here).
+pub fn common_name(certificate_der: &[u8]) -> Option<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(certificate_der).ok()?;
+    let name = cert.subject().iter_common_name().next()?.as_str().ok()?;
+    (!name.is_empty()).then(|| name.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,6 +109,16 @@ mod tests {
     fn a_matching_chain_and_key_make_a_config() {
         assert!(server_config(CERT, KEY, None).is_ok());
         assert!(server_config(CERT, KEY, Some(CA)).is_ok());
+    }
+
+    #[test]
+    fn the_common_name_of_a_client_certificate() {
+        const CLIENT: &[u8] = include_bytes!("../tests/fixtures/tls/client.pem");
+        let der = CertificateDer::from_pem_slice(CLIENT).unwrap();
+        assert_eq!(common_name(&der).as_deref(), Some("dev1"));
+        let server = CertificateDer::from_pem_slice(CERT).unwrap();
+        assert_eq!(common_name(&server).as_deref(), Some("localhost"));
+        assert_eq!(common_name(b"not a certificate"), None);
     }
 
     #[test]

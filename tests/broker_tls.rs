@@ -195,6 +195,83 @@ fn mutual_tls_admits_only_certificates_of_the_client_ca() {
     good.ping();
 }
 
+/// The reason code of a PUBLISH QoS 1 (PUBACK).
+fn puback_reason(c: &mut Client, topic: &str) -> ReasonCode {
+    let id = c.next_packet_id();
+    let mut p = publish(topic, b"x", QoS::AtLeastOnce);
+    p.packet_id = id;
+    c.send(&Packet::Publish(p));
+    match c.wait_for(
+        "PUBACK",
+        |p| matches!(p, Packet::PubAck(a) if a.packet_id == id),
+    ) {
+        Packet::PubAck(a) => a.reason_code,
+        _ => unreachable!(),
+    }
+}
+
+/// `use_identity_as_username`: the certificate's Common Name is the user name, for the ACL
+/// (`%u`) and instead of the password file, whatever the CONNECT claims; a certificate with
+/// no Common Name is refused (0x87). Plain-TCP clients still need their password.
+#[test]
+fn a_client_certificate_names_the_user() {
+    let dir = std::env::temp_dir();
+    let acl = dir.join(unique("shardmq-tls-acl"));
+    std::fs::write(&acl, "pattern readwrite own/%u/#\n").unwrap();
+    let passwd = dir.join(unique("shardmq-tls-passwd"));
+    std::fs::write(
+        &passwd,
+        "bob:$7$101$3ku7LAvSZOAJ20LQ$NaCB68fyPHKImw9knfZrueBZdRtxa3mG4QaMdIn/XjTsxST6Aw0ZTq0gABGo/RUG8qpE97YqfSyudSmWpgN2MA==\n",
+    )
+    .unwrap();
+    let broker = Broker::with_config(&format!(
+        "[auth]\nallow_anonymous = false\npassword_file = {passwd:?}\nacl_file = {acl:?}\n\
+         [tls]\nport = 0\ncert_file = {:?}\nkey_file = {:?}\nclient_ca_file = {:?}\n\
+         use_identity_as_username = true\n",
+        fixture("server.pem"),
+        fixture("server.key"),
+        fixture("ca.pem"),
+    ));
+    let dev1 = client_config(Some(("client.pem", "client.key")));
+    // No user name, anonymous refused: the certificate is the login.
+    let (mut c, ack) = tls_connect(&broker, connect_v5(&unique("d"), true, 0), &dev1);
+    assert_eq!(ack.reason_code, ReasonCode::SUCCESS);
+    assert_eq!(puback_reason(&mut c, "own/dev1/t"), ReasonCode::SUCCESS);
+    assert_eq!(
+        puback_reason(&mut c, "own/bob/t"),
+        ReasonCode::NOT_AUTHORIZED
+    );
+    // Claiming to be bob (wrong password) changes nothing: still dev1.
+    let mut claim = connect_v5(&unique("d"), true, 0);
+    claim.username = Some("bob".into());
+    claim.password = Some(b"wrong".to_vec().into());
+    let (mut c, ack) = tls_connect(&broker, claim, &dev1);
+    assert_eq!(ack.reason_code, ReasonCode::SUCCESS);
+    assert_eq!(
+        puback_reason(&mut c, "own/bob/t"),
+        ReasonCode::NOT_AUTHORIZED
+    );
+    assert_eq!(puback_reason(&mut c, "own/dev1/t"), ReasonCode::SUCCESS);
+    // A certificate without a Common Name names nobody.
+    let nocn = client_config(Some(("nocn.pem", "nocn.key")));
+    let (_, ack) = tls_connect(&broker, connect_v5(&unique("d"), true, 0), &nocn);
+    assert_eq!(ack.reason_code, ReasonCode::NOT_AUTHORIZED);
+    let (_, ack) = tls_connect(&broker, connect_v311(&unique("d"), true), &nocn);
+    // The codec reads 3.1.1's return code 0x05 as the MQTT 5 reason it stands for.
+    assert_eq!(ack.reason_code, ReasonCode::NOT_AUTHORIZED, "3.1.1");
+    // The plain listener still asks for passwords.
+    let (_, ack) = broker.connect(connect_v5(&unique("p"), true, 0));
+    assert_eq!(ack.reason_code, ReasonCode::NOT_AUTHORIZED);
+    let mut bob = connect_v5(&unique("p"), true, 0);
+    bob.username = Some("bob".into());
+    bob.password = Some(b"hunter2".to_vec().into());
+    let (mut c, ack) = broker.connect(bob);
+    assert_eq!(ack.reason_code, ReasonCode::SUCCESS);
+    assert_eq!(puback_reason(&mut c, "own/bob/t"), ReasonCode::SUCCESS);
+    std::fs::remove_file(acl).unwrap();
+    std::fs::remove_file(passwd).unwrap();
+}
+
 /// Plain MQTT on the TLS port, and TLS on the plain port, close those connections only.
 #[test]
 fn the_wrong_protocol_on_either_port_closes_only_that_connection() {
@@ -323,4 +400,68 @@ fn bad_tls_settings_stop_startup() {
     assert!(e.contains("cert_file"), "{e}");
     let e = refused_startup("listen_plain = false\n");
     assert!(e.contains("listen_plain"), "{e}");
+    let e = refused_startup(&format!(
+        "{}use_identity_as_username = true\n",
+        section("server.pem", "server.key")
+    ));
+    assert!(
+        e.contains("tls.use_identity_as_username") && e.contains("client_ca_file"),
+        "{e}"
+    );
+}
+
+/// `listen_plain = false`: a TLS-only broker prints only its TLS address and serves MQTT
+/// there.
+#[test]
+fn a_tls_only_broker_listens_on_its_tls_port_only() {
+    use std::io::{BufRead, BufReader};
+    let path = std::env::temp_dir().join(format!("{}.toml", unique("shardmq-tls-only")));
+    std::fs::write(
+        &path,
+        format!(
+            "listen_plain = false\n[tls]\nport = 0\ncert_file = {:?}\nkey_file = {:?}\n",
+            fixture("server.pem"),
+            fixture("server.key")
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_shardmq"))
+        .args([
+            "--bind",
+            "127.0.0.1",
+            "--shards",
+            "2",
+            "--log",
+            "warn",
+            "--config",
+        ])
+        .arg(&path)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let result = std::panic::catch_unwind(|| {
+        let addr: std::net::SocketAddr = line
+            .trim()
+            .strip_prefix("listening tls ")
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("first line {line:?}"));
+        let mut c = Client::tls(addr, client_config(None));
+        c.protocol = Protocol::V5;
+        c.send(&Packet::Connect(Box::new(connect_v5(
+            &unique("only"),
+            true,
+            0,
+        ))));
+        assert!(
+            matches!(c.expect_packet(), Packet::ConnAck(a) if a.reason_code == ReasonCode::SUCCESS)
+        );
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    std::fs::remove_file(&path).unwrap();
+    result.unwrap();
 }

@@ -158,6 +158,8 @@ struct EventLoop {
     /// Listening sockets: [plain, TLS].
     listeners: [Option<RawFd>; 2],
     tls_config: Option<Arc<rustls::ServerConfig>>,
+    /// `tls.use_identity_as_username`.
+    tls_identity: bool,
     /// TLS state of this shard's TLS connections (boxed: a map slot stays small).
     tls: AHashMap<Key, Box<TlsConn>>,
     /// Scratch for plaintext opened from one TLS receive.
@@ -230,6 +232,10 @@ impl EventLoop {
         let bufs = BufferRing::register(&ring, 0, RECV_BUFFERS, RECV_BUFFER_BYTES)?;
         let max_outgoing = config.limits.max_outgoing_bytes;
         let max_packet = config.limits.max_packet_bytes as usize;
+        let tls_identity = config
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.use_identity_as_username);
         let mut ev = EventLoop {
             ring,
             bufs,
@@ -242,6 +248,7 @@ impl EventLoop {
             // 64 KiB one cost a `malloc_consolidate` on every free, and pins more memory).
             read_buf: BytesMut::with_capacity(READ_BUF_BYTES),
             listeners,
+            tls_identity,
             tls_config,
             tls: AHashMap::new(),
             tls_plain: BytesMut::new(),
@@ -477,7 +484,7 @@ impl EventLoop {
     fn on_accept(&mut self, fd: RawFd, tls: bool) {
         let tls_conn = match (tls, &self.tls_config) {
             (false, _) => None,
-            (true, Some(config)) => match TlsConn::new(config) {
+            (true, Some(config)) => match TlsConn::new(config, self.tls_identity) {
                 Ok(t) => Some(Box::new(t)),
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot start a TLS session");

@@ -20,6 +20,9 @@ const PLAIN_CHUNK_BYTES: usize = 16 * 1024;
 pub(super) struct TlsConn {
     conn: ServerConnection,
     close_notify_sent: bool,
+    /// The client certificate's name is still to be handed to the shard
+    /// (`tls.use_identity_as_username`).
+    identity_wanted: bool,
 }
 
 /// What a receive brought.
@@ -32,7 +35,10 @@ pub(super) enum Opened {
 
 impl TlsConn {
     /// A server connection waiting for the ClientHello.
-    pub(super) fn new(config: &Arc<ServerConfig>) -> Result<TlsConn, rustls::Error> {
+    pub(super) fn new(
+        config: &Arc<ServerConfig>,
+        identity_wanted: bool,
+    ) -> Result<TlsConn, rustls::Error> {
         let mut conn = ServerConnection::new(config.clone())?;
         // The shard bounds what it writes (`limits.max_outgoing_bytes`) and everything
         // sealed goes out in the same turn: no second limit here, so a write never stops short.
@@ -40,7 +46,25 @@ impl TlsConn {
         Ok(TlsConn {
             conn,
             close_notify_sent: false,
+            identity_wanted,
         })
+    }
+
+    /// Once, when the handshake is over and an identity is wanted: the Common Name of the
+    /// client's certificate (`Some(None)` when it has none).
+    pub(super) fn take_identity(&mut self) -> Option<Option<Box<str>>> {
+        if !self.identity_wanted || self.conn.is_handshaking() {
+            return None;
+        }
+        self.identity_wanted = false;
+        let leaf = self
+            .conn
+            .peer_certificates()
+            .and_then(|chain| chain.first());
+        Some(
+            leaf.and_then(|c| crate::tls::common_name(c))
+                .map(String::into_boxed_str),
+        )
     }
 
     /// Feeds received ciphertext; appends the plaintext it completes to `plain`. An error

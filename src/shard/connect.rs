@@ -37,6 +37,15 @@ use crate::codec::{
 use crate::session::{ClientLimits, InflightState, Message, Session};
 
 impl Shard {
+    /// The runtime finished a TLS handshake whose client certificate names the user
+    /// (`tls.use_identity_as_username`): its CONNECT will be admitted as `name`, whatever
+    /// user name and password it carries; `None` (no Common Name) refuses it.
+    pub fn set_peer_identity(&mut self, key: Key, name: Option<Box<str>>) {
+        if self.conns.get(key).is_some() {
+            self.peer_identities.insert(key, name);
+        }
+    }
+
     pub(super) fn on_connect(&mut self, key: Key, connect: Box<Connect>, now_ms: u64) {
         let limits = &self.config.limits;
         // Counted over all shards (see `ConnectionGauge`). 0 = unlimited here: the runtime
@@ -48,6 +57,18 @@ impl Shard {
         };
         conn.protocol = connect.protocol;
         let v5 = connect.protocol.is_v5();
+        let identity = self.peer_identities.remove(&key);
+        let admitted = match &identity {
+            // The certificate stands for user name and password.
+            Some(Some(_)) => Ok(()),
+            Some(None) => Err(ReasonCode::NOT_AUTHORIZED),
+            None => crate::auth::admit(
+                self.config.auth.allow_anonymous,
+                self.config.auth.credentials.as_deref(),
+                connect.username.as_deref(),
+                connect.password.as_deref(),
+            ),
+        };
         let refuse = if self.shutting_down {
             Some(ReasonCode::SERVER_UNAVAILABLE)
         } else if over_limit {
@@ -63,12 +84,7 @@ impl Shard {
         } else if v5 && connect.properties.authentication_method.is_some() {
             // Extended authentication is not supported [MQTT-4.12.0-1].
             Some(ReasonCode::BAD_AUTHENTICATION_METHOD)
-        } else if let Err(reason) = crate::auth::admit(
-            self.config.auth.allow_anonymous,
-            self.config.auth.credentials.as_deref(),
-            connect.username.as_deref(),
-            connect.password.as_deref(),
-        ) {
+        } else if let Err(reason) = admitted {
             // [MQTT-3.1.4-2]: a refused client gets CONNACK with the reason, then the close.
             self.metrics.auth_failures += 1;
             Some(reason)
@@ -87,6 +103,10 @@ impl Shard {
             return;
         }
         let mut connect = connect;
+        if let Some(Some(name)) = identity {
+            connect.username = Some(MqttStr::from(String::from(name)));
+            connect.password = None;
+        }
         let assigned_id = connect.client_id.is_empty();
         if assigned_id {
             self.assigned_ids += 1;

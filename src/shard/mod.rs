@@ -164,6 +164,9 @@ pub struct Shard {
     access: AHashMap<Key, crate::acl::ClientRules>,
     /// Reused for the ACL patterns' `%c` / `%u` replacements.
     acl_scratch: String,
+    /// The certificate names of TLS connections that have not sent CONNECT yet
+    /// (`tls.use_identity_as_username`); None: a certificate without a Common Name.
+    peer_identities: AHashMap<Key, Option<Box<str>>>,
     /// `$SYS` publishing (shard 0).
     sys: sys::SysState,
     /// Open connections on all shards, shared with them (`limits.max_connections`).
@@ -214,6 +217,7 @@ impl Shard {
             adopted: Vec::new(),
             access: AHashMap::new(),
             acl_scratch: String::new(),
+            peer_identities: AHashMap::new(),
             sys: sys::SysState::default(),
             gauge,
         }
@@ -604,6 +608,7 @@ impl Shard {
         };
         self.gauge.closed();
         self.access.remove(&key);
+        self.peer_identities.remove(&key);
         if let Some(h) = self.handovers.remove(&key) {
             // It ended before it could move: its session's shard parks the session.
             self.abandon_handover(h);

@@ -23,10 +23,19 @@ impl EventLoop {
     pub(super) fn on_tls_recv(&mut self, c: IoConn, bid: u16, len: usize, now: u64) {
         let mut plain = std::mem::take(&mut self.tls_plain);
         plain.clear();
+        let mut identity = None;
         let opened = match self.tls.get_mut(&c.key) {
-            Some(tls) => tls.open(self.bufs.data(bid, len), &mut plain),
+            Some(tls) => {
+                let opened = tls.open(self.bufs.data(bid, len), &mut plain);
+                identity = tls.take_identity();
+                opened
+            }
             None => Err(rustls::Error::General("no TLS state".into())),
         };
+        if let Some(name) = identity {
+            // Before the plaintext that may carry the CONNECT.
+            self.shard.set_peer_identity(c.key, name);
+        }
         self.bufs.recycle(bid);
         let closed = match opened {
             Ok(Opened::Data) => false,
