@@ -465,3 +465,71 @@ fn a_tls_only_broker_listens_on_its_tls_port_only() {
     std::fs::remove_file(&path).unwrap();
     result.unwrap();
 }
+
+/// A socket writer that sends one byte per write, with a pause, so the broker receives the
+/// handshake and the records a byte or a few at a time.
+struct Trickle(std::net::TcpStream);
+
+impl std::io::Read for Trickle {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        std::io::Read::read(&mut self.0, buf)
+    }
+}
+
+impl std::io::Write for Trickle {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        std::thread::sleep(std::time::Duration::from_micros(50));
+        std::io::Write::write(&mut self.0, &buf[..1])
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Records and handshake messages split over many receives are put back together: a
+/// client whose every byte arrives on its own connects (mutual TLS: the certificate too),
+/// subscribes and gets its PINGRESP.
+#[test]
+fn a_client_sending_a_byte_at_a_time_gets_through() {
+    use std::io::{Read, Write};
+    let broker = tls_broker(&format!("client_ca_file = {:?}\n", fixture("ca.pem")));
+    let addr = broker.tls_addr.unwrap();
+    let tcp = std::net::TcpStream::connect(addr).unwrap();
+    tcp.set_nodelay(true).unwrap();
+    tcp.set_read_timeout(Some(WAIT)).unwrap();
+    let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+    let config = client_config(Some(("client.pem", "client.key")));
+    let conn = rustls::ClientConnection::new(config, name).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, Trickle(tcp));
+    let expect = |tls: &mut rustls::StreamOwned<rustls::ClientConnection, Trickle>,
+                  sent: &Packet,
+                  answer_type: u8| {
+        tls.write_all(&encode(sent, Protocol::V311)).unwrap();
+        tls.flush().unwrap();
+        let mut first = [0u8; 2];
+        tls.read_exact(&mut first).unwrap();
+        assert_eq!(first[0] >> 4, answer_type, "answer to {sent:?}: {first:?}");
+        let mut rest = vec![0u8; first[1] as usize];
+        tls.read_exact(&mut rest).unwrap();
+        rest
+    };
+    let connack = expect(
+        &mut tls,
+        &Packet::Connect(Box::new(connect_v311(&unique("slow"), true))),
+        2,
+    );
+    assert_eq!(connack, [0, 0], "CONNACK accepted");
+    let subscribe = Packet::Subscribe(Subscribe {
+        packet_id: 7,
+        filters: vec![SubscribeFilter {
+            filter: "slow/#".into(),
+            options: SubscriptionOptions::qos(QoS::AtLeastOnce),
+        }],
+        ..Subscribe::default()
+    });
+    assert_eq!(expect(&mut tls, &subscribe, 9), [0, 7, 1], "SUBACK QoS 1");
+    assert_eq!(expect(&mut tls, &Packet::PingReq, 13), Vec::<u8>::new());
+}

@@ -164,6 +164,8 @@ struct EventLoop {
     tls: AHashMap<Key, Box<TlsConn>>,
     /// Scratch for plaintext opened from one TLS receive.
     tls_plain: BytesMut,
+    /// Scratch in which one TLS receive's records are opened in place.
+    tls_scratch: Vec<u8>,
     parked: Parked,
     doorbell_buf: Box<u64>,
     epoch: Instant,
@@ -252,6 +254,7 @@ impl EventLoop {
             tls_config,
             tls: AHashMap::new(),
             tls_plain: BytesMut::new(),
+            tls_scratch: Vec::new(),
             parked,
             doorbell_buf: Box::new(0),
             epoch,

@@ -5,7 +5,7 @@
 use bytes::Bytes;
 
 use super::{EventLoop, IoConn, IoFlags, Key, TlsConn};
-use crate::runtime::tls::{send_now, Opened};
+use crate::runtime::tls::Opened;
 
 impl EventLoop {
     /// Marks `key` as a TLS connection with state `tls`.
@@ -18,15 +18,21 @@ impl EventLoop {
 
     /// A receive on a TLS connection: records in, plaintext to the shard exactly as a plain
     /// receive would give it; what the handshake owes goes out when the connection is
-    /// serviced. A record or certificate the handshake refuses closes the connection
-    /// after its alert.
+    /// serviced. A record or certificate the handshake refuses closes the connection.
     pub(super) fn on_tls_recv(&mut self, c: IoConn, bid: u16, len: usize, now: u64) {
         let mut plain = std::mem::take(&mut self.tls_plain);
         plain.clear();
         let mut identity = None;
         let opened = match self.tls.get_mut(&c.key) {
             Some(tls) => {
-                let opened = tls.open(self.bufs.data(bid, len), &mut plain);
+                let data = self.bufs.data(bid, len);
+                let scratch = &mut self.tls_scratch;
+                // Defence in depth: a panic in the TLS library on a client's bytes ends
+                // that connection, not the shard.
+                let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    tls.open(data, scratch, &mut plain)
+                }))
+                .unwrap_or_else(|_| Err(rustls::Error::General("TLS library panic".into())));
                 identity = tls.take_identity();
                 opened
             }
@@ -43,9 +49,6 @@ impl EventLoop {
             Err(e) => {
                 tracing::debug!(error = %e, "TLS failure: closing the connection");
                 self.shard.note_tls_failure();
-                if let Some(tls) = self.tls.get_mut(&c.key) {
-                    send_now(c.fd, &tls.alert());
-                }
                 self.tls_plain = plain;
                 self.drop_connection(c.key);
                 return;
