@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Side-by-side load test: shardmq (--shards 2) against Debian's mosquitto, on loopback.
 #
-#   scripts/loadtest.sh [--quick] [--reps N] [--secs S] [--out DIR] [--no-build]
+#   scripts/loadtest.sh [--quick] [--tls] [--reps N] [--secs S] [--out DIR] [--no-build]
+#
+# --tls: both brokers serve TLS only (the test certificate of tests/fixtures/tls/), and the
+# generator connects with TLS (--tls-ca).
 #
 # Builds release, starts both brokers on free loopback ports, runs a scenario matrix against
 # each (alternating brokers, several repetitions), stops everything it started, and writes
@@ -11,15 +14,16 @@
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 
-QUICK=0 REPS="" SECS="" OUT="" BUILD=1
+QUICK=0 TLS=0 REPS="" SECS="" OUT="" BUILD=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1 ;;
+    --tls) TLS=1 ;;
     --reps) REPS="$2"; shift ;;
     --secs) SECS="$2"; shift ;;
     --out) OUT="$2"; shift ;;
     --no-build) BUILD=0 ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -41,6 +45,10 @@ OUT=$(cd "$OUT" && pwd)
 RES="$OUT/results.jsonl"
 : > "$RES"
 
+FIXTURES="$(pwd)/tests/fixtures/tls"
+TLS_ARGS=()
+[ "$TLS" = 1 ] && TLS_ARGS=(--tls-ca "$FIXTURES/ca.pem")
+
 declare -A PID PORT
 STARTED=()
 cleanup() {
@@ -59,11 +67,18 @@ port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 start_shardmq() {
   PID[shardmq]="" PORT[shardmq]=""
   [ -x "$SHARDMQ" ] || return 1
-  "$SHARDMQ" --bind 127.0.0.1 --port 0 --shards 2 >"$OUT/shardmq.stdout" 2>>"$OUT/shardmq.log" &
+  local config=()
+  if [ "$TLS" = 1 ]; then
+    printf 'listen_plain = false\n[tls]\nport = 0\ncert_file = "%s"\nkey_file = "%s"\n' \
+      "$FIXTURES/server.pem" "$FIXTURES/server.key" >"$OUT/shardmq-tls.toml"
+    config=(--config "$OUT/shardmq-tls.toml")
+  fi
+  "$SHARDMQ" --bind 127.0.0.1 --port 0 --shards 2 "${config[@]}" >"$OUT/shardmq.stdout" 2>>"$OUT/shardmq.log" &
   local p=$! line=""
   STARTED+=("$p")
   for _ in $(seq 100); do
-    line=$(head -n1 "$OUT/shardmq.stdout" 2>/dev/null)
+    # The TLS-only broker's line is `listening tls ADDR`.
+    line=$(head -n1 "$OUT/shardmq.stdout" 2>/dev/null | sed 's/^listening tls /listening /')
     case "$line" in listening\ *:*) break ;; esac
     kill -0 "$p" 2>/dev/null || return 1
     sleep 0.1
@@ -82,6 +97,11 @@ allow_anonymous true
 set_tcp_nodelay true
 max_queued_messages 100000
 CONF
+  if [ "$TLS" = 1 ]; then
+    # `user`: read the fixture key as the user running this script (not as `mosquitto`).
+    printf 'certfile %s\nkeyfile %s\nuser %s\n' "$FIXTURES/server.pem" "$FIXTURES/server.key" \
+      "$(id -un)" >>"$OUT/mosquitto.conf"
+  fi
   mosquitto -c "$OUT/mosquitto.conf" >>"$OUT/mosquitto.log" 2>&1 &
   local p=$!
   STARTED+=("$p")
@@ -102,6 +122,7 @@ done
   echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "brokers: shardmq --shards 2 $( [ -n "${PID[shardmq]}" ] || echo "(FAILED TO START)"); $(if command -v mosquitto >/dev/null; then mosquitto -h 2>&1 | head -n1; else echo "mosquitto not installed"; fi)"
   echo "repetitions: $REPS, window: ${SECS}s per run, generator: $BENCH --threads 1"
+  [ "$TLS" = 1 ] && echo "transport: TLS (both brokers TLS-only, test certificate, generator --tls-ca)"
 } >"$OUT/meta.txt"
 
 # key | shardmq-bench arguments
@@ -160,7 +181,7 @@ run_one() { # broker key args rep
   esac
   # shellcheck disable=SC2086
   if timeout $((secs + 60)) "$BENCH" --port "$port" --broker-pid "$pid" --label "$b" --json --quiet \
-      --secs "$secs" --drain-secs 3 --setup-secs 20 $args >"$log" 2>&1; then
+      --secs "$secs" --drain-secs 3 --setup-secs 20 "${TLS_ARGS[@]}" $args >"$log" 2>&1; then
     tail -n1 "$log" | python3 -c 'import json,sys; d=json.loads(sys.stdin.read()); d.update(broker=sys.argv[1], key=sys.argv[2], rep=int(sys.argv[3])); print(json.dumps(d))' "$b" "$key" "$rep" >>"$RES" \
       || printf '{"broker":"%s","key":"%s","rep":%d,"failed":true,"error":"no JSON"}\n' "$b" "$key" "$rep" >>"$RES"
   else
