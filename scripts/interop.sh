@@ -80,6 +80,29 @@ start_broker() {
   done
 }
 
+# A subscriber waiting for one message while a publisher repeats it until it has arrived.
+# $1 names the check, $2 is the message; then the subscriber's arguments, `--`, and the
+# publisher's.
+check_delivery() {
+  local name=$1 message=$2 out="$WORK/delivery" sub sub_args=()
+  shift 2
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do sub_args+=("$1"); shift; done
+  shift
+  mosquitto_sub "${sub_args[@]}" -C 1 -W 5 >"$out" 2>&1 &
+  sub=$!
+  for _ in $(seq 40); do
+    kill -0 "$sub" 2>/dev/null || break
+    mosquitto_pub "$@" -m "$message" 2>/dev/null || true
+    sleep 0.1
+  done
+  wait "$sub" || true
+  if [ "$(cat "$out")" = "$message" ]; then
+    pass "$name"
+  else
+    fail "$name" "subscriber got '$(tr '\n' ' ' <"$out")'"
+  fi
+}
+
 start_broker main
 BROKER_PID=$STARTED_PID
 PORT=$STARTED_PORT
@@ -257,22 +280,9 @@ else
   A=(-h 127.0.0.1 -p "$AUTH_PORT")
   for v in mqttv311 mqttv5; do
     topic="interop/$RUN/auth/$v"
-    name="mosquitto $v user name and password from a mosquitto_passwd file"
-    mosquitto_sub "${A[@]}" -V "$v" -u alice -P 's3cret pass' -q 1 -t "$topic" -C 1 -W 5 \
-      >"$WORK/auth.sub" 2>&1 &
-    sub=$!
-    for _ in $(seq 40); do
-      kill -0 "$sub" 2>/dev/null || break
-      mosquitto_pub "${A[@]}" -V "$v" -u bob -P hunter2 -q 1 -t "$topic" -m secret-hello \
-        2>/dev/null || true
-      sleep 0.1
-    done
-    wait "$sub" || true
-    if [ "$(cat "$WORK/auth.sub")" = secret-hello ]; then
-      pass "$name"
-    else
-      fail "$name" "subscriber got '$(tr '\n' ' ' <"$WORK/auth.sub")'"
-    fi
+    check_delivery "mosquitto $v user name and password from a mosquitto_passwd file" \
+      secret-hello "${A[@]}" -V "$v" -u alice -P 's3cret pass' -q 1 -t "$topic" \
+      -- "${A[@]}" -V "$v" -u bob -P hunter2 -q 1 -t "$topic"
     name="mosquitto $v wrong password and anonymous client refused"
     wrong=$(mosquitto_pub "${A[@]}" -V "$v" -u bob -P hunter3 -t "$topic" -m x 2>&1) && wrong_rc=0 || wrong_rc=$?
     anon=$(mosquitto_pub "${A[@]}" -V "$v" -t "$topic" -m x 2>&1) && anon_rc=0 || anon_rc=$?
@@ -358,20 +368,8 @@ else
   ID=(--cert "$TLS_DIR/client.pem" --key "$TLS_DIR/client.key")
   for v in mqttv311 mqttv5; do
     topic="interop/$RUN/tls/$v"
-    name="mosquitto $v over TLS with a client certificate, QoS 1"
-    mosquitto_sub "${T[@]}" "${ID[@]}" -V "$v" -q 1 -t "$topic" -C 1 -W 5 >"$WORK/tls.sub" 2>&1 &
-    sub=$!
-    for _ in $(seq 40); do
-      kill -0 "$sub" 2>/dev/null || break
-      mosquitto_pub "${T[@]}" "${ID[@]}" -V "$v" -q 1 -t "$topic" -m tls-hello 2>/dev/null || true
-      sleep 0.1
-    done
-    wait "$sub" || true
-    if [ "$(cat "$WORK/tls.sub")" = tls-hello ]; then
-      pass "$name"
-    else
-      fail "$name" "subscriber got '$(tr '\n' ' ' <"$WORK/tls.sub")'"
-    fi
+    check_delivery "mosquitto $v over TLS with a client certificate, QoS 1" tls-hello \
+      "${T[@]}" "${ID[@]}" -V "$v" -q 1 -t "$topic" -- "${T[@]}" "${ID[@]}" -V "$v" -q 1 -t "$topic"
   done
   name="mosquitto over TLS without a client certificate, or a rogue CA's, refused"
   none=$(mosquitto_pub "${T[@]}" -t "interop/$RUN/tls/x" -m x 2>&1) && none_rc=0 || none_rc=$?
