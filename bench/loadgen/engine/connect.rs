@@ -102,7 +102,12 @@ impl Worker {
         if let Some(config) = &self.cfg.tls {
             let name = rustls::pki_types::ServerName::IpAddress(self.cfg.addr.ip().into());
             match rustls::ClientConnection::new(config.clone(), name) {
-                Ok(tls) => c.tls = Some(Box::new(tls)),
+                Ok(mut tls) => {
+                    // A flush seals the whole write buffer (up to --max-unsent and more) and
+                    // drains it at once: rustls' default 64 KiB limit would cut a packet.
+                    tls.set_buffer_limit(None);
+                    c.tls = Some(Box::new(tls));
+                }
                 Err(e) => {
                     self.connect_failed(ci, format!("tls: {e}"));
                     return;

@@ -27,7 +27,10 @@ impl Worker {
                     use bytes::BufMut;
                     use std::io::Write;
                     c.sbuf.clear();
-                    let _ = tls.writer().write_all(&c.wbuf);
+                    // Unlimited buffer (see `on_connect`): never short.
+                    tls.writer()
+                        .write_all(&c.wbuf)
+                        .expect("rustls takes the whole write buffer");
                     let mut out = (&mut c.sbuf).writer();
                     while tls.wants_write() {
                         if !matches!(tls.write_tls(&mut out), Ok(n) if n > 0) {
