@@ -533,3 +533,21 @@ fn a_client_sending_a_byte_at_a_time_gets_through() {
     assert_eq!(expect(&mut tls, &subscribe, 9), [0, 7, 1], "SUBACK QoS 1");
     assert_eq!(expect(&mut tls, &Packet::PingReq, 13), Vec::<u8>::new());
 }
+
+/// A client that starts a handshake and stalls is closed by `limits.connect_timeout_secs`,
+/// like a plain client that never sends CONNECT: a stalled handshake holds nothing for long.
+#[test]
+fn a_stalled_handshake_is_closed_by_the_connect_timeout() {
+    let broker = tls_broker("[limits]\nconnect_timeout_secs = 1\n");
+    let mut stalled = Client::tcp(broker.tls_addr.unwrap());
+    // The first bytes of a TLS record header (handshake, TLS 1.0 record version), no more.
+    stalled.send_raw(&[0x16, 0x03, 0x01, 0x00]);
+    let start = std::time::Instant::now();
+    let answer = stalled.read_raw(4096, WAIT);
+    assert!(answer.is_empty(), "{answer:?}");
+    let waited = start.elapsed();
+    assert!(
+        waited >= std::time::Duration::from_millis(500) && waited < WAIT,
+        "closed after {waited:?}"
+    );
+}
