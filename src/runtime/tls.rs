@@ -294,18 +294,18 @@ impl TlsConn {
 /// socket's descriptor before the socket travels through the mesh, the adopting shard takes
 /// it when it registers that descriptor. Touched once per takeover of a TLS connection.
 #[derive(Clone, Default)]
-pub(super) struct Parked(Arc<Mutex<HashMap<RawFd, TlsConn>>>);
+pub(super) struct Parked(Arc<Mutex<HashMap<RawFd, Box<TlsConn>>>>);
 
 impl Parked {
-    pub(super) fn park(&self, fd: RawFd, tls: TlsConn) {
+    pub(super) fn park(&self, fd: RawFd, tls: Box<TlsConn>) {
         self.lock().insert(fd, tls);
     }
 
-    pub(super) fn take(&self, fd: RawFd) -> Option<TlsConn> {
+    pub(super) fn take(&self, fd: RawFd) -> Option<Box<TlsConn>> {
         self.lock().remove(&fd)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RawFd, TlsConn>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RawFd, Box<TlsConn>>> {
         // A shard that panicked while holding it left a consistent map: keep using it.
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }

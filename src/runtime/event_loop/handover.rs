@@ -18,7 +18,7 @@ impl EventLoop {
         for &(key, socket) in &adopted {
             self.register(key, socket as RawFd);
             if let Some(tls) = self.parked.take(socket as RawFd) {
-                self.attach_tls(key, Box::new(tls));
+                self.attach_tls(key, tls);
             }
             self.service.push(key);
         }
@@ -58,14 +58,14 @@ impl EventLoop {
         let tls = self.tls.remove(&key);
         let had_tls = tls.is_some();
         if let Some(tls) = tls {
-            self.parked.park(io.fd, *tls);
+            self.parked.park(io.fd, tls);
         }
         let mut unread = BytesMut::new();
         if self.shard.hand_over(key, io.fd as u64, &mut unread) {
             self.io[key.index() as usize] = None;
         } else if had_tls {
             if let Some(tls) = self.parked.take(io.fd) {
-                self.tls.insert(key, Box::new(tls));
+                self.tls.insert(key, tls);
             }
         }
     }
