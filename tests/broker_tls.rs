@@ -193,6 +193,37 @@ fn mutual_tls_admits_only_certificates_of_the_client_ca() {
     }
     assert!(wait_counter(&broker, "tls_failures", 2) >= 2);
     good.ping();
+    // The refused clients learn why: the broker's alert, not a bare close.
+    for (label, config, alert) in [
+        ("no certificate", client_config(None), "CertificateRequired"),
+        (
+            "another CA's certificate",
+            client_config(Some(("rogue.pem", "rogue.key"))),
+            "UnknownCA",
+        ),
+    ] {
+        let error = handshake_error(broker.tls_addr.unwrap(), config);
+        assert!(error.contains(alert), "{label}: {error}");
+    }
+}
+
+/// Connects, sends a CONNECT and reads: the error the TLS client reports.
+fn handshake_error(addr: std::net::SocketAddr, config: Arc<rustls::ClientConfig>) -> String {
+    use std::io::{Read, Write};
+    let tcp = std::net::TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(WAIT)).unwrap();
+    let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+    let conn = rustls::ClientConnection::new(config, name).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    let connect = Packet::Connect(Box::new(connect_v311(&unique("refused"), true)));
+    let mut buf = [0u8; 64];
+    match tls
+        .write_all(&encode(&connect, Protocol::V311))
+        .and_then(|_| tls.read(&mut buf))
+    {
+        Ok(n) => format!("no error, read {n} bytes"),
+        Err(e) => e.to_string(),
+    }
 }
 
 /// The reason code of a PUBLISH QoS 1 (PUBACK).

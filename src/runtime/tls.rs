@@ -210,8 +210,7 @@ impl TlsConn {
 
     /// Feeds received ciphertext; appends the plaintext it completes to `plain`. `scratch`
     /// is the loop's buffer for opening records in place. An error is a protocol or
-    /// certificate failure: the connection closes (without an alert: after a failure
-    /// rustls' unbuffered state may only be driven with the same buffer, which is gone).
+    /// certificate failure: the connection closes, after [`Self::alert`].
     pub(super) fn open(
         &mut self,
         ciphertext: &[u8],
@@ -272,6 +271,27 @@ impl TlsConn {
         Bytes::from(std::mem::take(&mut self.outbox))
     }
 
+    /// The alert rustls queued when [`Self::open`] failed (a handshake refused, a bad
+    /// record), to send once before the close. Queued messages are taken without looking
+    /// at any receive buffer (the failed one is gone, and rustls must never see another in
+    /// its place), so only while one is queued.
+    pub(super) fn alert(&mut self) -> Bytes {
+        for _ in 0..4 {
+            if !self.conn.wants_write() {
+                break;
+            }
+            match self.conn.process_tls_records(&mut []).state {
+                Ok(ConnectionState::EncodeTlsData(mut alert)) => {
+                    if append(&mut self.outbox, |b| alert.encode(b), encode_too_small).is_err() {
+                        break;
+                    }
+                }
+                _ => break,
+            }
+        }
+        Bytes::from(std::mem::take(&mut self.outbox))
+    }
+
     /// Once, when the handshake is over and an identity is wanted: the Common Name of the
     /// client's certificate (`Some(None)` when it has none).
     pub(super) fn take_identity(&mut self) -> Option<Option<Box<str>>> {
@@ -308,5 +328,21 @@ impl Parked {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RawFd, Box<TlsConn>>> {
         // A shard that panicked while holding it left a consistent map: keep using it.
         self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Best effort: an alert goes out on a socket about to close, without waiting.
+pub(super) fn send_now(fd: RawFd, data: &[u8]) {
+    if data.is_empty() {
+        return;
+    }
+    // SAFETY: a send from a valid buffer on our own socket; the result is ignored.
+    unsafe {
+        libc::send(
+            fd,
+            data.as_ptr() as *const libc::c_void,
+            data.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        );
     }
 }

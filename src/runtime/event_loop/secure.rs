@@ -5,7 +5,7 @@
 use bytes::Bytes;
 
 use super::{EventLoop, IoConn, IoFlags, Key, TlsConn};
-use crate::runtime::tls::Opened;
+use crate::runtime::tls::{send_now, Opened};
 
 impl EventLoop {
     /// Marks `key` as a TLS connection with state `tls`.
@@ -18,7 +18,8 @@ impl EventLoop {
 
     /// A receive on a TLS connection: records in, plaintext to the shard exactly as a plain
     /// receive would give it; what the handshake owes goes out when the connection is
-    /// serviced. A record or certificate the handshake refuses closes the connection.
+    /// serviced. A record or certificate the handshake refuses closes the connection
+    /// after its alert (so the client can say why).
     pub(super) fn on_tls_recv(&mut self, c: IoConn, bid: u16, len: usize, now: u64) {
         let mut plain = std::mem::take(&mut self.tls_plain);
         plain.clear();
@@ -49,6 +50,12 @@ impl EventLoop {
             Err(e) => {
                 tracing::debug!(error = %e, "TLS failure: closing the connection");
                 self.shard.note_tls_failure();
+                if let Some(tls) = self.tls.get_mut(&c.key) {
+                    let alert =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| tls.alert()))
+                            .unwrap_or_default();
+                    send_now(c.fd, &alert);
+                }
                 self.tls_plain = plain;
                 self.drop_connection(c.key);
                 return;
