@@ -4,7 +4,6 @@
 mod common;
 
 use common::*;
-use std::process::{Command, Stdio};
 
 /// Written by `mosquitto_passwd -c -b pw alice 's3cret pass'` and `-b pw bob hunter2`
 /// (mosquitto 2.0.11).
@@ -115,29 +114,6 @@ fn anonymous_clients_may_be_allowed_beside_the_password_file() {
     bad.will = Some(will(&topic, b"gone", QoS::AtLeastOnce));
     assert_eq!(attempt(&broker, bad), ReasonCode::BAD_USER_NAME_OR_PASSWORD);
     watcher.expect_nothing();
-}
-
-/// Starts the broker with `config` as its file and expects it to refuse: exit status 2,
-/// nothing listening; returns what it printed on stderr.
-#[track_caller]
-fn refused_startup(config: &str) -> String {
-    let path = std::env::temp_dir().join(format!("{}.toml", unique("shardmq-auth")));
-    std::fs::write(&path, config).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_shardmq"))
-        .args(["--port", "0", "--shards", "1", "--config"])
-        .arg(&path)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    std::fs::remove_file(&path).unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(
-        out.stdout.is_empty(),
-        "it must not listen: {:?}",
-        out.stdout
-    );
-    stderr
 }
 
 /// A password file that cannot be used stops startup with a message naming the file and

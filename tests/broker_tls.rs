@@ -392,19 +392,6 @@ async fn rumqttc_over_tls() {
     }
 }
 
-fn refused_startup(config: &str) -> String {
-    let path = std::env::temp_dir().join(format!("{}.toml", unique("shardmq-tls-bad")));
-    std::fs::write(&path, config).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_shardmq"))
-        .args(["--port", "0", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    std::fs::remove_file(&path).unwrap();
-    assert_eq!(out.status.code(), Some(2), "startup must fail");
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
 /// A TLS section that cannot be used stops startup, naming the key and the problem.
 #[test]
 fn bad_tls_settings_stop_startup() {

@@ -162,8 +162,6 @@ struct EventLoop {
     tls_identity: bool,
     /// TLS state of this shard's TLS connections (boxed: a map slot stays small).
     tls: AHashMap<Key, Box<TlsConn>>,
-    /// Scratch for plaintext opened from one TLS receive.
-    tls_plain: BytesMut,
     /// Scratch in which one TLS receive's records are opened in place.
     tls_scratch: Vec<u8>,
     parked: Parked,
@@ -253,7 +251,6 @@ impl EventLoop {
             tls_identity,
             tls_config,
             tls: AHashMap::new(),
-            tls_plain: BytesMut::new(),
             tls_scratch: Vec::new(),
             parked,
             doorbell_buf: Box::new(0),

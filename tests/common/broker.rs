@@ -230,3 +230,26 @@ impl Drop for Broker {
         }
     }
 }
+
+/// Starts the broker with `config` as its file and expects it to refuse: exit status 2,
+/// nothing listening; returns what it printed on stderr.
+#[track_caller]
+pub fn refused_startup(config: &str) -> String {
+    let path = std::env::temp_dir().join(format!("{}.toml", unique("shardmq-refused")));
+    std::fs::write(&path, config).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_shardmq"))
+        .args(["--port", "0", "--shards", "1", "--config"])
+        .arg(&path)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        out.stdout.is_empty(),
+        "it must not listen: {:?}",
+        out.stdout
+    );
+    stderr
+}

@@ -21,17 +21,17 @@ impl EventLoop {
     /// serviced. A record or certificate the handshake refuses closes the connection
     /// after its alert (so the client can say why).
     pub(super) fn on_tls_recv(&mut self, c: IoConn, bid: u16, len: usize, now: u64) {
-        let mut plain = std::mem::take(&mut self.tls_plain);
-        plain.clear();
+        // Plaintext goes straight into `read_buf` (empty between receives), where a plain
+        // receive's bytes go.
         let mut identity = None;
         let opened = match self.tls.get_mut(&c.key) {
             Some(tls) => {
                 let data = self.bufs.data(bid, len);
-                let scratch = &mut self.tls_scratch;
+                let (scratch, plain) = (&mut self.tls_scratch, &mut self.read_buf);
                 // Defence in depth: a panic in the TLS library on a client's bytes ends
                 // that connection, not the shard.
                 let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    tls.open(data, scratch, &mut plain)
+                    tls.open(data, scratch, plain)
                 }))
                 .unwrap_or_else(|_| Err(rustls::Error::General("TLS library panic".into())));
                 identity = tls.take_identity();
@@ -56,22 +56,21 @@ impl EventLoop {
                             .unwrap_or_default();
                     send_now(c.fd, &alert);
                 }
-                self.tls_plain = plain;
+                self.read_buf.clear();
                 self.drop_connection(c.key);
                 return;
             }
         };
-        if !plain.is_empty() {
+        if !self.read_buf.is_empty() {
             if self.pressured && self.shard.may_hold_input(c.key) && !closed {
-                self.shard.hold_input(c.key, &plain, now);
+                self.shard.hold_input(c.key, &self.read_buf, now);
+                self.read_buf.clear();
                 self.pause(c.key);
             } else {
-                self.read_buf.extend_from_slice(&plain);
                 self.process_read(c.key, now);
                 self.note_pressure(now);
             }
         }
-        self.tls_plain = plain;
         if closed {
             // close_notify: the end of the stream, as a plain socket's EOF.
             self.drop_connection(c.key);
