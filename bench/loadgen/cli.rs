@@ -97,6 +97,11 @@ pub struct Cli {
     /// Skipped for a turn after a receive filled its buffer.
     #[arg(long, global = true)]
     pub batch_us: Option<u32>,
+    /// Round publishers' send times up to multiples of this many µs (0: exact), the way a
+    /// generator on a millisecond timer wheel (tokio, Erlang) paces: what falls due within
+    /// one tick leaves together. Latency is measured from the rounded time.
+    #[arg(long, default_value_t = 0, global = true)]
+    pub tick_us: u64,
     /// No progress lines on stderr.
     #[arg(long, global = true)]
     pub quiet: bool,

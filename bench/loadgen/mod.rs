@@ -168,6 +168,7 @@ pub fn run(cli: &Cli) -> Result<Summary, String> {
             .batch_us
             .unwrap_or(if rate == 0.0 && !idle_like { 100 } else { 0 }),
         tls: tls_config(cli)?,
+        tick_ns: cli.tick_us * 1_000,
     };
 
     let pid = cli.broker_pid;

@@ -10,6 +10,8 @@ pub struct Pacer {
     start_ns: u64,
     /// Nanoseconds between messages, as a float so rates like 3 msg/s stay exact on average.
     interval_ns: f64,
+    /// Due times are rounded up to a multiple of this (0: exact), see [`Pacer::with_tick`].
+    tick_ns: u64,
 }
 
 impl Pacer {
@@ -21,13 +23,28 @@ impl Pacer {
         Pacer {
             start_ns: start_ns + (interval_ns * phase.clamp(0.0, 1.0)) as u64,
             interval_ns,
+            tick_ns: 0,
         }
+    }
+
+    /// Rounds every due time up to a multiple of `tick_ns` on the clock all publishers share
+    /// (0: exact),
+    /// as a generator on a millisecond timer wheel (tokio, Erlang) sends: what falls due in
+    /// one tick leaves together. The rate stays the same; arrivals come in clusters.
+    pub fn with_tick(mut self, tick_ns: u64) -> Pacer {
+        self.tick_ns = tick_ns;
+        self
     }
 
     /// Scheduled send time of message `k`.
     #[inline]
     pub fn due(&self, k: u64) -> u64 {
-        self.start_ns + (k as f64 * self.interval_ns) as u64
+        let exact = self.start_ns + (k as f64 * self.interval_ns) as u64;
+        if self.tick_ns == 0 {
+            exact
+        } else {
+            exact.div_ceil(self.tick_ns) * self.tick_ns
+        }
     }
 
     #[cfg(test)]
@@ -106,6 +123,26 @@ mod tests {
             }
             assert!(p.due(n) > now);
         }
+    }
+
+    #[test]
+    fn a_tick_clusters_due_times_without_changing_the_rate() {
+        let tick = 1_000_000;
+        let a = Pacer::new(0, 2000.0, 0.1).with_tick(tick);
+        let b = Pacer::new(0, 2000.0, 0.7).with_tick(tick);
+        // Both publishers' first messages (50 µs and 350 µs) leave at the 1 ms tick.
+        assert_eq!(a.due(0), tick);
+        assert_eq!(b.due(0), tick);
+        for k in 0..10_000 {
+            assert_eq!(a.due(k) % tick, 0);
+            let exact = Pacer::new(0, 2000.0, 0.1).due(k);
+            assert!(a.due(k) >= exact && a.due(k) - exact < tick);
+        }
+        // Still 2000 per second.
+        assert_eq!(
+            (0..).take_while(|&k| a.due(k) <= 1_000_000_000).count(),
+            2000
+        );
     }
 
     #[test]

@@ -87,6 +87,8 @@ pub struct EngineCfg {
     /// Batch completions: once waiting, wait up to this long for several completions
     /// before handling the first (0: handle each as soon as it arrives).
     pub batch_us: u32,
+    /// Publishers' due times are rounded up to multiples of this (0: exact).
+    pub tick_ns: u64,
     /// TLS client settings (`--tls-ca`); None: plain TCP.
     pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
@@ -405,7 +407,7 @@ impl Worker {
                     let rate = self.cfg.rate;
                     if let Some(ps) = self.conns[ci].publ.as_mut() {
                         if rate > 0.0 && ps.retained_topics == 0 {
-                            let p = Pacer::new(t0, rate, ps.phase);
+                            let p = Pacer::new(t0, rate, ps.phase).with_tick(self.cfg.tick_ns);
                             ps.pacer = Some(p);
                             self.heap.push(Reverse((p.due(0), ci as u32)));
                         } else {
