@@ -58,3 +58,94 @@ pub struct Delivery {
     /// Identifiers of the matching subscriptions (usually none: no allocation).
     pub subscription_ids: Vec<u32>,
 }
+
+/// Messages whose last flow ended (PUBACK, PUBCOMP), released together after a batch of
+/// input instead of one by one.
+///
+/// Releasing a message decrements its reference count, a locked instruction on a cache line
+/// that has usually gone cold (the message was sent a round trip ago, and often made on
+/// another shard). Dropped one at a time each miss stalls the shard in turn: at full speed
+/// that drop was the broker's largest single cost (5% of its samples in p2p QoS 1). Here each
+/// message's counter is prefetched when it retires, and the batch is dropped after the input
+/// that acknowledged it has been decoded, so the misses overlap.
+#[derive(Debug, Default)]
+pub struct Retired {
+    messages: Vec<SharedMessage>,
+}
+
+impl Retired {
+    /// Most messages held before a release is forced (one 4 KiB receive holds at most
+    /// 1,024 PUBACKs).
+    pub const MAX: usize = 1024;
+
+    /// Holds `message` until [`Retired::release`], or releases all at once when
+    /// [`Retired::MAX`] are held.
+    #[inline]
+    pub fn push(&mut self, message: SharedMessage) {
+        if self.messages.len() >= Self::MAX {
+            self.release();
+        }
+        prefetch_counts(&message);
+        self.messages.push(message);
+    }
+
+    /// Drops every held message.
+    #[inline]
+    pub fn release(&mut self) {
+        self.messages.clear();
+    }
+
+    /// Messages held.
+    pub fn len(&self) -> usize {
+        self.messages.len()
+    }
+
+    /// True when none are held.
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty()
+    }
+}
+
+/// Starts loading the cache line of `message`'s reference counts (they sit just before the
+/// data in the `Arc`'s allocation).
+#[inline]
+fn prefetch_counts(message: &SharedMessage) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let counts = (Arc::as_ptr(message) as *const i8).wrapping_sub(16);
+        // SAFETY: SSE is part of x86_64's baseline, and a prefetch never faults, whatever
+        // the address.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(counts) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = message;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retired_messages_live_until_released() {
+        let message = Arc::new(Message {
+            topic: "t".into(),
+            payload: Default::default(),
+            qos: QoS::AtLeastOnce,
+            retain: false,
+            properties: None,
+            expires_at_ms: None,
+        });
+        let mut retired = Retired::default();
+        for _ in 0..Retired::MAX {
+            retired.push(message.clone());
+        }
+        assert_eq!(Arc::strong_count(&message), Retired::MAX + 1);
+        retired.push(message.clone());
+        assert_eq!(retired.len(), 1, "a full batch is released first");
+        assert_eq!(Arc::strong_count(&message), 2);
+        retired.release();
+        assert!(retired.is_empty());
+        assert_eq!(Arc::strong_count(&message), 1);
+    }
+}

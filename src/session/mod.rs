@@ -8,7 +8,7 @@
 mod message;
 mod outbound;
 
-pub use message::{Delivery, Message, SharedMessage};
+pub use message::{Delivery, Message, Retired, SharedMessage};
 pub use outbound::{Inflight, InflightState, Outbound};
 
 use std::collections::HashMap;

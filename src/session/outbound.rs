@@ -109,14 +109,14 @@ impl Outbound {
         }
     }
 
-    /// PUBACK: ends a QoS 1 flow. False if the identifier is unknown.
-    pub fn on_puback(&mut self, packet_id: u16) -> bool {
+    /// PUBACK: ends a QoS 1 flow and hands back what was sent (None: unknown identifier),
+    /// for the caller to release when it suits it (see [`super::message::Retired`]).
+    pub fn on_puback(&mut self, packet_id: u16) -> Option<Delivery> {
         match self.position(packet_id) {
             Some(i) if self.inflight[i].state == InflightState::AwaitingAck => {
-                self.inflight.remove(i);
-                true
+                self.inflight.remove(i).map(|f| f.delivery)
             }
-            _ => false,
+            _ => None,
         }
     }
 
@@ -138,14 +138,13 @@ impl Outbound {
         }
     }
 
-    /// PUBCOMP: ends a QoS 2 flow. False if unknown.
-    pub fn on_pubcomp(&mut self, packet_id: u16) -> bool {
+    /// PUBCOMP: ends a QoS 2 flow and hands back what was sent (None: unknown).
+    pub fn on_pubcomp(&mut self, packet_id: u16) -> Option<Delivery> {
         match self.position(packet_id) {
             Some(i) if self.inflight[i].state == InflightState::AwaitingComp => {
-                self.inflight.remove(i);
-                true
+                self.inflight.remove(i).map(|f| f.delivery)
             }
-            _ => false,
+            _ => None,
         }
     }
 }
@@ -230,7 +229,7 @@ mod tests {
                     3
                 };
                 let id = o.inflight[i].packet_id;
-                assert!(o.on_puback(id));
+                assert!(o.on_puback(id).is_some());
             }
         }
         assert!(
@@ -247,10 +246,13 @@ mod tests {
         };
         let id = o.next_packet_id();
         o.push_inflight(id, delivery());
-        assert!(!o.on_pubcomp(7), "PUBCOMP before PUBREC is not accepted");
+        assert!(
+            o.on_pubcomp(7).is_none(),
+            "PUBCOMP before PUBREC is not accepted"
+        );
         assert!(o.on_pubrec(7));
-        assert!(!o.on_puback(7));
-        assert!(o.on_pubcomp(7));
+        assert!(o.on_puback(7).is_none());
+        assert!(o.on_pubcomp(7).is_some());
         assert!(o.inflight.is_empty());
     }
 }

@@ -36,7 +36,7 @@ use std::collections::VecDeque;
 
 use crate::codec::{Disconnect, MqttStr, Packet, Protocol, ReasonCode, CONNECT};
 use crate::config::Config;
-use crate::session::{Session, SharedMessage};
+use crate::session::{Retired, Session, SharedMessage};
 use crate::topic::{RetainedIndex, TopicTrie};
 use router::FilterEntry;
 use timers::Timers;
@@ -135,6 +135,8 @@ pub struct Shard {
     /// Remembered routes of publishers that repeat a topic (bounded; see [`route::Routes`]).
     routes: route::Routes,
     local_queue: VecDeque<MeshMsg>,
+    /// Messages acknowledged during the current input, released after it.
+    retired: Retired,
     timers: Timers,
     metrics: Metrics,
     assigned_ids: u64,
@@ -200,6 +202,7 @@ impl Shard {
             outbox: (0..shards).map(|_| Vec::new()).collect(),
             routes: route::Routes::default(),
             local_queue: VecDeque::new(),
+            retired: Retired::default(),
             timers: Timers::default(),
             metrics: Metrics::default(),
             assigned_ids: 0,
@@ -278,6 +281,7 @@ impl Shard {
                 break;
             }
         }
+        self.retired.release();
     }
 
     fn decode_packets(&mut self, key: Key, input: &mut BytesMut, max_packet: usize, now_ms: u64) {

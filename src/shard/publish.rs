@@ -500,8 +500,10 @@ impl Shard {
             return;
         };
         if let Some(slot) = self.sessions.get_mut(skey) {
-            slot.session.outbound.on_puback(packet_id);
             slot.session.outbound.last_progress_ms = now_ms;
+            if let Some(done) = slot.session.outbound.on_puback(packet_id) {
+                self.retired.push(done.message);
+            }
         }
         self.pump_queue(skey, now_ms);
     }
@@ -548,8 +550,10 @@ impl Shard {
             return;
         };
         if let Some(slot) = self.sessions.get_mut(skey) {
-            slot.session.outbound.on_pubcomp(packet_id);
             slot.session.outbound.last_progress_ms = now_ms;
+            if let Some(done) = slot.session.outbound.on_pubcomp(packet_id) {
+                self.retired.push(done.message);
+            }
         }
         self.pump_queue(skey, now_ms);
     }
