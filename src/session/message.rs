@@ -110,16 +110,30 @@ impl Retired {
 /// data in the `Arc`'s allocation).
 #[inline]
 fn prefetch_counts(message: &SharedMessage) {
+    prefetch_at((Arc::as_ptr(message) as *const i8).wrapping_sub(16));
+}
+
+/// Starts loading all of `message`'s fixed part (counts and fields, two cache lines), for a
+/// message about to be read that has likely gone cold: the next one in a queue, or one
+/// another shard made.
+#[inline]
+pub fn prefetch(message: &SharedMessage) {
+    let counts = (Arc::as_ptr(message) as *const i8).wrapping_sub(16);
+    prefetch_at(counts);
+    prefetch_at(counts.wrapping_add(64));
+}
+
+#[inline]
+fn prefetch_at(address: *const i8) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        let counts = (Arc::as_ptr(message) as *const i8).wrapping_sub(16);
         // SAFETY: SSE is part of x86_64's baseline, and a prefetch never faults, whatever
         // the address.
-        unsafe { _mm_prefetch::<_MM_HINT_T0>(counts) };
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(address) };
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = message;
+    let _ = address;
 }
 
 #[cfg(test)]

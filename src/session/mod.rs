@@ -5,7 +5,7 @@
 //! (3.1.1) asks for it, and moves between shards as a value when the client reconnects
 //! elsewhere. It holds no I/O handles and never reads the clock.
 
-mod message;
+pub mod message;
 mod outbound;
 
 pub use message::{Delivery, Message, Retired, SharedMessage};

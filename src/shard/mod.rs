@@ -519,10 +519,17 @@ impl Shard {
         mut messages: impl ExactSizeIterator<Item = MeshMsg>,
         now_ms: u64,
     ) {
-        while let Some(msg) = messages.next() {
+        // One message of lookahead: the next forward's message (made on another core) is
+        // prefetched while this one is handled.
+        let mut next = messages.next();
+        while let Some(msg) = next.take() {
+            next = messages.next();
+            if let Some(MeshMsg::Forward { message, .. }) = &next {
+                crate::session::message::prefetch(message);
+            }
             self.handle_mesh(from, msg, now_ms);
-            if messages.len() > 0 && self.queue_near_limit(now_ms) {
-                self.held_mesh[from].extend(messages);
+            if next.is_some() && self.queue_near_limit(now_ms) {
+                self.held_mesh[from].extend(next.into_iter().chain(messages));
                 break;
             }
         }

@@ -474,6 +474,10 @@ impl Shard {
             let Some(delivery) = outbound.queue.pop_front() else {
                 return;
             };
+            // The next one goes out at the next acknowledgement, usually within this input.
+            if let Some(next) = outbound.queue.front() {
+                crate::session::message::prefetch(&next.message);
+            }
             let left_full = outbound.queue.len() + 1 == full_mark;
             self.online_queued = self.online_queued.saturating_sub(1);
             if left_full {
