@@ -114,6 +114,9 @@ pub fn stable_hash(bytes: &[u8]) -> u64 {
 /// this long without an acknowledgement it is considered stalled.
 pub const STALLED_SUBSCRIBER_MS: u64 = 1000;
 
+/// Most messages a fresh outbox has room for before it grows (see [`Shard::take_outbox`]).
+const MAX_OUTBOX_PREALLOCATED: usize = 512;
+
 /// One shard's whole state.
 pub struct Shard {
     id: ShardId,
@@ -492,8 +495,17 @@ impl Shard {
     }
 
     /// Messages waiting for peer `to`; the runtime sends them as one batch.
+    ///
+    /// The batch leaves with its allocation (the peer frees it), so the next one starts with
+    /// room for as many messages as this one had: growing from empty by doubling cost a
+    /// `realloc` and a copy of every message so far at each step (2% of the broker at full
+    /// speed).
     pub fn take_outbox(&mut self, to: ShardId) -> Vec<MeshMsg> {
-        std::mem::take(&mut self.outbox[to])
+        let room = self.outbox[to].len().min(MAX_OUTBOX_PREALLOCATED);
+        if room == 0 {
+            return Vec::new();
+        }
+        std::mem::replace(&mut self.outbox[to], Vec::with_capacity(room))
     }
 
     /// Handles a batch from peer `from`.
