@@ -45,6 +45,11 @@ const READ_BUF_BYTES: usize = 2 * RECV_BUFFER_BYTES;
 const TICK: Duration = Duration::from_millis(100);
 /// Batches taken from one peer per turn, so no source starves the others.
 const MESH_BATCHES_PER_TURN: usize = 64;
+/// TLS handshake receives a shard handles per loop turn; later ones wait for the next turn.
+/// A ClientHello costs about 250 µs of CPU (key exchange and signature): a reconnect storm
+/// that brought hundreds in one turn kept every other connection of the shard waiting for
+/// all of them (tens of ms). Four bound a turn's handshake work to about 1 ms.
+const TLS_HANDSHAKES_PER_TURN: u32 = 4;
 /// With a batch window, this many completions wake the shard before the window ends.
 const BATCH_WAKE_EVENTS: usize = 256;
 
@@ -164,6 +169,11 @@ struct EventLoop {
     tls: AHashMap<Key, Box<TlsConn>>,
     /// Scratch in which one TLS receive's records are opened in place.
     tls_scratch: Vec<u8>,
+    /// Handshake receives handled this turn (see [`TLS_HANDSHAKES_PER_TURN`]).
+    tls_handshakes: u32,
+    /// Handshake receives over this turn's budget, with their bytes, oldest first: the
+    /// connection's next receive is armed only once its bytes were handled.
+    tls_deferred: std::collections::VecDeque<(IoConn, Vec<u8>)>,
     parked: Parked,
     doorbell_buf: Box<u64>,
     epoch: Instant,
@@ -252,6 +262,8 @@ impl EventLoop {
             tls_config,
             tls: AHashMap::new(),
             tls_scratch: Vec::new(),
+            tls_handshakes: 0,
+            tls_deferred: Default::default(),
             parked,
             doorbell_buf: Box::new(0),
             epoch,
@@ -376,6 +388,8 @@ impl EventLoop {
         let mut last_tick = Instant::now();
         let mut shutdown_deadline: Option<Instant> = None;
         loop {
+            self.tls_handshakes = 0;
+            self.resume_deferred_tls();
             completions.clear();
             completions.extend(
                 self.ring
@@ -426,6 +440,7 @@ impl EventLoop {
             || (self.congested && !self.port.blocked())
             || !self.service.is_empty()
             || !self.released.is_empty()
+            || !self.tls_deferred.is_empty()
             || !self.ring.completion().is_empty();
         let result = if busy {
             self.ring.submit()

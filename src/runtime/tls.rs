@@ -228,6 +228,11 @@ impl TlsConn {
         Ok(if closed { Opened::Closed } else { Opened::Data })
     }
 
+    /// True until the handshake is complete: its receives cost the shard the most.
+    pub(super) fn is_handshaking(&self) -> bool {
+        self.conn.is_handshaking()
+    }
+
     /// Whether the handshake (or an alert) has bytes to send though the shard wrote none.
     pub(super) fn wants_write(&self) -> bool {
         !self.outbox.is_empty()

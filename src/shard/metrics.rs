@@ -17,6 +17,9 @@ pub struct Metrics {
     /// TLS connections closed by a failed handshake or a bad record (no certificate, an
     /// unknown CA, not TLS at all).
     pub tls_failures: u64,
+    /// TLS handshake receives left for a later loop turn, over a turn's budget (a reconnect
+    /// storm: the handshakes queue so the shard's other connections keep being served).
+    pub tls_handshakes_deferred: u64,
     /// PUBLISH packets received from clients.
     pub publishes_received: u64,
     /// PUBLISH packets written to clients.
@@ -72,6 +75,7 @@ impl Metrics {
             auth_failures,
             acl_denials,
             tls_failures,
+            tls_handshakes_deferred,
             publishes_received,
             publishes_sent,
             mesh_forwards,

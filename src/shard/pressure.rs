@@ -204,6 +204,11 @@ impl Shard {
         self.metrics.tls_failures += 1;
     }
 
+    /// Counts a TLS handshake receive left for a later loop turn.
+    pub fn note_tls_handshake_deferred(&mut self) {
+        self.metrics.tls_handshakes_deferred += 1;
+    }
+
     /// Counts a delivery backpressure episode.
     pub fn note_delivery_pressure(&mut self) {
         self.metrics.delivery_backpressure += 1;

@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 
-use super::{EventLoop, IoConn, IoFlags, Key, TlsConn};
+use super::{EventLoop, IoConn, IoFlags, Key, TlsConn, TLS_HANDSHAKES_PER_TURN};
 use crate::runtime::tls::{send_now, Opened};
 
 impl EventLoop {
@@ -19,31 +19,65 @@ impl EventLoop {
     /// A receive on a TLS connection: records in, plaintext to the shard exactly as a plain
     /// receive would give it; what the handshake owes goes out when the connection is
     /// serviced. A record or certificate the handshake refuses closes the connection
-    /// after its alert (so the client can say why).
+    /// after its alert (so the client can say why). A handshake receive over the turn's
+    /// budget is kept for a later turn ([`TLS_HANDSHAKES_PER_TURN`]).
     pub(super) fn on_tls_recv(&mut self, c: IoConn, bid: u16, len: usize, now: u64) {
-        // Plaintext goes straight into `read_buf` (empty between receives), where a plain
-        // receive's bytes go.
-        let mut identity = None;
-        let opened = match self.tls.get_mut(&c.key) {
-            Some(tls) => {
-                let data = self.bufs.data(bid, len);
-                let (scratch, plain) = (&mut self.tls_scratch, &mut self.read_buf);
-                // Defence in depth: a panic in the TLS library on a client's bytes ends
-                // that connection, not the shard.
-                let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    tls.open(data, scratch, plain)
-                }))
-                .unwrap_or_else(|_| Err(rustls::Error::General("TLS library panic".into())));
-                identity = tls.take_identity();
-                opened
+        let handshaking = self.tls.get(&c.key).is_some_and(|t| t.is_handshaking());
+        if handshaking && self.tls_handshakes >= TLS_HANDSHAKES_PER_TURN {
+            let data = self.bufs.data(bid, len).to_vec();
+            self.bufs.recycle(bid);
+            self.tls_deferred.push_back((c, data));
+            self.shard.note_tls_handshake_deferred();
+            return;
+        }
+        self.tls_handshakes += u32::from(handshaking);
+        let data = self.bufs.data(bid, len);
+        let (opened, identity) = open_records(
+            &mut self.tls,
+            &mut self.tls_scratch,
+            &mut self.read_buf,
+            c.key,
+            data,
+        );
+        self.bufs.recycle(bid);
+        self.after_tls_open(c, opened, identity, now);
+    }
+
+    /// Handles the handshake receives kept from earlier turns, oldest first, within this
+    /// turn's budget. A connection closed meanwhile has no TLS state left and is skipped.
+    pub(super) fn resume_deferred_tls(&mut self) {
+        while self.tls_handshakes < TLS_HANDSHAKES_PER_TURN {
+            let Some((c, data)) = self.tls_deferred.pop_front() else {
+                return;
+            };
+            let live = self.io_mut(c.key).is_some_and(|io| io.fd == c.fd);
+            if !live || !self.tls.contains_key(&c.key) {
+                continue;
             }
-            None => Err(rustls::Error::General("no TLS state".into())),
-        };
+            self.tls_handshakes += 1;
+            let (opened, identity) = open_records(
+                &mut self.tls,
+                &mut self.tls_scratch,
+                &mut self.read_buf,
+                c.key,
+                &data,
+            );
+            let now = self.now_ms();
+            self.after_tls_open(c, opened, identity, now);
+        }
+    }
+
+    fn after_tls_open(
+        &mut self,
+        c: IoConn,
+        opened: Result<Opened, rustls::Error>,
+        identity: Option<Option<Box<str>>>,
+        now: u64,
+    ) {
         if let Some(name) = identity {
             // Before the plaintext that may carry the CONNECT.
             self.shard.set_peer_identity(c.key, name);
         }
-        self.bufs.recycle(bid);
         let closed = match opened {
             Ok(Opened::Data) => false,
             Ok(Opened::Closed) => true,
@@ -99,4 +133,26 @@ impl EventLoop {
         };
         (!sealed.is_empty()).then_some(sealed)
     }
+}
+
+/// Opens `ciphertext` of connection `key` into `plain` (the loop's `read_buf`, where a plain
+/// receive's bytes go); also returns the client's certificate name once the handshake is
+/// over, when one is wanted.
+fn open_records(
+    tls: &mut ahash::AHashMap<Key, Box<TlsConn>>,
+    scratch: &mut Vec<u8>,
+    plain: &mut bytes::BytesMut,
+    key: Key,
+    ciphertext: &[u8],
+) -> (Result<Opened, rustls::Error>, Option<Option<Box<str>>>) {
+    let Some(tls) = tls.get_mut(&key) else {
+        return (Err(rustls::Error::General("no TLS state".into())), None);
+    };
+    // Defence in depth: a panic in the TLS library on a client's bytes ends that
+    // connection, not the shard.
+    let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        tls.open(ciphertext, scratch, plain)
+    }))
+    .unwrap_or_else(|_| Err(rustls::Error::General("TLS library panic".into())));
+    (opened, tls.take_identity())
 }
