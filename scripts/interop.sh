@@ -18,6 +18,7 @@ WORK=$(mktemp -d)
 BROKER_PID=""
 AUTH_PID=""
 TLS_PID=""
+WS_PID=""
 PASSED=0
 FAILED=0
 
@@ -37,6 +38,7 @@ cleanup() {
   stop_broker "$BROKER_PID"
   stop_broker "$AUTH_PID"
   stop_broker "$TLS_PID"
+  stop_broker "$WS_PID"
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -411,6 +413,69 @@ PY
   fi
   if ! kill -0 "$TLS_PID" 2>/dev/null; then
     fail "broker with a TLS listener still running after the checks"
+  fi
+fi
+
+# A fourth broker with a WebSocket listener (MQTT 5.0 §6): paho-mqtt's own WebSocket
+# transport, v5 and 3.1.1, against plain-TCP mosquitto clients.
+printf '[websocket]\nport = 0\n' >"$WORK/ws.toml"
+start_broker ws --config "$WORK/ws.toml"
+WS_PID=$STARTED_PID
+WS_PORT=""
+for _ in $(seq 100); do
+  line=$(grep -m1 '^listening ws ' "$WORK/ws.stdout" 2>/dev/null) && WS_PORT=${line##*:} && break
+  sleep 0.05
+done
+if [ -z "$WS_PORT" ] || [ -z "$STARTED_PORT" ]; then
+  fail "broker with a WebSocket listener started" "$(cat "$WORK/ws.stderr")"
+else
+  for v in 5 311; do
+    name="paho $v over WebSocket: publish to and receive from plain-TCP mosquitto clients, QoS 1"
+    topic="interop/$RUN/ws/$v"
+    mosquitto_sub -h 127.0.0.1 -p "$STARTED_PORT" -q 1 -t "$topic/out" -C 1 -W 8 \
+      >"$WORK/ws.sub" 2>&1 &
+    sub=$!
+    sleep 0.3
+    if got=$(python3 - 127.0.0.1 "$WS_PORT" "$STARTED_PORT" "$topic" "$v" <<'PY' 2>&1
+import subprocess, sys, threading
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+host, ws_port, plain_port, topic, v = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+proto = mqtt.MQTTv5 if v == "5" else mqtt.MQTTv311
+c = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=proto, transport="websockets")
+c.ws_set_options(path="/mqtt")
+connected, subscribed, got = threading.Event(), threading.Event(), []
+c.on_connect = lambda client, userdata, flags, reason, props: connected.set()
+c.on_subscribe = lambda client, userdata, mid, codes, props: subscribed.set()
+def on_message(client, userdata, msg):
+    got.append(msg.payload)
+c.on_message = on_message
+c.connect(host, ws_port)
+c.loop_start()
+assert connected.wait(5), "no CONNACK over WebSocket"
+c.subscribe(f"{topic}/in", qos=1)
+assert subscribed.wait(5), "no SUBACK over WebSocket"
+subprocess.run(["mosquitto_pub", "-h", host, "-p", plain_port, "-q", "1",
+                "-t", f"{topic}/in", "-m", "to-ws"], check=True, timeout=5)
+info = c.publish(f"{topic}/out", b"from-ws", qos=1)
+info.wait_for_publish(5)
+for _ in range(50):
+    if got:
+        break
+    threading.Event().wait(0.1)
+print("ok" if info.is_published() and got == [b"to-ws"] else f"published={info.is_published()} got={got}")
+c.disconnect()
+c.loop_stop()
+PY
+    ) && [ "$got" = ok ] && wait "$sub" && [ "$(cat "$WORK/ws.sub")" = from-ws ]; then
+      pass "$name"
+    else
+      kill "$sub" 2>/dev/null || true
+      fail "$name" "paho: '$got'; plain subscriber got '$(tr '\n' ' ' <"$WORK/ws.sub")'"
+    fi
+  done
+  if ! kill -0 "$WS_PID" 2>/dev/null; then
+    fail "broker with a WebSocket listener still running after the checks"
   fi
 fi
 

@@ -107,6 +107,24 @@ pub struct Config {
     pub listen_plain: bool,
     /// A TLS listener on `bind`:`tls.port` beside the plain one; absent: no TLS.
     pub tls: Option<TlsConfig>,
+    /// An MQTT-over-WebSocket listener (`ws://`, MQTT 5.0 §6) on `bind`:`websocket.port`;
+    /// absent: none.
+    pub websocket: Option<WebSocketConfig>,
+}
+
+/// The WebSocket listener (see [`crate::ws`]): browsers and web dashboards reach the
+/// broker this way. Plain `ws://` only: put a TLS-terminating proxy in front for `wss://`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebSocketConfig {
+    /// TCP port of the WebSocket listener; 0 picks a free port, printed at start as
+    /// `listening ws ADDR`.
+    #[serde(default = "default_websocket_port")]
+    pub port: u16,
+}
+
+fn default_websocket_port() -> u16 {
+    8083
 }
 
 /// The TLS listener (see [`crate::tls`]). Relative paths are taken from the config file's
@@ -252,6 +270,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             listen_plain: true,
             tls: None,
+            websocket: None,
         }
     }
 }
@@ -406,11 +425,23 @@ impl Config {
             })
         }
         let l = &self.limits;
-        if !self.listen_plain && self.tls.is_none() {
+        if !self.listen_plain && self.tls.is_none() && self.websocket.is_none() {
             return bad(
                 "listen_plain",
-                "false needs a [tls] section: the broker would listen on no port",
+                "false needs a [tls] or [websocket] section: the broker would listen on no port",
             );
+        }
+        if let Some(ws) = &self.websocket {
+            let taken = [
+                (self.listen_plain).then_some(self.port),
+                self.tls.as_ref().map(|t| t.port),
+            ];
+            if ws.port != 0 && taken.contains(&Some(ws.port)) {
+                return bad(
+                    "websocket.port",
+                    format!("{} is also the port of another listener", ws.port),
+                );
+            }
         }
         if let Some(tls) = &self.tls {
             if tls.use_identity_as_username && tls.client_ca_file.is_none() {

@@ -24,6 +24,7 @@
 //! | [`auth`] | who may connect: mosquitto password files, admission of a CONNECT | pure |
 //! | [`acl`] | which topics a client may use: mosquitto ACL files | pure |
 //! | [`tls`] | the server certificate, key and client CA as a rustls configuration | pure |
+//! | [`ws`] | MQTT over WebSocket: the opening handshake and the frames (RFC 6455) | pure |
 //! | [`runtime`] | io_uring event loops (one pinned thread per shard), sockets, the clock, the mesh | the only I/O |
 //!
 //! ## The pure / runtime rule
@@ -51,3 +52,4 @@ pub mod session;
 pub mod shard;
 pub mod tls;
 pub mod topic;
+pub mod ws;

@@ -19,10 +19,12 @@ use std::time::{Duration, Instant};
 mod flow;
 mod handover;
 mod secure;
+mod websocket;
 
 use super::buffers::BufferRing;
 use super::mesh::MeshPort;
 use super::tls::{Parked, TlsConn};
+use super::websocket::WsConn;
 use crate::codec::parse_frame_header;
 use crate::config::Config;
 use crate::shard::{ConnectionGauge, Key, Shard, Slab};
@@ -120,6 +122,8 @@ impl IoFlags {
     const PAUSED: IoFlags = IoFlags(1 << 4);
     /// Its bytes are TLS records: the state is in `EventLoop::tls`.
     const TLS: IoFlags = IoFlags(1 << 5);
+    /// Its bytes are WebSocket frames: the state is in `EventLoop::ws`.
+    const WS: IoFlags = IoFlags(1 << 6);
 
     fn has(self, flag: IoFlags) -> bool {
         self.0 & flag.0 != 0
@@ -143,6 +147,8 @@ pub(super) struct LoopStart {
     pub(super) listener_fd: Option<RawFd>,
     /// TLS listener and its rustls configuration (with `[tls]`).
     pub(super) tls_listener: Option<(RawFd, Arc<rustls::ServerConfig>)>,
+    /// WebSocket listener (with `[websocket]`).
+    pub(super) ws_listener_fd: Option<RawFd>,
     /// TLS state of connections moving between shards.
     pub(super) parked: Parked,
     pub(super) port: MeshPort,
@@ -160,8 +166,8 @@ struct EventLoop {
     io: Vec<Option<IoConn>>,
     sends: Slab<(Key, Bytes)>,
     read_buf: BytesMut,
-    /// Listening sockets: [plain, TLS].
-    listeners: [Option<RawFd>; 2],
+    /// Listening sockets: [plain, TLS, WebSocket].
+    listeners: [Option<RawFd>; 3],
     tls_config: Option<Arc<rustls::ServerConfig>>,
     /// `tls.use_identity_as_username`.
     tls_identity: bool,
@@ -174,6 +180,10 @@ struct EventLoop {
     /// Handshake receives over this turn's budget, with their bytes, oldest first: the
     /// connection's next receive is armed only once its bytes were handled.
     tls_deferred: std::collections::VecDeque<(IoConn, Vec<u8>)>,
+    /// WebSocket state of this shard's WebSocket connections.
+    ws: AHashMap<Key, Box<WsConn>>,
+    /// Largest WebSocket frame accepted from a client.
+    max_ws_frame: u64,
     parked: Parked,
     doorbell_buf: Box<u64>,
     epoch: Instant,
@@ -207,6 +217,7 @@ pub(super) fn run_loop(start: LoopStart) {
         config,
         listener_fd,
         tls_listener,
+        ws_listener_fd,
         parked,
         port,
         ready,
@@ -216,7 +227,7 @@ pub(super) fn run_loop(start: LoopStart) {
     } = start;
     let shard = Shard::new(id, shards, config, instance, gauge);
     let (tls_fd, tls_config) = tls_listener.unzip();
-    let listeners = [listener_fd, tls_fd];
+    let listeners = [listener_fd, tls_fd, ws_listener_fd];
     let mut ev = match EventLoop::new(shard, listeners, tls_config, parked, port, epoch) {
         Ok(ev) => ev,
         Err(e) => {
@@ -231,7 +242,7 @@ pub(super) fn run_loop(start: LoopStart) {
 impl EventLoop {
     fn new(
         shard: Shard,
-        listeners: [Option<RawFd>; 2],
+        listeners: [Option<RawFd>; 3],
         tls_config: Option<Arc<rustls::ServerConfig>>,
         parked: Parked,
         port: MeshPort,
@@ -264,6 +275,9 @@ impl EventLoop {
             tls_scratch: Vec::new(),
             tls_handshakes: 0,
             tls_deferred: Default::default(),
+            ws: AHashMap::new(),
+            // A frame may carry several packets; its bytes stream through, never held whole.
+            max_ws_frame: (max_packet as u64).saturating_mul(4).max(1 << 20),
             parked,
             doorbell_buf: Box::new(0),
             epoch,
@@ -279,7 +293,7 @@ impl EventLoop {
             service: Vec::new(),
             adopted: Vec::new(),
         };
-        for listener in 0..2 {
+        for listener in 0..3 {
             ev.arm_accept(listener);
         }
         ev.arm_doorbell();
@@ -405,7 +419,7 @@ impl EventLoop {
                 let now = self.now_ms();
                 self.shard.tick(now);
                 let backoff = std::mem::take(&mut self.accept_backoff);
-                for listener in 0..2 {
+                for listener in 0..3 {
                     if backoff & (1 << listener) != 0 {
                         self.arm_accept(listener);
                     }
@@ -471,9 +485,9 @@ impl EventLoop {
         let (op, index, generation) = split_user_data(ud);
         match op {
             OP_ACCEPT => {
-                let listener = index.min(1);
+                let listener = index.min(2);
                 if res >= 0 {
-                    self.on_accept(res, listener == 1);
+                    self.on_accept(res, listener);
                     if !cqueue::more(flags) {
                         self.arm_accept(listener);
                     }
@@ -496,7 +510,9 @@ impl EventLoop {
         }
     }
 
-    fn on_accept(&mut self, fd: RawFd, tls: bool) {
+    /// A new socket from listener 0 (plain), 1 (TLS) or 2 (WebSocket).
+    fn on_accept(&mut self, fd: RawFd, listener: u32) {
+        let tls = listener == 1;
         let tls_conn = match (tls, &self.tls_config) {
             (false, _) => None,
             (true, Some(config)) => match TlsConn::new(config, self.tls_identity) {
@@ -526,6 +542,9 @@ impl EventLoop {
         self.register(key, fd);
         if let Some(t) = tls_conn {
             self.attach_tls(key, t);
+        }
+        if listener == 2 {
+            self.attach_ws(key, Box::new(WsConn::new()));
         }
         self.arm_recv(key);
     }
@@ -562,6 +581,10 @@ impl EventLoop {
                 let now = self.now_ms();
                 if c.flags.has(IoFlags::TLS) {
                     self.on_tls_recv(c, bid, res as usize, now);
+                    return;
+                }
+                if c.flags.has(IoFlags::WS) {
+                    self.on_ws_recv(c, bid, res as usize, now);
                     return;
                 }
                 let data = self.bufs.data(bid, res as usize);
@@ -685,6 +708,9 @@ impl EventLoop {
                 }
                 if c.flags.has(IoFlags::TLS) {
                     self.tls.remove(&key);
+                }
+                if c.flags.has(IoFlags::WS) {
+                    self.ws.remove(&key);
                 }
                 self.io[index] = None;
             }

@@ -3,7 +3,7 @@
 //! [`run`] checks the host (open files, io_uring), binds one SO_REUSEPORT listener per
 //! shard (and one per shard for TLS), starts one pinned thread per shard — each an io_uring
 //! event loop around its [`crate::shard::Shard`] — joined by a mesh of bounded channels,
-//! prints `listening ADDR` (and `listening tls ADDR`) on stdout once every shard accepts, and on SIGINT/SIGTERM shuts the shards down (MQTT 5
+//! prints `listening ADDR` (and `listening tls ADDR`, `listening ws ADDR`) on stdout once every shard accepts, and on SIGINT/SIGTERM shuts the shards down (MQTT 5
 //! clients get DISCONNECT 0x8B) and returns.
 //!
 //! DESIGN.md named glommio as the runtime. Measured here, a minimal glommio server (one
@@ -17,6 +17,7 @@ pub mod limits;
 mod listener;
 mod mesh;
 mod tls;
+mod websocket;
 
 pub use listener::bind_listeners;
 
@@ -126,6 +127,13 @@ pub fn run(mut config: Config) -> Result<(), RuntimeError> {
         }
         None => ((0..shards).map(|_| None).collect::<Vec<_>>(), None),
     };
+    let (websocket, ws_bound) = match &config.websocket {
+        Some(ws) => {
+            let (sockets, bound) = bind(ws.port)?;
+            (sockets.into_iter().map(Some).collect(), Some(bound))
+        }
+        None => ((0..shards).map(|_| None).collect::<Vec<_>>(), None),
+    };
     let parked = tls::Parked::default();
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let signals = block_signals();
@@ -147,8 +155,8 @@ pub fn run(mut config: Config) -> Result<(), RuntimeError> {
     let (ready_tx, ready_rx) = crossbeam_channel::unbounded();
     let mut handles = Vec::new();
     let gauge = ConnectionGauge::default();
-    let listeners = plain.into_iter().zip(secure);
-    for ((id, (socket, secure)), port) in listeners.enumerate().zip(ports) {
+    let listeners = plain.into_iter().zip(secure).zip(websocket);
+    for ((id, ((socket, secure), websocket)), port) in listeners.enumerate().zip(ports) {
         let core = (cores.len() >= shards).then(|| cores[id]);
         let start = LoopStart {
             id,
@@ -156,6 +164,7 @@ pub fn run(mut config: Config) -> Result<(), RuntimeError> {
             config: config.clone(),
             listener_fd: socket.map(|s| s.into_raw_fd()),
             tls_listener: secure.map(|(s, server)| (s.into_raw_fd(), server)),
+            ws_listener_fd: websocket.map(|s| s.into_raw_fd()),
             parked: parked.clone(),
             port,
             ready: ready_tx.clone(),
@@ -193,6 +202,7 @@ pub fn run(mut config: Config) -> Result<(), RuntimeError> {
     let addresses = [
         bound.map(|a| a.to_string()),
         tls_bound.map(|a| format!("{a} (tls)")),
+        ws_bound.map(|a| format!("{a} (ws)")),
     ];
     let addresses = addresses
         .into_iter()
@@ -211,6 +221,9 @@ pub fn run(mut config: Config) -> Result<(), RuntimeError> {
     }
     if let Some(bound) = tls_bound {
         println!("listening tls {bound}");
+    }
+    if let Some(bound) = ws_bound {
+        println!("listening ws {bound}");
     }
     let sig = wait_for_signal(&signals);
     tracing::info!("signal {sig}: shutting down");

@@ -315,24 +315,36 @@ impl TlsConn {
     }
 }
 
-/// TLS state of connections between two shards: the giving shard parks it under the
-/// socket's descriptor before the socket travels through the mesh, the adopting shard takes
-/// it when it registers that descriptor. Touched once per takeover of a TLS connection.
+/// TLS and WebSocket state of connections between two shards: the giving shard parks it
+/// under the socket's descriptor before the socket travels through the mesh, the adopting
+/// shard takes it when it registers that descriptor. Touched once per takeover of such a
+/// connection.
 #[derive(Clone, Default)]
-pub(super) struct Parked(Arc<Mutex<HashMap<RawFd, Box<TlsConn>>>>);
+pub(super) struct Parked {
+    tls: Arc<Mutex<HashMap<RawFd, Box<TlsConn>>>>,
+    ws: Arc<Mutex<HashMap<RawFd, Box<super::websocket::WsConn>>>>,
+}
+
+/// Locks a parking map; a shard that panicked while holding it left a consistent map.
+fn lock<T>(map: &Mutex<HashMap<RawFd, T>>) -> std::sync::MutexGuard<'_, HashMap<RawFd, T>> {
+    map.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 impl Parked {
     pub(super) fn park(&self, fd: RawFd, tls: Box<TlsConn>) {
-        self.lock().insert(fd, tls);
+        lock(&self.tls).insert(fd, tls);
     }
 
     pub(super) fn take(&self, fd: RawFd) -> Option<Box<TlsConn>> {
-        self.lock().remove(&fd)
+        lock(&self.tls).remove(&fd)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RawFd, Box<TlsConn>>> {
-        // A shard that panicked while holding it left a consistent map: keep using it.
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    pub(super) fn park_ws(&self, fd: RawFd, ws: Box<super::websocket::WsConn>) {
+        lock(&self.ws).insert(fd, ws);
+    }
+
+    pub(super) fn take_ws(&self, fd: RawFd) -> Option<Box<super::websocket::WsConn>> {
+        lock(&self.ws).remove(&fd)
     }
 }
 

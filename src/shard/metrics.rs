@@ -20,6 +20,8 @@ pub struct Metrics {
     /// TLS handshake receives left for a later loop turn, over a turn's budget (a reconnect
     /// storm: the handshakes queue so the shard's other connections keep being served).
     pub tls_handshakes_deferred: u64,
+    /// WebSocket connections closed for a refused opening request or a bad frame.
+    pub websocket_failures: u64,
     /// PUBLISH packets received from clients.
     pub publishes_received: u64,
     /// PUBLISH packets written to clients.
@@ -76,6 +78,7 @@ impl Metrics {
             acl_denials,
             tls_failures,
             tls_handshakes_deferred,
+            websocket_failures,
             publishes_received,
             publishes_sent,
             mesh_forwards,

@@ -204,6 +204,11 @@ impl Shard {
         self.metrics.tls_failures += 1;
     }
 
+    /// Counts a WebSocket connection the runtime closed for its request or a frame.
+    pub fn note_websocket_failure(&mut self) {
+        self.metrics.websocket_failures += 1;
+    }
+
     /// Counts a TLS handshake receive left for a later loop turn.
     pub fn note_tls_handshake_deferred(&mut self) {
         self.metrics.tls_handshakes_deferred += 1;

@@ -9,6 +9,8 @@ pub struct Broker {
     pub addr: SocketAddr,
     /// The address printed on the `listening tls` line (configs with `[tls]`).
     pub tls_addr: Option<SocketAddr>,
+    /// The address printed on the `listening ws` line (configs with `[websocket]`).
+    pub ws_addr: Option<SocketAddr>,
     config_path: Option<PathBuf>,
 }
 
@@ -85,10 +87,20 @@ impl Broker {
                 .and_then(|a| a.parse().ok())
                 .unwrap_or_else(|| panic!("unexpected second stdout line {line:?}"))
         });
+        let ws_addr = toml.filter(|t| t.contains("[websocket]")).map(|_| {
+            let line = rx
+                .recv_timeout(Duration::from_secs(5))
+                .expect("a `listening ws` line");
+            line.trim()
+                .strip_prefix("listening ws ")
+                .and_then(|a| a.parse().ok())
+                .unwrap_or_else(|| panic!("unexpected stdout line {line:?}"))
+        });
         Broker {
             child: Some(child),
             addr,
             tls_addr,
+            ws_addr,
             config_path,
         }
     }

@@ -21,6 +21,8 @@ pub enum Transport {
     Plain(TcpStream),
     /// TLS; boxed, the state is large.
     Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+    /// MQTT over a WebSocket (binary frames).
+    Ws(Box<WsStream>),
 }
 
 impl Transport {
@@ -28,6 +30,7 @@ impl Transport {
         match self {
             Transport::Plain(s) => s,
             Transport::Tls(t) => &t.sock,
+            Transport::Ws(w) => &w.tcp,
         }
     }
 
@@ -35,6 +38,7 @@ impl Transport {
         match self {
             Transport::Plain(s) => s.write_all(bytes),
             Transport::Tls(t) => t.write_all(bytes).and_then(|_| t.flush()),
+            Transport::Ws(w) => w.write_all(bytes),
         }
     }
 
@@ -42,6 +46,7 @@ impl Transport {
         match self {
             Transport::Plain(s) => s.read(buf),
             Transport::Tls(t) => t.read(buf),
+            Transport::Ws(w) => w.read(buf),
         }
     }
 }
@@ -76,6 +81,12 @@ impl Client {
         Client::over(Transport::Tls(Box::new(rustls::StreamOwned::new(
             conn, stream,
         ))))
+    }
+
+    /// Opens a WebSocket (subprotocol `mqtt`) to the broker's WebSocket listener. Nothing
+    /// MQTT is sent.
+    pub fn ws(addr: SocketAddr) -> Client {
+        Client::over(Transport::Ws(Box::new(WsStream::open(addr))))
     }
 
     fn over(stream: Transport) -> Client {

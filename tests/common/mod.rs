@@ -9,9 +9,11 @@
 
 mod broker;
 mod client;
+mod ws;
 
 pub use broker::*;
 pub use client::*;
+pub use ws::*;
 
 use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;

@@ -20,6 +20,9 @@ impl EventLoop {
             if let Some(tls) = self.parked.take(socket as RawFd) {
                 self.attach_tls(key, tls);
             }
+            if let Some(ws) = self.parked.take_ws(socket as RawFd) {
+                self.attach_ws(key, ws);
+            }
             self.service.push(key);
         }
         self.adopted = adopted;
@@ -53,19 +56,31 @@ impl EventLoop {
             }
             return; // The receive's completion services the connection again.
         }
-        // TLS state travels beside the socket: parked before the socket is sent (the other
-        // shard may adopt it at once), taken back if the shard kept the connection.
+        // TLS and WebSocket state travel beside the socket: parked before the socket is sent
+        // (the other shard may adopt it at once), taken back if the shard kept the connection.
         let tls = self.tls.remove(&key);
         let had_tls = tls.is_some();
         if let Some(tls) = tls {
             self.parked.park(io.fd, tls);
         }
+        let ws = self.ws.remove(&key);
+        let had_ws = ws.is_some();
+        if let Some(ws) = ws {
+            self.parked.park_ws(io.fd, ws);
+        }
         let mut unread = BytesMut::new();
         if self.shard.hand_over(key, io.fd as u64, &mut unread) {
             self.io[key.index() as usize] = None;
-        } else if had_tls {
-            if let Some(tls) = self.parked.take(io.fd) {
-                self.tls.insert(key, tls);
+        } else {
+            if had_tls {
+                if let Some(tls) = self.parked.take(io.fd) {
+                    self.tls.insert(key, tls);
+                }
+            }
+            if had_ws {
+                if let Some(ws) = self.parked.take_ws(io.fd) {
+                    self.ws.insert(key, ws);
+                }
             }
         }
     }

@@ -114,10 +114,19 @@ impl EventLoop {
     }
 
     /// What goes on the wire for `key` now: the shard's output, sealed on a TLS
-    /// connection together with what the handshake owes (and, with `last`, close_notify).
+    /// connection together with what the handshake owes (and, with `last`, close_notify),
+    /// or framed on a WebSocket connection after the control frames it owes.
     /// None when there is nothing to send.
     pub(super) fn outgoing(&mut self, io: IoConn, last: bool) -> Option<Bytes> {
         let conn = self.shard.conn_mut(io.key)?;
+        if io.flags.has(IoFlags::WS) {
+            let ws = self.ws.get_mut(&io.key)?;
+            if conn.out_len() == 0 && !ws.wants_write() && !last {
+                return None;
+            }
+            let framed = ws.outgoing(&conn.take_out(), last);
+            return (!framed.is_empty()).then(|| Bytes::from(framed));
+        }
         if !io.flags.has(IoFlags::TLS) {
             return (conn.out_len() > 0).then(|| conn.take_out().freeze());
         }
