@@ -3,9 +3,11 @@
 //! Every socket operation is an io_uring request, submitted in one batch per loop turn:
 //! a multishot accept, one receive per connection drawing from the shard's buffer ring (an
 //! idle connection holds no buffer), and at most one send per connection carrying everything
-//! the shard wrote for it during the turn. Each turn: completions → mesh inbound → timers →
-//! flush ready connections → mesh outbound → sleep until the next completion, doorbell or
-//! tick.
+//! the shard wrote for it during the turn. Each turn: TLS handshakes deferred from earlier
+//! turns → completions → mesh inbound → timers → flush ready connections → mesh outbound →
+//! sleep until the next completion, doorbell or tick. TLS (`secure.rs`) and WebSocket
+//! (`websocket.rs`) connections are opened and framed around the shard, which sees the same
+//! MQTT bytes from every transport.
 
 use ahash::AHashMap;
 use bytes::{Bytes, BytesMut};
@@ -149,7 +151,7 @@ pub(super) struct LoopStart {
     pub(super) tls_listener: Option<(RawFd, Arc<rustls::ServerConfig>)>,
     /// WebSocket listener (with `[websocket]`).
     pub(super) ws_listener_fd: Option<RawFd>,
-    /// TLS state of connections moving between shards.
+    /// TLS and WebSocket state of connections moving between shards.
     pub(super) parked: Parked,
     pub(super) port: MeshPort,
     pub(super) ready: Sender<Result<usize, String>>,

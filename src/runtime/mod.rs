@@ -1,7 +1,7 @@
 //! The only code that touches io_uring, sockets, the clock, signals and process limits.
 //!
 //! [`run`] checks the host (open files, io_uring), binds one SO_REUSEPORT listener per
-//! shard (and one per shard for TLS), starts one pinned thread per shard — each an io_uring
+//! shard (and one per shard for TLS and for WebSocket), starts one pinned thread per shard — each an io_uring
 //! event loop around its [`crate::shard::Shard`] — joined by a mesh of bounded channels,
 //! prints `listening ADDR` (and `listening tls ADDR`, `listening ws ADDR`) on stdout once every shard accepts, and on SIGINT/SIGTERM shuts the shards down (MQTT 5
 //! clients get DISCONNECT 0x8B) and returns.
