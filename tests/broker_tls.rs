@@ -557,10 +557,12 @@ fn a_client_sending_a_byte_at_a_time_gets_through() {
 #[test]
 fn a_stalled_handshake_is_closed_by_the_connect_timeout() {
     let broker = tls_broker("[limits]\nconnect_timeout_secs = 1\n");
+    // The deadline counts from the accept: measured from before the connect, so a test
+    // thread descheduled between connect and send (a loaded machine) cannot see it early.
+    let start = std::time::Instant::now();
     let mut stalled = Client::tcp(broker.tls_addr.unwrap());
     // The first bytes of a TLS record header (handshake, TLS 1.0 record version), no more.
     stalled.send_raw(&[0x16, 0x03, 0x01, 0x00]);
-    let start = std::time::Instant::now();
     let answer = stalled.read_raw(4096, WAIT);
     assert!(answer.is_empty(), "{answer:?}");
     let waited = start.elapsed();

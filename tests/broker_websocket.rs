@@ -14,6 +14,22 @@ fn ws_broker() -> Broker {
     Broker::with_config("sys_interval_secs = 1\n[websocket]\nport = 0\n")
 }
 
+/// Waits for `$SYS/broker/counters/NAME` to reach at least `min`; returns the last value.
+fn wait_counter(broker: &Broker, name: &str, min: u64) -> u64 {
+    let mut c = broker.v5(&unique("sys"));
+    c.sub(&format!("$SYS/broker/counters/{name}"), QoS::AtMostOnce);
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let v: u64 = std::str::from_utf8(&c.recv_publish().payload)
+            .unwrap()
+            .parse()
+            .unwrap();
+        if v >= min || std::time::Instant::now() > deadline {
+            return v;
+        }
+    }
+}
+
 fn ws_connect(broker: &Broker, connect: Connect) -> (Client, ConnAck) {
     let mut c = Client::ws(broker.ws_addr.expect("WebSocket listener"));
     c.protocol = connect.protocol;
@@ -183,22 +199,7 @@ fn text_and_unmasked_frames_close_only_that_connection() {
     let mut publisher = broker.v5(&unique("publisher"));
     publisher.publish("still/here", b"yes", QoS::AtMostOnce, false);
     assert_eq!(&bystander.recv_publish().payload[..], b"yes");
-    let mut sys = broker.v5(&unique("sys"));
-    sys.sub("$SYS/broker/counters/websocket_failures", QoS::AtMostOnce);
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        let v: u64 = std::str::from_utf8(&sys.recv_publish().payload)
-            .unwrap()
-            .parse()
-            .unwrap();
-        if v >= 2 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "websocket_failures {v}"
-        );
-    }
+    assert!(wait_counter(&broker, "websocket_failures", 2) >= 2);
 }
 
 /// WebSocket and plain clients exchange messages at every QoS, including a payload larger
@@ -256,22 +257,10 @@ fn websocket_connections_move_between_shards_with_their_session() {
             c.disconnect();
         }
     }
-    let mut sys = broker.v5(&unique("sys"));
-    sys.sub("$SYS/broker/counters/handovers", QoS::AtMostOnce);
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        let moved: u64 = std::str::from_utf8(&sys.recv_publish().payload)
-            .unwrap()
-            .parse()
-            .unwrap();
-        if moved >= 1 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no connection moved shards"
-        );
-    }
+    assert!(
+        wait_counter(&broker, "handovers", 1) >= 1,
+        "some connection moved shards"
+    );
 }
 
 /// A `[websocket]` section that cannot be used stops startup, naming the key.

@@ -679,6 +679,23 @@ impl EventLoop {
         }
     }
 
+    /// MQTT bytes a TLS or WebSocket connection's receive left in `read_buf`: decoded now,
+    /// or, under delivery pressure, held for the connection's turn (unless it is `closing`:
+    /// then they are its last).
+    fn process_opened(&mut self, key: Key, closing: bool, now: u64) {
+        if self.read_buf.is_empty() {
+            return;
+        }
+        if self.pressured && self.shard.may_hold_input(key) && !closing {
+            self.shard.hold_input(key, &self.read_buf, now);
+            self.read_buf.clear();
+            self.pause(key);
+        } else {
+            self.process_read(key, now);
+            self.note_pressure(now);
+        }
+    }
+
     /// Decodes input that waited while the connection was blocked.
     fn process_buffered(&mut self, key: Key) {
         let now = self.now_ms();

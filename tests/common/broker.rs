@@ -78,24 +78,20 @@ impl Broker {
                 let status = child.wait();
                 panic!("unexpected first stdout line {line:?} (exit: {status:?})")
             });
-        let tls_addr = toml.filter(|t| t.contains("[tls]")).map(|_| {
-            let line = rx
-                .recv_timeout(Duration::from_secs(5))
-                .expect("a `listening tls` line");
-            line.trim()
-                .strip_prefix("listening tls ")
-                .and_then(|a| a.parse().ok())
-                .unwrap_or_else(|| panic!("unexpected second stdout line {line:?}"))
-        });
-        let ws_addr = toml.filter(|t| t.contains("[websocket]")).map(|_| {
-            let line = rx
-                .recv_timeout(Duration::from_secs(5))
-                .expect("a `listening ws` line");
-            line.trim()
-                .strip_prefix("listening ws ")
-                .and_then(|a| a.parse().ok())
-                .unwrap_or_else(|| panic!("unexpected stdout line {line:?}"))
-        });
+        // The lines after the first, in the order the broker prints them.
+        let next_addr = |section: &str, prefix: &str| {
+            toml.filter(|t| t.contains(section)).map(|_| {
+                let line = rx
+                    .recv_timeout(Duration::from_secs(5))
+                    .unwrap_or_else(|_| panic!("a `{prefix}` line"));
+                line.trim()
+                    .strip_prefix(prefix)
+                    .and_then(|a| a.parse().ok())
+                    .unwrap_or_else(|| panic!("unexpected stdout line {line:?}"))
+            })
+        };
+        let tls_addr = next_addr("[tls]", "listening tls ");
+        let ws_addr = next_addr("[websocket]", "listening ws ");
         Broker {
             child: Some(child),
             addr,

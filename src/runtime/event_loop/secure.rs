@@ -95,16 +95,7 @@ impl EventLoop {
                 return;
             }
         };
-        if !self.read_buf.is_empty() {
-            if self.pressured && self.shard.may_hold_input(c.key) && !closed {
-                self.shard.hold_input(c.key, &self.read_buf, now);
-                self.read_buf.clear();
-                self.pause(c.key);
-            } else {
-                self.process_read(c.key, now);
-                self.note_pressure(now);
-            }
-        }
+        self.process_opened(c.key, closed, now);
         if closed {
             // close_notify: the end of the stream, as a plain socket's EOF.
             self.drop_connection(c.key);

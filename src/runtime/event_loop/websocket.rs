@@ -46,16 +46,7 @@ impl EventLoop {
             WsInput::Data => None,
             WsInput::Closed(echo) => Some(echo),
         };
-        if !self.read_buf.is_empty() {
-            if self.pressured && self.shard.may_hold_input(c.key) && closing.is_none() {
-                self.shard.hold_input(c.key, &self.read_buf, now);
-                self.read_buf.clear();
-                self.pause(c.key);
-            } else {
-                self.process_read(c.key, now);
-                self.note_pressure(now);
-            }
-        }
+        self.process_opened(c.key, closing.is_some(), now);
         if let Some(echo) = closing {
             // The client's close frame: the end of the stream, as a plain socket's EOF.
             send_now(c.fd, &echo);
