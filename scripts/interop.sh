@@ -82,6 +82,19 @@ start_broker() {
   done
 }
 
+# The port of broker $1's second listener, from its `listening $2 ADDR` line (printed after
+# the plain one); empty if it did not appear within 5 s.
+extra_listener_port() {
+  local line
+  for _ in $(seq 100); do
+    if line=$(grep -m1 "^listening $2 " "$WORK/$1.stdout" 2>/dev/null); then
+      echo "${line##*:}"
+      return
+    fi
+    sleep 0.05
+  done
+}
+
 # A subscriber waiting for one message while a publisher repeats it until it has arrived.
 # $1 names the check, $2 is the message; then the subscriber's arguments, `--`, and the
 # publisher's.
@@ -358,11 +371,7 @@ printf '[tls]\nport = 0\ncert_file = "%s"\nkey_file = "%s"\nclient_ca_file = "%s
   "$TLS_DIR/server.pem" "$TLS_DIR/server.key" "$TLS_DIR/ca.pem" >"$WORK/tls.toml"
 start_broker tls --config "$WORK/tls.toml"
 TLS_PID=$STARTED_PID
-TLS_PORT=""
-for _ in $(seq 40); do
-  line=$(grep -m1 '^listening tls ' "$WORK/tls.stdout" 2>/dev/null) && TLS_PORT=${line##*:} && break
-  sleep 0.05
-done
+TLS_PORT=$(extra_listener_port tls tls)
 if [ -z "$TLS_PORT" ] || [ -z "$STARTED_PORT" ]; then
   fail "broker with a TLS listener started" "$(cat "$WORK/tls.stderr")"
 else
@@ -421,11 +430,7 @@ fi
 printf '[websocket]\nport = 0\n' >"$WORK/ws.toml"
 start_broker ws --config "$WORK/ws.toml"
 WS_PID=$STARTED_PID
-WS_PORT=""
-for _ in $(seq 100); do
-  line=$(grep -m1 '^listening ws ' "$WORK/ws.stdout" 2>/dev/null) && WS_PORT=${line##*:} && break
-  sleep 0.05
-done
+WS_PORT=$(extra_listener_port ws ws)
 if [ -z "$WS_PORT" ] || [ -z "$STARTED_PORT" ]; then
   fail "broker with a WebSocket listener started" "$(cat "$WORK/ws.stderr")"
 else

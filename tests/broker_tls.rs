@@ -54,13 +54,7 @@ fn tls_connect(
     connect: Connect,
     config: &Arc<rustls::ClientConfig>,
 ) -> (Client, ConnAck) {
-    let mut c = Client::tls(broker.tls_addr.expect("TLS listener"), config.clone());
-    c.protocol = connect.protocol;
-    c.send(&Packet::Connect(Box::new(connect)));
-    match c.expect_packet() {
-        Packet::ConnAck(ack) => (c, ack),
-        other => panic!("expected CONNACK, got {other:?}"),
-    }
+    Client::tls(broker.tls_addr.expect("TLS listener"), config.clone()).handshake(connect)
 }
 
 /// Messages cross between TLS and plain clients both ways, at every QoS, including one
@@ -144,20 +138,6 @@ fn tls_connections_move_between_shards_with_their_session() {
         wait_counter(&broker, "handovers", 1) >= 1,
         "some connection moved shards"
     );
-}
-
-/// Wait for `$SYS/broker/counters/NAME` to reach at least `min`.
-fn wait_counter(broker: &Broker, name: &str, min: u64) -> u64 {
-    let mut c = broker.v5(&unique("sys"));
-    c.sub(&format!("$SYS/broker/counters/{name}"), QoS::AtMostOnce);
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        let p = c.recv_publish();
-        let v: u64 = std::str::from_utf8(&p.payload).unwrap().parse().unwrap();
-        if v >= min || std::time::Instant::now() > deadline {
-            return v;
-        }
-    }
 }
 
 /// Mutual TLS: with `client_ca_file`, a client certificate from that CA gets in; none, or

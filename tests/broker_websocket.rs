@@ -14,30 +14,8 @@ fn ws_broker() -> Broker {
     Broker::with_config("sys_interval_secs = 1\n[websocket]\nport = 0\n")
 }
 
-/// Waits for `$SYS/broker/counters/NAME` to reach at least `min`; returns the last value.
-fn wait_counter(broker: &Broker, name: &str, min: u64) -> u64 {
-    let mut c = broker.v5(&unique("sys"));
-    c.sub(&format!("$SYS/broker/counters/{name}"), QoS::AtMostOnce);
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        let v: u64 = std::str::from_utf8(&c.recv_publish().payload)
-            .unwrap()
-            .parse()
-            .unwrap();
-        if v >= min || std::time::Instant::now() > deadline {
-            return v;
-        }
-    }
-}
-
 fn ws_connect(broker: &Broker, connect: Connect) -> (Client, ConnAck) {
-    let mut c = Client::ws(broker.ws_addr.expect("WebSocket listener"));
-    c.protocol = connect.protocol;
-    c.send(&Packet::Connect(Box::new(connect)));
-    match c.expect_packet() {
-        Packet::ConnAck(ack) => (c, ack),
-        other => panic!("expected CONNACK, got {other:?}"),
-    }
+    Client::ws(broker.ws_addr.expect("WebSocket listener")).handshake(connect)
 }
 
 /// The upgrade answers the RFC's example key with its accept value and selects `mqtt`

@@ -261,3 +261,18 @@ pub fn refused_startup(config: &str) -> String {
     );
     stderr
 }
+
+/// Waits for `$SYS/broker/counters/NAME` of `broker` (configured with a short
+/// `sys_interval_secs`) to reach at least `min`; returns the last value seen.
+pub fn wait_counter(broker: &Broker, name: &str, min: u64) -> u64 {
+    let mut c = broker.v5(&unique("sys"));
+    c.sub(&format!("$SYS/broker/counters/{name}"), QoS::AtMostOnce);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let p = c.recv_publish();
+        let v: u64 = std::str::from_utf8(&p.payload).unwrap().parse().unwrap();
+        if v >= min || Instant::now() > deadline {
+            return v;
+        }
+    }
+}

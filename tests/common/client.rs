@@ -102,11 +102,15 @@ impl Client {
 
     /// Opens a connection, sends `connect` and reads the CONNACK.
     pub fn connect(addr: SocketAddr, connect: Connect) -> (Client, ConnAck) {
-        let mut c = Client::tcp(addr);
-        c.protocol = connect.protocol;
-        c.send(&Packet::Connect(Box::new(connect)));
-        match c.expect_packet() {
-            Packet::ConnAck(ack) => (c, ack),
+        Client::tcp(addr).handshake(connect)
+    }
+
+    /// Sends `connect` on this fresh connection (any transport) and reads the CONNACK.
+    pub fn handshake(mut self, connect: Connect) -> (Client, ConnAck) {
+        self.protocol = connect.protocol;
+        self.send(&Packet::Connect(Box::new(connect)));
+        match self.expect_packet() {
+            Packet::ConnAck(ack) => (self, ack),
             other => panic!("expected CONNACK, got {other:?}"),
         }
     }

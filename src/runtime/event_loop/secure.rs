@@ -22,7 +22,9 @@ impl EventLoop {
     /// after its alert (so the client can say why). A handshake receive over the turn's
     /// budget is kept for a later turn ([`TLS_HANDSHAKES_PER_TURN`]).
     pub(super) fn on_tls_recv(&mut self, c: IoConn, bid: u16, len: usize, now: u64) {
-        let handshaking = self.tls.get(&c.key).is_some_and(|t| t.is_handshaking());
+        // One lookup of the connection's state per receive (disjoint fields borrowed).
+        let tls = self.tls.get_mut(&c.key);
+        let handshaking = tls.as_ref().is_some_and(|t| t.is_handshaking());
         if handshaking && self.tls_handshakes >= TLS_HANDSHAKES_PER_TURN {
             let data = self.bufs.data(bid, len).to_vec();
             self.bufs.recycle(bid);
@@ -32,13 +34,7 @@ impl EventLoop {
         }
         self.tls_handshakes += u32::from(handshaking);
         let data = self.bufs.data(bid, len);
-        let (opened, identity) = open_records(
-            &mut self.tls,
-            &mut self.tls_scratch,
-            &mut self.read_buf,
-            c.key,
-            data,
-        );
+        let (opened, identity) = open_records(tls, &mut self.tls_scratch, &mut self.read_buf, data);
         self.bufs.recycle(bid);
         self.after_tls_open(c, opened, identity, now);
     }
@@ -51,17 +47,13 @@ impl EventLoop {
                 return;
             };
             let live = self.io_mut(c.key).is_some_and(|io| io.fd == c.fd);
-            if !live || !self.tls.contains_key(&c.key) {
+            let tls = self.tls.get_mut(&c.key);
+            if !live || tls.is_none() {
                 continue;
             }
             self.tls_handshakes += 1;
-            let (opened, identity) = open_records(
-                &mut self.tls,
-                &mut self.tls_scratch,
-                &mut self.read_buf,
-                c.key,
-                &data,
-            );
+            let (opened, identity) =
+                open_records(tls, &mut self.tls_scratch, &mut self.read_buf, &data);
             let now = self.now_ms();
             self.after_tls_open(c, opened, identity, now);
         }
@@ -135,17 +127,16 @@ impl EventLoop {
     }
 }
 
-/// Opens `ciphertext` of connection `key` into `plain` (the loop's `read_buf`, where a plain
+/// Opens a connection's `ciphertext` into `plain` (the loop's `read_buf`, where a plain
 /// receive's bytes go); also returns the client's certificate name once the handshake is
 /// over, when one is wanted.
 fn open_records(
-    tls: &mut ahash::AHashMap<Key, Box<TlsConn>>,
+    tls: Option<&mut Box<TlsConn>>,
     scratch: &mut Vec<u8>,
     plain: &mut bytes::BytesMut,
-    key: Key,
     ciphertext: &[u8],
 ) -> (Result<Opened, rustls::Error>, Option<Option<Box<str>>>) {
-    let Some(tls) = tls.get_mut(&key) else {
+    let Some(tls) = tls else {
         return (Err(rustls::Error::General("no TLS state".into())), None);
     };
     // Defence in depth: a panic in the TLS library on a client's bytes ends that
