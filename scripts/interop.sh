@@ -425,23 +425,29 @@ PY
   fi
 fi
 
-# A fourth broker with a WebSocket listener (MQTT 5.0 §6): paho-mqtt's own WebSocket
-# transport, v5 and 3.1.1, against plain-TCP mosquitto clients.
-printf '[websocket]\nport = 0\n' >"$WORK/ws.toml"
+# A fourth broker with WebSocket listeners (MQTT 5.0 §6), `ws://` and `wss://` (the test
+# certificate): paho-mqtt's own WebSocket transport, v5 and 3.1.1, against plain-TCP
+# mosquitto clients.
+printf '[tls]\nport = 0\ncert_file = "%s"\nkey_file = "%s"\n[websocket]\nport = 0\ntls_port = 0\n' \
+  "$TLS_DIR/server.pem" "$TLS_DIR/server.key" >"$WORK/ws.toml"
 start_broker ws --config "$WORK/ws.toml"
 WS_PID=$STARTED_PID
 WS_PORT=$(extra_listener_port ws ws)
-if [ -z "$WS_PORT" ] || [ -z "$STARTED_PORT" ]; then
-  fail "broker with a WebSocket listener started" "$(cat "$WORK/ws.stderr")"
+WSS_PORT=$(extra_listener_port ws wss)
+if [ -z "$WS_PORT" ] || [ -z "$WSS_PORT" ] || [ -z "$STARTED_PORT" ]; then
+  fail "broker with WebSocket listeners started" "$(cat "$WORK/ws.stderr")"
 else
+  for transport in ws wss; do
   for v in 5 311; do
-    name="paho $v over WebSocket: publish to and receive from plain-TCP mosquitto clients, QoS 1"
-    topic="interop/$RUN/ws/$v"
+    name="paho $v over $transport://: publish to and receive from plain-TCP mosquitto clients, QoS 1"
+    topic="interop/$RUN/$transport/$v"
+    port=$WS_PORT
+    [ "$transport" = wss ] && port=$WSS_PORT
     mosquitto_sub -h 127.0.0.1 -p "$STARTED_PORT" -q 1 -t "$topic/out" -C 1 -W 8 \
       >"$WORK/ws.sub" 2>&1 &
     sub=$!
     sleep 0.3
-    if got=$(python3 - 127.0.0.1 "$WS_PORT" "$STARTED_PORT" "$topic" "$v" <<'PY' 2>&1
+    if got=$(python3 - 127.0.0.1 "$port" "$STARTED_PORT" "$topic" "$v" "$transport" "$TLS_DIR" <<'PY' 2>&1
 import subprocess, sys, threading
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -449,6 +455,8 @@ host, ws_port, plain_port, topic, v = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 proto = mqtt.MQTTv5 if v == "5" else mqtt.MQTTv311
 c = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=proto, transport="websockets")
 c.ws_set_options(path="/mqtt")
+if sys.argv[6] == "wss":
+    c.tls_set(ca_certs=f"{sys.argv[7]}/ca.pem")
 connected, subscribed, got = threading.Event(), threading.Event(), []
 c.on_connect = lambda client, userdata, flags, reason, props: connected.set()
 c.on_subscribe = lambda client, userdata, mid, codes, props: subscribed.set()
@@ -479,8 +487,9 @@ PY
       fail "$name" "paho: '$got'; plain subscriber got '$(tr '\n' ' ' <"$WORK/ws.sub")'"
     fi
   done
+  done
   if ! kill -0 "$WS_PID" 2>/dev/null; then
-    fail "broker with a WebSocket listener still running after the checks"
+    fail "broker with WebSocket listeners still running after the checks"
   fi
 fi
 

@@ -112,15 +112,34 @@ pub struct Config {
     pub websocket: Option<WebSocketConfig>,
 }
 
-/// The WebSocket listener (see [`crate::ws`]): browsers and web dashboards reach the
-/// broker this way. Plain `ws://` only: put a TLS-terminating proxy in front for `wss://`.
+/// The WebSocket listeners (see [`crate::ws`]): browsers and web dashboards reach the
+/// broker this way, `ws://` on `port` and, with `tls_port`, `wss://` (the `[tls]` section's
+/// certificate): a page served over HTTPS may only open `wss://`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebSocketConfig {
-    /// TCP port of the WebSocket listener; 0 picks a free port, printed at start as
+    /// TCP port of the `ws://` listener; 0 picks a free port, printed at start as
     /// `listening ws ADDR`.
     #[serde(default = "default_websocket_port")]
     pub port: u16,
+    /// Whether the `ws://` listener runs; `false` (with `tls_port`) leaves only `wss://`.
+    #[serde(default = "default_true")]
+    pub listen_plain: bool,
+    /// TCP port of a `wss://` listener (needs `[tls]`); 0 picks a free port, printed at
+    /// start as `listening wss ADDR`. Absent: no `wss://`.
+    #[serde(default)]
+    pub tls_port: Option<u16>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl WebSocketConfig {
+    /// The `ws://` port, when that listener runs.
+    pub fn plain_port(&self) -> Option<u16> {
+        self.listen_plain.then_some(self.port)
+    }
 }
 
 fn default_websocket_port() -> u16 {
@@ -432,15 +451,36 @@ impl Config {
             );
         }
         if let Some(ws) = &self.websocket {
-            let taken = [
-                (self.listen_plain).then_some(self.port),
-                self.tls.as_ref().map(|t| t.port),
-            ];
-            if ws.port != 0 && taken.contains(&Some(ws.port)) {
+            if ws.tls_port.is_some() && self.tls.is_none() {
                 return bad(
-                    "websocket.port",
-                    format!("{} is also the port of another listener", ws.port),
+                    "websocket.tls_port",
+                    "needs a [tls] section: wss:// uses its certificate and key",
                 );
+            }
+            if !ws.listen_plain && ws.tls_port.is_none() {
+                return bad(
+                    "websocket.listen_plain",
+                    "false needs websocket.tls_port: the [websocket] section would listen on no port",
+                );
+            }
+            let taken = [
+                ("port", self.listen_plain.then_some(self.port)),
+                ("tls.port", self.tls.as_ref().map(|t| t.port)),
+                ("websocket.port", ws.plain_port()),
+            ];
+            for (key, port) in [
+                ("websocket.port", ws.plain_port()),
+                ("websocket.tls_port", ws.tls_port),
+            ] {
+                let Some(port) = port.filter(|&p| p != 0) else {
+                    continue;
+                };
+                let clash = taken
+                    .iter()
+                    .find(|(other, p)| *other != key && *p == Some(port));
+                if let Some((other, _)) = clash {
+                    return bad(key, format!("{port} is also the port of `{other}`"));
+                }
             }
         }
         if let Some(tls) = &self.tls {

@@ -7,46 +7,15 @@
 mod common;
 
 use common::*;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::sync::Arc;
-
-fn fixture(name: &str) -> String {
-    format!("{}/tests/fixtures/tls/{name}", env!("CARGO_MANIFEST_DIR"))
-}
 
 /// `[tls]` on a free port with the fixture server certificate, plus `extra` lines.
 fn tls_broker(extra: &str) -> Broker {
     Broker::with_config(&format!(
         "sys_interval_secs = 1\n[tls]\nport = 0\ncert_file = {:?}\nkey_file = {:?}\n{extra}",
-        fixture("server.pem"),
-        fixture("server.key"),
+        tls_fixture("server.pem"),
+        tls_fixture("server.key"),
     ))
-}
-
-/// A client configuration trusting the test CA, presenting `identity` (cert, key) if given.
-fn client_config(identity: Option<(&str, &str)>) -> Arc<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(fixture("ca.pem")).unwrap() {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots);
-    let config = match identity {
-        None => builder.with_no_client_auth(),
-        Some((cert, key)) => {
-            let chain = CertificateDer::pem_file_iter(fixture(cert))
-                .unwrap()
-                .collect::<Result<Vec<_>, _>>()
-                .unwrap();
-            let key = PrivateKeyDer::from_pem_file(fixture(key)).unwrap();
-            builder.with_client_auth_cert(chain, key).unwrap()
-        }
-    };
-    Arc::new(config)
 }
 
 fn tls_connect(
@@ -62,7 +31,7 @@ fn tls_connect(
 #[test]
 fn tls_and_plain_clients_exchange_messages() {
     let broker = tls_broker("");
-    let config = client_config(None);
+    let config = tls_client_config(None);
     let (mut secure, ack) = tls_connect(&broker, connect_v5(&unique("tls-sub"), true, 0), &config);
     assert_eq!(ack.reason_code, ReasonCode::SUCCESS);
     secure.sub("to-tls/#", QoS::ExactlyOnce);
@@ -106,7 +75,7 @@ fn tls_and_plain_clients_exchange_messages() {
 #[test]
 fn tls_connections_move_between_shards_with_their_session() {
     let broker = tls_broker("");
-    let config = client_config(None);
+    let config = tls_client_config(None);
     let id = unique("tls-roamer");
     let mut watcher = broker.v5(&unique("watcher"));
     watcher.sub(&format!("roam/{id}/#"), QoS::AtLeastOnce);
@@ -145,19 +114,19 @@ fn tls_connections_move_between_shards_with_their_session() {
 /// reaches MQTT.
 #[test]
 fn mutual_tls_admits_only_certificates_of_the_client_ca() {
-    let broker = tls_broker(&format!("client_ca_file = {:?}\n", fixture("ca.pem")));
+    let broker = tls_broker(&format!("client_ca_file = {:?}\n", tls_fixture("ca.pem")));
     let (mut good, ack) = tls_connect(
         &broker,
         connect_v311(&unique("dev1"), true),
-        &client_config(Some(("client.pem", "client.key"))),
+        &tls_client_config(Some(("client.pem", "client.key"))),
     );
     assert_eq!(ack.reason_code, ReasonCode::SUCCESS);
     good.ping();
     for (label, config) in [
-        ("no certificate", client_config(None)),
+        ("no certificate", tls_client_config(None)),
         (
             "another CA's certificate",
-            client_config(Some(("rogue.pem", "rogue.key"))),
+            tls_client_config(Some(("rogue.pem", "rogue.key"))),
         ),
     ] {
         let mut c = Client::tls(broker.tls_addr.unwrap(), config);
@@ -175,10 +144,14 @@ fn mutual_tls_admits_only_certificates_of_the_client_ca() {
     good.ping();
     // The refused clients learn why: the broker's alert, not a bare close.
     for (label, config, alert) in [
-        ("no certificate", client_config(None), "CertificateRequired"),
+        (
+            "no certificate",
+            tls_client_config(None),
+            "CertificateRequired",
+        ),
         (
             "another CA's certificate",
-            client_config(Some(("rogue.pem", "rogue.key"))),
+            tls_client_config(Some(("rogue.pem", "rogue.key"))),
             "UnknownCA",
         ),
     ] {
@@ -239,11 +212,11 @@ fn a_client_certificate_names_the_user() {
         "[auth]\nallow_anonymous = false\npassword_file = {passwd:?}\nacl_file = {acl:?}\n\
          [tls]\nport = 0\ncert_file = {:?}\nkey_file = {:?}\nclient_ca_file = {:?}\n\
          use_identity_as_username = true\n",
-        fixture("server.pem"),
-        fixture("server.key"),
-        fixture("ca.pem"),
+        tls_fixture("server.pem"),
+        tls_fixture("server.key"),
+        tls_fixture("ca.pem"),
     ));
-    let dev1 = client_config(Some(("client.pem", "client.key")));
+    let dev1 = tls_client_config(Some(("client.pem", "client.key")));
     // No user name, anonymous refused: the certificate is the login.
     let (mut c, ack) = tls_connect(&broker, connect_v5(&unique("d"), true, 0), &dev1);
     assert_eq!(ack.reason_code, ReasonCode::SUCCESS);
@@ -264,7 +237,7 @@ fn a_client_certificate_names_the_user() {
     );
     assert_eq!(puback_reason(&mut c, "own/dev1/t"), ReasonCode::SUCCESS);
     // A certificate without a Common Name names nobody.
-    let nocn = client_config(Some(("nocn.pem", "nocn.key")));
+    let nocn = tls_client_config(Some(("nocn.pem", "nocn.key")));
     let (_, ack) = tls_connect(&broker, connect_v5(&unique("d"), true, 0), &nocn);
     assert_eq!(ack.reason_code, ReasonCode::NOT_AUTHORIZED);
     let (_, ack) = tls_connect(&broker, connect_v311(&unique("d"), true), &nocn);
@@ -287,7 +260,7 @@ fn a_client_certificate_names_the_user() {
 #[test]
 fn the_wrong_protocol_on_either_port_closes_only_that_connection() {
     let broker = tls_broker("");
-    let config = client_config(None);
+    let config = tls_client_config(None);
     let (mut bystander, _) = tls_connect(&broker, connect_v5(&unique("ok"), true, 0), &config);
 
     let mut plain_on_tls = Client::tcp(broker.tls_addr.unwrap());
@@ -327,7 +300,7 @@ async fn rumqttc_over_tls() {
     plain.sub("rumq/#", QoS::AtLeastOnce);
     let mut o = MqttOptions::new(unique("rumqttc-tls"), addr.ip().to_string(), addr.port());
     o.set_transport(RTransport::tls(
-        std::fs::read(fixture("ca.pem")).unwrap(),
+        std::fs::read(tls_fixture("ca.pem")).unwrap(),
         None,
         None,
     ));
@@ -378,8 +351,8 @@ fn bad_tls_settings_stop_startup() {
     let section = |cert: &str, key: &str| {
         format!(
             "[tls]\nport = 0\ncert_file = {:?}\nkey_file = {:?}\n",
-            fixture(cert),
-            fixture(key)
+            tls_fixture(cert),
+            tls_fixture(key)
         )
     };
     let e = refused_startup(&section("missing.pem", "server.key"));
@@ -418,8 +391,8 @@ fn a_tls_only_broker_listens_on_its_tls_port_only() {
         &path,
         format!(
             "listen_plain = false\n[tls]\nport = 0\ncert_file = {:?}\nkey_file = {:?}\n",
-            fixture("server.pem"),
-            fixture("server.key")
+            tls_fixture("server.pem"),
+            tls_fixture("server.key")
         ),
     )
     .unwrap();
@@ -447,7 +420,7 @@ fn a_tls_only_broker_listens_on_its_tls_port_only() {
             .strip_prefix("listening tls ")
             .and_then(|a| a.parse().ok())
             .unwrap_or_else(|| panic!("first line {line:?}"));
-        let mut c = Client::tls(addr, client_config(None));
+        let mut c = Client::tls(addr, tls_client_config(None));
         c.protocol = Protocol::V5;
         c.send(&Packet::Connect(Box::new(connect_v5(
             &unique("only"),
@@ -493,13 +466,13 @@ impl std::io::Write for Trickle {
 #[test]
 fn a_client_sending_a_byte_at_a_time_gets_through() {
     use std::io::{Read, Write};
-    let broker = tls_broker(&format!("client_ca_file = {:?}\n", fixture("ca.pem")));
+    let broker = tls_broker(&format!("client_ca_file = {:?}\n", tls_fixture("ca.pem")));
     let addr = broker.tls_addr.unwrap();
     let tcp = std::net::TcpStream::connect(addr).unwrap();
     tcp.set_nodelay(true).unwrap();
     tcp.set_read_timeout(Some(WAIT)).unwrap();
     let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
-    let config = client_config(Some(("client.pem", "client.key")));
+    let config = tls_client_config(Some(("client.pem", "client.key")));
     let conn = rustls::ClientConnection::new(config, name).unwrap();
     let mut tls = rustls::StreamOwned::new(conn, Trickle(tcp));
     let expect = |tls: &mut rustls::StreamOwned<rustls::ClientConnection, Trickle>,
@@ -559,7 +532,7 @@ fn a_stalled_handshake_is_closed_by_the_connect_timeout() {
 fn a_burst_of_simultaneous_tls_handshakes_all_get_in() {
     const CLIENTS: usize = 48;
     let broker = tls_broker("");
-    let config = client_config(None);
+    let config = tls_client_config(None);
     let mut sub = broker.v5(&unique("burst-sub"));
     sub.sub("burst/#", QoS::AtLeastOnce);
     let addr = broker.tls_addr.expect("TLS listener");

@@ -18,8 +18,10 @@ use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod accept;
 mod flow;
 mod handover;
+mod input;
 mod secure;
 mod websocket;
 
@@ -30,6 +32,7 @@ use super::websocket::WsConn;
 use crate::codec::parse_frame_header;
 use crate::config::Config;
 use crate::shard::{ConnectionGauge, Key, Shard, Slab};
+use accept::LISTENERS;
 
 const OP_ACCEPT: u64 = 1;
 const OP_RECV: u64 = 2;
@@ -151,6 +154,8 @@ pub(super) struct LoopStart {
     pub(super) tls_listener: Option<(RawFd, Arc<rustls::ServerConfig>)>,
     /// WebSocket listener (with `[websocket]`).
     pub(super) ws_listener_fd: Option<RawFd>,
+    /// WebSocket-over-TLS listener (with `websocket.tls_port`).
+    pub(super) wss_listener_fd: Option<RawFd>,
     /// TLS and WebSocket state of connections moving between shards.
     pub(super) parked: Parked,
     pub(super) port: MeshPort,
@@ -168,8 +173,8 @@ struct EventLoop {
     io: Vec<Option<IoConn>>,
     sends: Slab<(Key, Bytes)>,
     read_buf: BytesMut,
-    /// Listening sockets: [plain, TLS, WebSocket].
-    listeners: [Option<RawFd>; 3],
+    /// Listening sockets: [plain, TLS, WebSocket, WebSocket over TLS].
+    listeners: [Option<RawFd>; LISTENERS],
     tls_config: Option<Arc<rustls::ServerConfig>>,
     /// `tls.use_identity_as_username`.
     tls_identity: bool,
@@ -184,6 +189,8 @@ struct EventLoop {
     tls_deferred: std::collections::VecDeque<(IoConn, Vec<u8>)>,
     /// WebSocket state of this shard's WebSocket connections.
     ws: AHashMap<Key, Box<WsConn>>,
+    /// Plaintext of one `wss://` receive: WebSocket frames, unframed into `read_buf`.
+    wss_plain: BytesMut,
     /// Largest WebSocket frame accepted from a client.
     max_ws_frame: u64,
     parked: Parked,
@@ -220,6 +227,7 @@ pub(super) fn run_loop(start: LoopStart) {
         listener_fd,
         tls_listener,
         ws_listener_fd,
+        wss_listener_fd,
         parked,
         port,
         ready,
@@ -229,7 +237,7 @@ pub(super) fn run_loop(start: LoopStart) {
     } = start;
     let shard = Shard::new(id, shards, config, instance, gauge);
     let (tls_fd, tls_config) = tls_listener.unzip();
-    let listeners = [listener_fd, tls_fd, ws_listener_fd];
+    let listeners = [listener_fd, tls_fd, ws_listener_fd, wss_listener_fd];
     let mut ev = match EventLoop::new(shard, listeners, tls_config, parked, port, epoch) {
         Ok(ev) => ev,
         Err(e) => {
@@ -244,7 +252,7 @@ pub(super) fn run_loop(start: LoopStart) {
 impl EventLoop {
     fn new(
         shard: Shard,
-        listeners: [Option<RawFd>; 3],
+        listeners: [Option<RawFd>; LISTENERS],
         tls_config: Option<Arc<rustls::ServerConfig>>,
         parked: Parked,
         port: MeshPort,
@@ -278,6 +286,7 @@ impl EventLoop {
             tls_handshakes: 0,
             tls_deferred: Default::default(),
             ws: AHashMap::new(),
+            wss_plain: BytesMut::new(),
             // A frame may carry several packets; its bytes stream through, never held whole.
             max_ws_frame: (max_packet as u64).saturating_mul(4).max(1 << 20),
             parked,
@@ -295,7 +304,7 @@ impl EventLoop {
             service: Vec::new(),
             adopted: Vec::new(),
         };
-        for listener in 0..3 {
+        for listener in 0..LISTENERS as u32 {
             ev.arm_accept(listener);
         }
         ev.arm_doorbell();
@@ -315,17 +324,6 @@ impl EventLoop {
                 let _ = self.ring.submit();
             }
         }
-    }
-
-    /// Accepts on listener 0 (plain) or 1 (TLS), if it exists.
-    fn arm_accept(&mut self, listener: u32) {
-        let Some(fd) = self.listeners[listener as usize] else {
-            return;
-        };
-        let sqe = opcode::AcceptMulti::new(types::Fd(fd))
-            .build()
-            .user_data(user_data(OP_ACCEPT, listener, 0));
-        self.push(sqe);
     }
 
     fn arm_doorbell(&mut self) {
@@ -421,7 +419,7 @@ impl EventLoop {
                 let now = self.now_ms();
                 self.shard.tick(now);
                 let backoff = std::mem::take(&mut self.accept_backoff);
-                for listener in 0..3 {
+                for listener in 0..LISTENERS as u32 {
                     if backoff & (1 << listener) != 0 {
                         self.arm_accept(listener);
                     }
@@ -486,23 +484,7 @@ impl EventLoop {
     fn on_completion(&mut self, ud: u64, res: i32, flags: u32) {
         let (op, index, generation) = split_user_data(ud);
         match op {
-            OP_ACCEPT => {
-                let listener = index.min(2);
-                if res >= 0 {
-                    self.on_accept(res, listener);
-                    if !cqueue::more(flags) {
-                        self.arm_accept(listener);
-                    }
-                } else if !cqueue::more(flags) && self.accept_backoff & (1 << listener) == 0 {
-                    // Out of file descriptors or memory: try again at the next tick, so a
-                    // full listen queue does not turn into a busy loop.
-                    tracing::warn!(
-                        error = %io::Error::from_raw_os_error(-res),
-                        "accept failed; retrying in {TICK:?}"
-                    );
-                    self.accept_backoff |= 1 << listener;
-                }
-            }
+            OP_ACCEPT => self.on_accept_completion(index, res, flags),
             OP_RECV => self.on_recv(index, generation, res, flags),
             OP_SEND => self.on_send(index, generation, res),
             OP_DOORBELL => self.arm_doorbell(),
@@ -510,62 +492,6 @@ impl EventLoop {
             OP_CANCEL => {}
             _ => {}
         }
-    }
-
-    /// A new socket from listener 0 (plain), 1 (TLS) or 2 (WebSocket).
-    fn on_accept(&mut self, fd: RawFd, listener: u32) {
-        let tls = listener == 1;
-        let tls_conn = match (tls, &self.tls_config) {
-            (false, _) => None,
-            (true, Some(config)) => match TlsConn::new(config, self.tls_identity) {
-                Ok(t) => Some(Box::new(t)),
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot start a TLS session");
-                    // SAFETY: the accepted socket is ours and nothing refers to it yet.
-                    unsafe { libc::close(fd) };
-                    return;
-                }
-            },
-            (true, None) => unreachable!("a TLS listener has a TLS configuration"),
-        };
-        let one: libc::c_int = 1;
-        // SAFETY: setsockopt on a socket we own, with a valid int.
-        unsafe {
-            libc::setsockopt(
-                fd,
-                libc::IPPROTO_TCP,
-                libc::TCP_NODELAY,
-                &one as *const libc::c_int as *const libc::c_void,
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            );
-        }
-        let now = self.now_ms();
-        let key = self.shard.accept(now);
-        self.register(key, fd);
-        if let Some(t) = tls_conn {
-            self.attach_tls(key, t);
-        }
-        if listener == 2 {
-            self.attach_ws(key, Box::new(WsConn::new()));
-        }
-        self.arm_recv(key);
-    }
-
-    /// Records the socket of a connection the shard knows as `key`.
-    fn register(&mut self, key: Key, fd: RawFd) {
-        let index = key.index() as usize;
-        if self.io.len() <= index {
-            // Grow by an eighth (at least 1,024) rather than doubling: at most 12% slack
-            // for a table that only grows with the connection count.
-            let grow = (self.io.len() / 8).max(1024).max(index + 1 - self.io.len());
-            self.io.reserve_exact(grow);
-            self.io.resize(index + 1, None);
-        }
-        self.io[index] = Some(IoConn {
-            fd,
-            key,
-            flags: IoFlags::default(),
-        });
     }
 
     fn on_recv(&mut self, index: u32, generation: u32, res: i32, flags: u32) {
@@ -649,64 +575,6 @@ impl EventLoop {
             c.flags.set(IoFlags::SEND_INFLIGHT, false);
         }
         self.service.push(key);
-    }
-
-    /// New bytes are in `read_buf`: decode them in place when the connection has no
-    /// partial packet, and keep only an incomplete tail in the connection.
-    fn process_read(&mut self, key: Key, now: u64) {
-        let shard = &mut self.shard;
-        let rb = &mut self.read_buf;
-        let Some(conn) = shard.conn_mut(key) else {
-            rb.clear();
-            return;
-        };
-        if conn.input().is_empty() {
-            shard.on_input(key, rb, now);
-            if !rb.is_empty() {
-                if let Some(conn) = shard.conn_mut(key) {
-                    conn.set_input(BytesMut::from(&rb[..]));
-                }
-                rb.clear();
-            }
-        } else {
-            let mut input = conn.take_input();
-            input.extend_from_slice(rb);
-            rb.clear();
-            shard.on_input(key, &mut input, now);
-            if let Some(conn) = shard.conn_mut(key) {
-                conn.set_input(input);
-            }
-        }
-    }
-
-    /// MQTT bytes a TLS or WebSocket connection's receive left in `read_buf`: decoded now,
-    /// or, under delivery pressure, held for the connection's turn (unless it is `closing`:
-    /// then they are its last).
-    fn process_opened(&mut self, key: Key, closing: bool, now: u64) {
-        if self.read_buf.is_empty() {
-            return;
-        }
-        if self.pressured && self.shard.may_hold_input(key) && !closing {
-            self.shard.hold_input(key, &self.read_buf, now);
-            self.read_buf.clear();
-            self.pause(key);
-        } else {
-            self.process_read(key, now);
-            self.note_pressure(now);
-        }
-    }
-
-    /// Decodes input that waited while the connection was blocked.
-    fn process_buffered(&mut self, key: Key) {
-        let now = self.now_ms();
-        let Some(conn) = self.shard.conn_mut(key) else {
-            return;
-        };
-        let mut input = conn.take_input();
-        self.shard.on_input(key, &mut input, now);
-        if let Some(conn) = self.shard.conn_mut(key) {
-            conn.set_input(input);
-        }
     }
 
     /// Closes the socket and tells the shard the connection is gone.

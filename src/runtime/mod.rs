@@ -127,9 +127,16 @@ pub fn run(mut config: Config) -> Result<(), RuntimeError> {
         }
         None => ((0..shards).map(|_| None).collect::<Vec<_>>(), None),
     };
-    let (websocket, ws_bound) = match &config.websocket {
-        Some(ws) => {
-            let (sockets, bound) = bind(ws.port)?;
+    let (websocket, ws_bound) = match config.websocket.as_ref().and_then(|w| w.plain_port()) {
+        Some(port) => {
+            let (sockets, bound) = bind(port)?;
+            (sockets.into_iter().map(Some).collect(), Some(bound))
+        }
+        None => ((0..shards).map(|_| None).collect::<Vec<_>>(), None),
+    };
+    let (websocket_tls, wss_bound) = match config.websocket.as_ref().and_then(|w| w.tls_port) {
+        Some(port) => {
+            let (sockets, bound) = bind(port)?;
             (sockets.into_iter().map(Some).collect(), Some(bound))
         }
         None => ((0..shards).map(|_| None).collect::<Vec<_>>(), None),
@@ -155,8 +162,14 @@ pub fn run(mut config: Config) -> Result<(), RuntimeError> {
     let (ready_tx, ready_rx) = crossbeam_channel::unbounded();
     let mut handles = Vec::new();
     let gauge = ConnectionGauge::default();
-    let listeners = plain.into_iter().zip(secure).zip(websocket);
-    for ((id, ((socket, secure), websocket)), port) in listeners.enumerate().zip(ports) {
+    let listeners = plain
+        .into_iter()
+        .zip(secure)
+        .zip(websocket)
+        .zip(websocket_tls);
+    for ((id, (((socket, secure), websocket), websocket_tls)), port) in
+        listeners.enumerate().zip(ports)
+    {
         let core = (cores.len() >= shards).then(|| cores[id]);
         let start = LoopStart {
             id,
@@ -165,6 +178,7 @@ pub fn run(mut config: Config) -> Result<(), RuntimeError> {
             listener_fd: socket.map(|s| s.into_raw_fd()),
             tls_listener: secure.map(|(s, server)| (s.into_raw_fd(), server)),
             ws_listener_fd: websocket.map(|s| s.into_raw_fd()),
+            wss_listener_fd: websocket_tls.map(|s| s.into_raw_fd()),
             parked: parked.clone(),
             port,
             ready: ready_tx.clone(),
@@ -203,6 +217,7 @@ pub fn run(mut config: Config) -> Result<(), RuntimeError> {
         bound.map(|a| a.to_string()),
         tls_bound.map(|a| format!("{a} (tls)")),
         ws_bound.map(|a| format!("{a} (ws)")),
+        wss_bound.map(|a| format!("{a} (wss)")),
     ];
     let addresses = addresses
         .into_iter()
@@ -224,6 +239,9 @@ pub fn run(mut config: Config) -> Result<(), RuntimeError> {
     }
     if let Some(bound) = ws_bound {
         println!("listening ws {bound}");
+    }
+    if let Some(bound) = wss_bound {
+        println!("listening wss {bound}");
     }
     let sig = wait_for_signal(&signals);
     tracing::info!("signal {sig}: shutting down");

@@ -11,6 +11,8 @@ pub struct Broker {
     pub tls_addr: Option<SocketAddr>,
     /// The address printed on the `listening ws` line (configs with `[websocket]`).
     pub ws_addr: Option<SocketAddr>,
+    /// The address printed on the `listening wss` line (configs with `websocket.tls_port`).
+    pub wss_addr: Option<SocketAddr>,
     config_path: Option<PathBuf>,
 }
 
@@ -79,8 +81,15 @@ impl Broker {
                 panic!("unexpected first stdout line {line:?} (exit: {status:?})")
             });
         // The lines after the first, in the order the broker prints them.
-        let next_addr = |section: &str, prefix: &str| {
-            toml.filter(|t| t.contains(section)).map(|_| {
+        // Which listeners the configuration asks for (the harness's tests write their keys
+        // one per line, `[websocket]` last when it turns its plain listener off).
+        let wanted = |section: &str| toml.is_some_and(|t| t.contains(section));
+        let ws_section = toml
+            .and_then(|t| t.split_once("[websocket]"))
+            .map(|(_, w)| w);
+        let plain_ws = ws_section.is_some_and(|w| !w.contains("listen_plain = false"));
+        let next_addr = |wanted: bool, prefix: &str| {
+            wanted.then(|| {
                 let line = rx
                     .recv_timeout(Duration::from_secs(5))
                     .unwrap_or_else(|_| panic!("a `{prefix}` line"));
@@ -90,13 +99,15 @@ impl Broker {
                     .unwrap_or_else(|| panic!("unexpected stdout line {line:?}"))
             })
         };
-        let tls_addr = next_addr("[tls]", "listening tls ");
-        let ws_addr = next_addr("[websocket]", "listening ws ");
+        let tls_addr = next_addr(wanted("[tls]"), "listening tls ");
+        let ws_addr = next_addr(plain_ws, "listening ws ");
+        let wss_addr = next_addr(wanted("tls_port"), "listening wss ");
         Broker {
             child: Some(child),
             addr,
             tls_addr,
             ws_addr,
+            wss_addr,
             config_path,
         }
     }

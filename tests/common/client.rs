@@ -30,7 +30,7 @@ impl Transport {
         match self {
             Transport::Plain(s) => s,
             Transport::Tls(t) => &t.sock,
-            Transport::Ws(w) => &w.tcp,
+            Transport::Ws(w) => w.io.tcp(),
         }
     }
 
@@ -87,6 +87,12 @@ impl Client {
     /// MQTT is sent.
     pub fn ws(addr: SocketAddr) -> Client {
         Client::over(Transport::Ws(Box::new(WsStream::open(addr))))
+    }
+
+    /// Opens a WebSocket over TLS (`wss://`, subprotocol `mqtt`) with `config`. Nothing
+    /// MQTT is sent.
+    pub fn wss(addr: SocketAddr, config: std::sync::Arc<rustls::ClientConfig>) -> Client {
+        Client::over(Transport::Ws(Box::new(WsStream::open_tls(addr, config))))
     }
 
     fn over(stream: Transport) -> Client {

@@ -9,10 +9,13 @@
 
 mod broker;
 mod client;
+mod tls;
 mod ws;
 
 pub use broker::*;
 pub use client::*;
+#[allow(unused_imports)] // only the TLS test files use it
+pub use tls::*;
 pub use ws::*;
 
 use bytes::{Bytes, BytesMut};

@@ -34,7 +34,12 @@ impl EventLoop {
         }
         self.tls_handshakes += u32::from(handshaking);
         let data = self.bufs.data(bid, len);
-        let (opened, identity) = open_records(tls, &mut self.tls_scratch, &mut self.read_buf, data);
+        // `wss://`: the plaintext is WebSocket frames, unframed next (`websocket.rs`).
+        let plain = match c.flags.has(IoFlags::WS) {
+            true => &mut self.wss_plain,
+            false => &mut self.read_buf,
+        };
+        let (opened, identity) = open_records(tls, &mut self.tls_scratch, plain, data);
         self.bufs.recycle(bid);
         self.after_tls_open(c, opened, identity, now);
     }
@@ -52,8 +57,11 @@ impl EventLoop {
                 continue;
             }
             self.tls_handshakes += 1;
-            let (opened, identity) =
-                open_records(tls, &mut self.tls_scratch, &mut self.read_buf, &data);
+            let plain = match c.flags.has(IoFlags::WS) {
+                true => &mut self.wss_plain,
+                false => &mut self.read_buf,
+            };
+            let (opened, identity) = open_records(tls, &mut self.tls_scratch, plain, &data);
             let now = self.now_ms();
             self.after_tls_open(c, opened, identity, now);
         }
@@ -83,10 +91,15 @@ impl EventLoop {
                     send_now(c.fd, &alert);
                 }
                 self.read_buf.clear();
+                self.wss_plain.clear();
                 self.drop_connection(c.key);
                 return;
             }
         };
+        if c.flags.has(IoFlags::WS) {
+            self.on_wss_plain(c, closed, now);
+            return;
+        }
         self.process_opened(c.key, closed, now);
         if closed {
             // close_notify: the end of the stream, as a plain socket's EOF.
@@ -96,32 +109,47 @@ impl EventLoop {
         self.service.push(c.key);
     }
 
-    /// What goes on the wire for `key` now: the shard's output, sealed on a TLS
-    /// connection together with what the handshake owes (and, with `last`, close_notify),
-    /// or framed on a WebSocket connection after the control frames it owes.
+    /// What goes on the wire for `key` now: the shard's output, framed on a WebSocket
+    /// connection after the control frames it owes, then sealed on a TLS connection
+    /// together with what the handshake owes (and, with `last`, close_notify).
     /// None when there is nothing to send.
     pub(super) fn outgoing(&mut self, io: IoConn, last: bool) -> Option<Bytes> {
         let conn = self.shard.conn_mut(io.key)?;
-        if io.flags.has(IoFlags::WS) {
+        let tls = match io.flags.has(IoFlags::TLS) {
+            true => Some(self.tls.get_mut(&io.key)?),
+            false => None,
+        };
+        let handshake_owed = tls.as_ref().is_some_and(|t| t.wants_write());
+        // Framed (WebSocket) or as the shard wrote it; either way sealed below.
+        let (framed, out) = if io.flags.has(IoFlags::WS) {
             let ws = self.ws.get_mut(&io.key)?;
-            if conn.out_len() == 0 && !ws.wants_write() && !last {
+            if conn.out_len() == 0 && !ws.wants_write() && !last && !handshake_owed {
                 return None;
             }
             let framed = ws.outgoing(&conn.take_out(), last);
-            return (!framed.is_empty()).then(|| Bytes::from(framed));
-        }
-        if !io.flags.has(IoFlags::TLS) {
-            return (conn.out_len() > 0).then(|| conn.take_out().freeze());
-        }
-        let tls = self.tls.get_mut(&io.key)?;
-        if conn.out_len() == 0 && !tls.wants_write() && !last {
-            return None;
-        }
-        let plain = conn.take_out();
-        let sealed = if last {
-            tls.seal_last(&plain)
+            if tls.is_none() {
+                return (!framed.is_empty()).then(|| Bytes::from(framed));
+            }
+            (framed, bytes::BytesMut::new())
         } else {
-            tls.seal(&plain)
+            if tls.is_none() {
+                return (conn.out_len() > 0).then(|| conn.take_out().freeze());
+            }
+            if conn.out_len() == 0 && !handshake_owed && !last {
+                return None;
+            }
+            (Vec::new(), conn.take_out())
+        };
+        let plain = if framed.is_empty() {
+            &out[..]
+        } else {
+            &framed[..]
+        };
+        let tls = tls?;
+        let sealed = if last {
+            tls.seal_last(plain)
+        } else {
+            tls.seal(plain)
         };
         (!sealed.is_empty()).then_some(sealed)
     }

@@ -1,0 +1,67 @@
+//! Received MQTT bytes to the shard: decoded in place from the loop's read buffer when the
+//! connection has no partial packet, kept with the connection otherwise, or held while
+//! the shard is under delivery pressure.
+
+use bytes::BytesMut;
+
+use super::{EventLoop, Key};
+
+impl EventLoop {
+    /// New bytes are in `read_buf`: decode them in place when the connection has no
+    /// partial packet, and keep only an incomplete tail in the connection.
+    pub(super) fn process_read(&mut self, key: Key, now: u64) {
+        let shard = &mut self.shard;
+        let rb = &mut self.read_buf;
+        let Some(conn) = shard.conn_mut(key) else {
+            rb.clear();
+            return;
+        };
+        if conn.input().is_empty() {
+            shard.on_input(key, rb, now);
+            if !rb.is_empty() {
+                if let Some(conn) = shard.conn_mut(key) {
+                    conn.set_input(BytesMut::from(&rb[..]));
+                }
+                rb.clear();
+            }
+        } else {
+            let mut input = conn.take_input();
+            input.extend_from_slice(rb);
+            rb.clear();
+            shard.on_input(key, &mut input, now);
+            if let Some(conn) = shard.conn_mut(key) {
+                conn.set_input(input);
+            }
+        }
+    }
+
+    /// MQTT bytes a TLS or WebSocket connection's receive left in `read_buf`: decoded now,
+    /// or, under delivery pressure, held for the connection's turn (unless it is `closing`:
+    /// then they are its last).
+    pub(super) fn process_opened(&mut self, key: Key, closing: bool, now: u64) {
+        if self.read_buf.is_empty() {
+            return;
+        }
+        if self.pressured && self.shard.may_hold_input(key) && !closing {
+            self.shard.hold_input(key, &self.read_buf, now);
+            self.read_buf.clear();
+            self.pause(key);
+        } else {
+            self.process_read(key, now);
+            self.note_pressure(now);
+        }
+    }
+
+    /// Decodes input that waited while the connection was blocked.
+    pub(super) fn process_buffered(&mut self, key: Key) {
+        let now = self.now_ms();
+        let Some(conn) = self.shard.conn_mut(key) else {
+            return;
+        };
+        let mut input = conn.take_input();
+        self.shard.on_input(key, &mut input, now);
+        if let Some(conn) = self.shard.conn_mut(key) {
+            conn.set_input(input);
+        }
+    }
+}
