@@ -484,3 +484,51 @@ fn max_connections_counts_connections_moved_to_their_session() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+/// A client still sending when the broker ends its connection reads the broker's reason
+/// [MQTT-3.14.4-2]: the broker closes its side after the DISCONNECT and discards what
+/// follows (lingering close), so the client's writes succeed and its reads end in EOF.
+/// Closing with input unread would reset the connection: the writes below would fail, and
+/// a client library reporting the error first never sees 0x95 (paho: "Unspecified error").
+/// The drain is bounded: a client that never stops sending is cut off within seconds.
+#[test]
+fn a_client_still_sending_reads_the_disconnect_before_the_close() {
+    let broker = Broker::with_config("[limits]\nmax_packet_bytes = 1024\n");
+    let (mut c, _) = broker.connect(Connect::new(Protocol::V5, unique("sender")));
+    // A PUBLISH announcing 16 MiB (more than the sockets buffer), then its body in 64 KiB
+    // writes.
+    let mut packet = vec![0x30];
+    let mut remaining = 16usize << 20;
+    loop {
+        let byte = (remaining % 128) as u8;
+        remaining /= 128;
+        packet.push(if remaining > 0 { byte | 0x80 } else { byte });
+        if remaining == 0 {
+            break;
+        }
+    }
+    c.try_send_raw(&packet).unwrap();
+    let chunk = vec![0u8; 64 * 1024];
+    for i in 0..256 {
+        c.try_send_raw(&chunk)
+            .unwrap_or_else(|e| panic!("write {i} after the broker's DISCONNECT: {e}"));
+    }
+    let rest = c.read_to_close().expect("a clean close (EOF), not a reset");
+    assert_eq!(rest[0], 0xE0, "DISCONNECT: {rest:02x?}");
+    assert_eq!(rest[2], ReasonCode::PACKET_TOO_LARGE.0, "{rest:02x?}");
+
+    // A client that keeps sending is closed once the drain's bound passes.
+    let (mut c, _) = broker.connect(Connect::new(Protocol::V5, unique("endless")));
+    c.try_send_raw(&packet).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let cut = loop {
+        if c.try_send_raw(&chunk).is_err() {
+            break true;
+        }
+        if std::time::Instant::now() > deadline {
+            break false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(cut, "still draining after 20 s");
+}

@@ -6,7 +6,7 @@
 # Must match FD_RESERVE_FIXED / FD_RESERVE_PER_SHARD in src/runtime/limits.rs
 # (scripts/test-tuning.sh checks that they do).
 TUN_FD_RESERVE_FIXED=64
-TUN_FD_RESERVE_PER_SHARD=8
+TUN_FD_RESERVE_PER_SHARD=24
 
 # Kernel slab bytes per idle TCP socket (tcp_sock + socket inode + file + dentry + epoll item),
 # measured on Linux 6.18 with 12,000 loopback sockets: 3.8-4.1 KB. See tuning/README.md.

@@ -22,6 +22,7 @@ mod accept;
 mod flow;
 mod handover;
 mod input;
+mod linger;
 mod secure;
 mod websocket;
 
@@ -39,6 +40,7 @@ const OP_RECV: u64 = 2;
 const OP_SEND: u64 = 3;
 const OP_DOORBELL: u64 = 4;
 const OP_CANCEL: u64 = 5;
+const OP_LINGER: u64 = 6;
 const GEN_MASK: u32 = 0x0FFF_FFFF;
 /// `IORING_RECVSEND_POLL_FIRST` (linux/io_uring.h; the crate keeps its `sys` module private).
 const IORING_RECVSEND_POLL_FIRST: u16 = 1;
@@ -214,6 +216,10 @@ struct EventLoop {
     /// forwards (it alternates, so neither source starves the other).
     locals_first: bool,
     service: Vec<Key>,
+    /// Sockets drained after the broker closed them (`linger.rs`).
+    lingering: Slab<linger::Lingering>,
+    /// Where their discarded input goes.
+    discard: Box<[u8]>,
     /// Scratch list of connections adopted from other shards.
     adopted: Vec<(Key, u64)>,
 }
@@ -303,6 +309,8 @@ impl EventLoop {
             released: Vec::new(),
             service: Vec::new(),
             adopted: Vec::new(),
+            lingering: Slab::default(),
+            discard: vec![0; linger::DISCARD_BYTES].into_boxed_slice(),
         };
         for listener in 0..LISTENERS as u32 {
             ev.arm_accept(listener);
@@ -318,7 +326,7 @@ impl EventLoop {
     fn push(&mut self, sqe: squeue::Entry) {
         // SAFETY: every buffer named by an entry outlives its completion: receive buffers
         // belong to the registered ring, send data is held in `sends` until its completion,
-        // and the doorbell buffer lives as long as the loop.
+        // and the doorbell and discard buffers live as long as the loop.
         unsafe {
             while self.ring.submission().push(&sqe).is_err() {
                 let _ = self.ring.submit();
@@ -418,6 +426,7 @@ impl EventLoop {
                 last_tick = Instant::now();
                 let now = self.now_ms();
                 self.shard.tick(now);
+                self.expire_lingering(now);
                 let backoff = std::mem::take(&mut self.accept_backoff);
                 for listener in 0..LISTENERS as u32 {
                     if backoff & (1 << listener) != 0 {
@@ -490,6 +499,7 @@ impl EventLoop {
             OP_DOORBELL => self.arm_doorbell(),
             // The cancelled receive completes on its own (ECANCELED, or with data).
             OP_CANCEL => {}
+            OP_LINGER => self.on_discard(index, generation, res),
             _ => {}
         }
     }
@@ -610,6 +620,7 @@ impl EventLoop {
         for key in keys {
             self.drop_connection(key);
         }
+        self.close_lingering();
         for fd in self.listeners.iter().flatten() {
             // SAFETY: we own the listening sockets.
             unsafe { libc::close(*fd) };

@@ -17,8 +17,9 @@ use std::io;
 
 /// File descriptors reserved per shard on top of the client connections: the shard's
 /// `SO_REUSEPORT` listener (plus one for a second address family), its io_uring
-/// rings (main, latency, poll), its eventfd and timer fds, and the shard's mesh wake-ups.
-pub const FD_RESERVE_PER_SHARD: u64 = 8;
+/// rings (main, latency, poll), its eventfd and timer fds, the shard's mesh wake-ups (8),
+/// and the 16 closed connections it may still be draining (lingering close).
+pub const FD_RESERVE_PER_SHARD: u64 = 24;
 
 /// File descriptors reserved once per process: stdio, log files, the config file, the
 /// metrics / admin listener, signal handling, `/proc` and `/sys` reads, and some slack for
@@ -250,14 +251,14 @@ mod tests {
             err,
             LimitError::FdBudget {
                 max_connections: 50_000,
-                needed: 50_080,
+                needed: 50_112,
                 soft: 20_000
             }
         );
         let msg = err.to_string();
         assert_eq!(
             msg,
-            "max_connections = 50000 needs about 50080 file descriptors but RLIMIT_NOFILE \
+            "max_connections = 50000 needs about 50112 file descriptors but RLIMIT_NOFILE \
              allows 20000: raise it (ulimit -n / LimitNOFILE=) or lower max_connections; \
              run tuning/check.sh --connections 50000"
         );

@@ -142,6 +142,33 @@ impl Client {
         let _ = self.stream.write_all(bytes);
     }
 
+    /// Writes bytes as they are and returns the outcome (a reset by the server shows here).
+    pub fn try_send_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.stream.write_all(bytes)
+    }
+
+    /// Reads until the server closes: every byte it sent (after those already buffered)
+    /// on a clean close (EOF); the error on a reset, or after `WAIT`.
+    pub fn read_to_close(&mut self) -> std::io::Result<Vec<u8>> {
+        let mut all = self.buf.split().to_vec();
+        let deadline = Instant::now() + WAIT;
+        let mut chunk = [0u8; 16 * 1024];
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(ErrorKind::TimedOut.into());
+            }
+            self.stream.tcp().set_read_timeout(Some(left)).unwrap();
+            match self.stream.read(&mut chunk)? {
+                0 => {
+                    self.closed = true;
+                    return Ok(all);
+                }
+                n => all.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+
     /// Reads raw bytes until `n` are in or `timeout` passes; returns what arrived.
     pub fn read_raw(&mut self, n: usize, timeout: Duration) -> Vec<u8> {
         let deadline = Instant::now() + timeout;

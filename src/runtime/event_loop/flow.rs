@@ -144,7 +144,7 @@ impl EventLoop {
             if !io.flags.has(IoFlags::SEND_INFLIGHT) {
                 match self.outgoing(io, true) {
                     Some(data) => self.submit_send(key, data),
-                    None => self.drop_connection(key),
+                    None => self.finish_connection(key),
                 }
             }
             return;
