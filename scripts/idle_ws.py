@@ -1,11 +1,14 @@
-# Idle connections over plain TCP or WebSocket, for the memory each costs the broker.
-# Usage: python3 scripts/idle_ws.py PORT BROKER_PID N plain|ws
+# Idle connections over plain TCP, WebSocket or WebSocket over TLS, for the memory each
+# costs the broker.
+# Usage: python3 scripts/idle_ws.py PORT BROKER_PID N plain|ws|wss [CA_FILE]
 # Opens N idle MQTT 3.1.1 connections (CONNECT, CONNACK; over WebSocket after the opening
-# handshake, subprotocol mqtt), holds them, and prints the broker's RSS in KiB. The cost of
+# handshake, subprotocol mqtt; wss: inside TLS, trusting CA_FILE), holds them, and prints
+# the broker's RSS in KiB. The cost of
 # one connection is the slope between two counts, each on a fresh broker (docs/benchmarks.md,
 # "WebSocket"). Standard library only; loopback only.
-import socket, sys, time, base64, os
+import socket, ssl, sys, time, base64, os
 port, pid, n, mode = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+tls = ssl.create_default_context(cafile=sys.argv[5]) if mode == "wss" else None
 def rss():
     for l in open(f"/proc/{pid}/status"):
         if l.startswith("VmRSS"): return int(l.split()[1])
@@ -21,7 +24,9 @@ def frame(data):
 socks = []
 for i in range(n):
     s = socket.create_connection(("127.0.0.1", port))  # loopback only
-    if mode == "ws":
+    if tls:
+        s = tls.wrap_socket(s, server_hostname="127.0.0.1")
+    if mode in ("ws", "wss"):
         key = base64.b64encode(os.urandom(16)).decode()
         s.sendall(f"GET /mqtt HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                   f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"

@@ -1,5 +1,5 @@
-//! Smoke test of the load generator against the real broker: a 2-second p2p run, plain and
-//! over TLS, must deliver messages and lose none. Builds nothing itself; cargo provides both binaries.
+//! Smoke test of the load generator against the real broker: a 2-second p2p run, plain,
+//! over TLS and over WebSocket, must deliver messages and lose none. Builds nothing itself; cargo provides both binaries.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -20,19 +20,37 @@ fn fixture(name: &str) -> String {
     format!("{}/tests/fixtures/tls/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
+/// How the generator reaches the broker.
+#[derive(Clone, Copy, PartialEq)]
+enum Transport {
+    Plain,
+    Tls,
+    Ws,
+}
+
 /// Starts `shardmq --port 0` and returns it with the port from its `listening` line; with
-/// `tls`, a TLS listener too, and the port of its `listening tls` line.
-fn start_broker(tls: bool) -> (Broker, u16) {
+/// TLS or WebSocket, that listener too, and the port of its `listening tls` / `ws` line.
+fn start_broker(transport: Transport) -> (Broker, u16) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_shardmq"));
     cmd.args(["--bind", "127.0.0.1", "--port", "0", "--shards", "2"]);
+    // One file per transport: the tests of this file run at once in one process.
+    let name = match transport {
+        Transport::Plain => "plain",
+        Transport::Tls => "tls",
+        Transport::Ws => "ws",
+    };
     let config =
-        std::env::temp_dir().join(format!("shardmq-bench-tls-{}.toml", std::process::id()));
-    if tls {
-        let text = format!(
+        std::env::temp_dir().join(format!("shardmq-bench-{name}-{}.toml", std::process::id()));
+    let text = match transport {
+        Transport::Plain => None,
+        Transport::Tls => Some(format!(
             "[tls]\nport = 0\ncert_file = {:?}\nkey_file = {:?}\n",
             fixture("server.pem"),
             fixture("server.key")
-        );
+        )),
+        Transport::Ws => Some("[websocket]\nport = 0\n".to_string()),
+    };
+    if let Some(text) = text {
         std::fs::write(&config, text).unwrap();
         cmd.arg("--config").arg(&config);
     }
@@ -53,11 +71,11 @@ fn start_broker(tls: bool) -> (Broker, u16) {
     let mut line = rx
         .recv_timeout(Duration::from_secs(20))
         .expect("shardmq printed no `listening 127.0.0.1:PORT` line within 20 s");
-    if tls {
+    if transport != Transport::Plain {
         line = rx
             .recv_timeout(Duration::from_secs(5))
-            .expect("a `listening tls` line");
-        line = line.replacen("tls ", "", 1);
+            .expect("a `listening tls` or `listening ws` line");
+        line = line.replacen("tls ", "", 1).replacen("ws ", "", 1);
         let _ = std::fs::remove_file(&config);
     }
     let port = line
@@ -69,9 +87,9 @@ fn start_broker(tls: bool) -> (Broker, u16) {
     (broker, port)
 }
 
-/// A short p2p QoS 1 run (over TLS with `tls`, the generator trusting the test CA).
-fn p2p_run(tls: bool) {
-    let (broker, port) = start_broker(tls);
+/// A short p2p QoS 1 run (over TLS the generator trusts the test CA).
+fn p2p_run(transport: Transport) {
+    let (broker, port) = start_broker(transport);
     let mut args: Vec<String> = [
         "--port",
         &port.to_string(),
@@ -89,8 +107,10 @@ fn p2p_run(tls: bool) {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    if tls {
-        args.extend(["--tls-ca".to_string(), fixture("ca.pem")]);
+    match transport {
+        Transport::Plain => {}
+        Transport::Tls => args.extend(["--tls-ca".to_string(), fixture("ca.pem")]),
+        Transport::Ws => args.push("--ws".to_string()),
     }
     args.extend(["p2p", "--pairs", "4"].map(String::from));
     let out = Command::new(env!("CARGO_BIN_EXE_shardmq-bench"))
@@ -110,16 +130,27 @@ fn p2p_run(tls: bool) {
     assert!(delivered > 0, "nothing delivered: {last}");
     assert_eq!(v["lost"].as_u64(), Some(0), "{last}");
     assert_eq!(v["dup"].as_u64(), Some(0), "{last}");
+    assert_eq!(v["errors"].as_object().map(|e| e.len()), Some(0), "{last}");
+    assert_eq!(
+        v["connect_failures"].as_object().map(|e| e.len()),
+        Some(0),
+        "{last}"
+    );
     assert!(v["msgs_per_s"].as_f64().unwrap() > 0.0);
     drop(broker);
 }
 
 #[test]
 fn p2p_two_seconds_delivers_without_loss() {
-    p2p_run(false);
+    p2p_run(Transport::Plain);
 }
 
 #[test]
 fn p2p_over_tls_delivers_without_loss() {
-    p2p_run(true);
+    p2p_run(Transport::Tls);
+}
+
+#[test]
+fn p2p_over_websocket_delivers_without_loss() {
+    p2p_run(Transport::Ws);
 }

@@ -81,6 +81,10 @@ pub struct Cli {
     /// TLS port goes in --port).
     #[arg(long, global = true)]
     pub tls_ca: Option<std::path::PathBuf>,
+    /// Connect over WebSocket (`ws://`, subprotocol mqtt; the broker's WebSocket port goes
+    /// in --port).
+    #[arg(long, global = true, conflicts_with = "tls_ca")]
+    pub ws: bool,
     /// Client certificate chain (PEM) for mutual TLS, with --tls-key.
     #[arg(long, global = true, requires_all = ["tls_ca", "tls_key"])]
     pub tls_cert: Option<std::path::PathBuf>,

@@ -15,6 +15,7 @@ pub mod report;
 pub mod stats;
 pub mod sys;
 pub mod track;
+pub mod ws;
 
 use std::time::{Duration, Instant};
 
@@ -168,6 +169,7 @@ pub fn run(cli: &Cli) -> Result<Summary, String> {
             .batch_us
             .unwrap_or(if rate == 0.0 && !idle_like { 100 } else { 0 }),
         tls: tls_config(cli)?,
+        ws: cli.ws,
         tick_ns: cli.tick_us * 1_000,
     };
 

@@ -115,6 +115,9 @@ impl Worker {
             }
         }
         let c = &mut self.conns[ci];
+        if self.cfg.ws {
+            c.ws = Some(Box::default());
+        }
         let spec = &self.specs[c.spec];
         let mut connect = Connect::new(self.cfg.protocol, spec.client_id.as_str());
         connect.keep_alive_secs = self.cfg.keepalive;

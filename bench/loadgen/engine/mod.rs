@@ -91,6 +91,8 @@ pub struct EngineCfg {
     pub tick_ns: u64,
     /// TLS client settings (`--tls-ca`); None: plain TCP.
     pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    /// MQTT over WebSocket (`--ws`).
+    pub ws: bool,
 }
 
 /// Orders from the main thread.
@@ -193,6 +195,9 @@ struct Conn {
     /// `rbuf`; a flush seals `wbuf` into `sbuf`.
     tls: Option<Box<rustls::ClientConnection>>,
     tbuf: BytesMut,
+    /// WebSocket state (`--ws`): receives land in `tbuf` as frames and are unwrapped into
+    /// `rbuf`; a flush frames `wbuf` into `sbuf`.
+    ws: Option<Box<crate::loadgen::ws::WsClient>>,
 }
 
 /// How much each loop turn gathered: tells whether completions are batched.
@@ -323,6 +328,7 @@ impl Worker {
                     .then(Vec::new),
                 tls: None,
                 tbuf: BytesMut::new(),
+                ws: None,
             });
             specs.push(spec);
         }

@@ -63,8 +63,9 @@ impl Worker {
         let rb = self.cfg.rbuf;
         let c = &mut self.conns[ci];
         let want = rb.saturating_sub(c.rbuf.len()).max(rb / 4).max(64);
-        // With TLS the records land in `tbuf` and are opened into `rbuf` (`open_tls`).
-        let buf = if c.tls.is_some() {
+        // With TLS the records land in `tbuf` and are opened into `rbuf` (`open_tls`);
+        // WebSocket frames too, unwrapped into `rbuf`.
+        let buf = if c.tls.is_some() || c.ws.is_some() {
             &mut c.tbuf
         } else {
             &mut c.rbuf
@@ -112,7 +113,7 @@ impl Worker {
             }
             return;
         }
-        let buf = if c.tls.is_some() {
+        let buf = if c.tls.is_some() || c.ws.is_some() {
             &mut c.tbuf
         } else {
             &mut c.rbuf
@@ -125,6 +126,22 @@ impl Worker {
         if self.conns[ci].tls.is_some() {
             if let Err(e) = self.open_tls(ci) {
                 self.error(ci, format!("tls: {e}"));
+                return;
+            }
+        }
+        let c = &mut self.conns[ci];
+        if let Some(ws) = c.ws.as_mut() {
+            let fed = ws.feed(&c.tbuf, &mut c.rbuf);
+            c.tbuf.clear();
+            if let Err(e) = fed {
+                if c.st == St::WaitConnack {
+                    self.connect_failed(ci, e);
+                } else if c.st == St::Closing {
+                    // The broker's close frame answering our DISCONNECT: the normal end.
+                    self.begin_close(ci);
+                } else {
+                    self.error(ci, e);
+                }
                 return;
             }
         }

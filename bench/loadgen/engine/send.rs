@@ -22,6 +22,16 @@ impl Worker {
                 continue;
             }
             match c.tls.as_mut() {
+                None if c.ws.is_some() => {
+                    let ws = c.ws.as_mut().expect("checked");
+                    c.sbuf.clear();
+                    if ws.request_due() {
+                        let host = self.cfg.addr.to_string();
+                        c.sbuf
+                            .extend_from_slice(&crate::loadgen::ws::request(&host));
+                    }
+                    crate::loadgen::ws::encode_binary(&c.wbuf, &mut c.sbuf);
+                }
                 None => std::mem::swap(&mut c.wbuf, &mut c.sbuf),
                 Some(tls) => {
                     use bytes::BufMut;
@@ -163,6 +173,7 @@ impl Worker {
         c.rbuf.clear();
         c.tbuf.clear();
         c.tls = None;
+        c.ws = None;
         if let Some(ps) = c.publ.as_mut() {
             ps.used.iter_mut().for_each(|w| *w = 0);
             ps.inflight = 0;
