@@ -1,5 +1,6 @@
 //! Smoke test of the load generator against the real broker: a 2-second p2p run, plain,
-//! over TLS and over WebSocket, must deliver messages and lose none. Builds nothing itself; cargo provides both binaries.
+//! over TLS, over WebSocket and over WebSocket over TLS, must deliver messages and lose
+//! none. Builds nothing itself; cargo provides both binaries.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -26,6 +27,7 @@ enum Transport {
     Plain,
     Tls,
     Ws,
+    Wss,
 }
 
 /// Starts `shardmq --port 0` and returns it with the port from its `listening` line; with
@@ -38,6 +40,7 @@ fn start_broker(transport: Transport) -> (Broker, u16) {
         Transport::Plain => "plain",
         Transport::Tls => "tls",
         Transport::Ws => "ws",
+        Transport::Wss => "wss",
     };
     let config =
         std::env::temp_dir().join(format!("shardmq-bench-{name}-{}.toml", std::process::id()));
@@ -49,6 +52,12 @@ fn start_broker(transport: Transport) -> (Broker, u16) {
             fixture("server.key")
         )),
         Transport::Ws => Some("[websocket]\nport = 0\n".to_string()),
+        Transport::Wss => Some(format!(
+            "[tls]\nport = 0\ncert_file = {:?}\nkey_file = {:?}\n\
+             [websocket]\nlisten_plain = false\ntls_port = 0\n",
+            fixture("server.pem"),
+            fixture("server.key")
+        )),
     };
     if let Some(text) = text {
         std::fs::write(&config, text).unwrap();
@@ -72,10 +81,14 @@ fn start_broker(transport: Transport) -> (Broker, u16) {
         .recv_timeout(Duration::from_secs(20))
         .expect("shardmq printed no `listening 127.0.0.1:PORT` line within 20 s");
     if transport != Transport::Plain {
-        line = rx
-            .recv_timeout(Duration::from_secs(5))
-            .expect("a `listening tls` or `listening ws` line");
-        line = line.replacen("tls ", "", 1).replacen("ws ", "", 1);
+        // The listener's own line (`listening tls ADDR`, `listening wss ADDR`...).
+        let prefix = format!("listening {name} ");
+        while !line.starts_with(&prefix) {
+            line = rx
+                .recv_timeout(Duration::from_secs(5))
+                .unwrap_or_else(|_| panic!("a `{prefix}` line"));
+        }
+        line = line.replacen(&prefix, "listening ", 1);
         let _ = std::fs::remove_file(&config);
     }
     let port = line
@@ -111,6 +124,7 @@ fn p2p_run(transport: Transport) {
         Transport::Plain => {}
         Transport::Tls => args.extend(["--tls-ca".to_string(), fixture("ca.pem")]),
         Transport::Ws => args.push("--ws".to_string()),
+        Transport::Wss => args.extend(["--ws".to_string(), "--tls-ca".into(), fixture("ca.pem")]),
     }
     args.extend(["p2p", "--pairs", "4"].map(String::from));
     let out = Command::new(env!("CARGO_BIN_EXE_shardmq-bench"))
@@ -153,4 +167,9 @@ fn p2p_over_tls_delivers_without_loss() {
 #[test]
 fn p2p_over_websocket_delivers_without_loss() {
     p2p_run(Transport::Ws);
+}
+
+#[test]
+fn p2p_over_websocket_over_tls_delivers_without_loss() {
+    p2p_run(Transport::Wss);
 }

@@ -82,8 +82,8 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub tls_ca: Option<std::path::PathBuf>,
     /// Connect over WebSocket (`ws://`, subprotocol mqtt; the broker's WebSocket port goes
-    /// in --port).
-    #[arg(long, global = true, conflicts_with = "tls_ca")]
+    /// in --port); with --tls-ca, over `wss://` (its `websocket.tls_port`).
+    #[arg(long, global = true)]
     pub ws: bool,
     /// Client certificate chain (PEM) for mutual TLS, with --tls-key.
     #[arg(long, global = true, requires_all = ["tls_ca", "tls_key"])]

@@ -124,9 +124,16 @@ impl Worker {
         unsafe { buf.set_len(buf.len() + res as usize) };
         self.iv.c.bytes_rx += res as u64;
         if self.conns[ci].tls.is_some() {
+            let before = self.conns[ci].rbuf.len();
             if let Err(e) = self.open_tls(ci) {
                 self.error(ci, format!("tls: {e}"));
                 return;
+            }
+            // `wss://`: the plaintext is frames, unwrapped below like a `ws://` receive.
+            let c = &mut self.conns[ci];
+            if c.ws.is_some() {
+                c.tbuf.extend_from_slice(&c.rbuf[before..]);
+                c.rbuf.truncate(before);
             }
         }
         let c = &mut self.conns[ci];

@@ -37,9 +37,22 @@ impl Worker {
                     use bytes::BufMut;
                     use std::io::Write;
                     c.sbuf.clear();
+                    // `wss://`: the opening request and frames travel inside the records.
+                    let framed = match c.ws.as_mut() {
+                        Some(ws) if !c.wbuf.is_empty() => {
+                            let mut f = BytesMut::new();
+                            if ws.request_due() {
+                                let host = self.cfg.addr.to_string();
+                                f.extend_from_slice(&crate::loadgen::ws::request(&host));
+                            }
+                            crate::loadgen::ws::encode_binary(&c.wbuf, &mut f);
+                            Some(f)
+                        }
+                        _ => None,
+                    };
                     // Unlimited buffer (see `on_connect`): never short.
                     tls.writer()
-                        .write_all(&c.wbuf)
+                        .write_all(framed.as_deref().unwrap_or(&c.wbuf))
                         .expect("rustls takes the whole write buffer");
                     let mut out = (&mut c.sbuf).writer();
                     while tls.wants_write() {
