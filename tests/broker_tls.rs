@@ -76,37 +76,7 @@ fn tls_and_plain_clients_exchange_messages() {
 fn tls_connections_move_between_shards_with_their_session() {
     let broker = tls_broker("");
     let config = tls_client_config(None);
-    let id = unique("tls-roamer");
-    let mut watcher = broker.v5(&unique("watcher"));
-    watcher.sub(&format!("roam/{id}/#"), QoS::AtLeastOnce);
-    let mut previous: Option<Client> = None;
-    for round in 0..16 {
-        let (mut c, ack) = tls_connect(&broker, connect_v5(&id, false, 300), &config);
-        assert_eq!(ack.reason_code, ReasonCode::SUCCESS, "round {round}");
-        assert_eq!(ack.session_present, round > 0, "round {round}");
-        if let Some(mut old) = previous.take() {
-            old.expect_disconnect(ReasonCode::SESSION_TAKEN_OVER);
-        }
-        let topic = format!("roam/{id}/{round}");
-        c.publish(&topic, b"hi", QoS::AtLeastOnce, false);
-        let got = watcher.recv_publish();
-        assert_eq!(got.topic.as_str(), topic);
-        watcher.ack(&got);
-        c.sub(&format!("back/{id}"), QoS::AtLeastOnce);
-        watcher.publish(&format!("back/{id}"), b"reply", QoS::AtLeastOnce, false);
-        let got = c.recv_publish();
-        assert_eq!(&got.payload[..], b"reply", "round {round}");
-        c.ack(&got);
-        if round % 2 == 0 {
-            previous = Some(c); // taken over while open
-        } else {
-            c.disconnect();
-        }
-    }
-    assert!(
-        wait_counter(&broker, "handovers", 1) >= 1,
-        "some connection moved shards"
-    );
+    roam_between_shards(&broker, |connect| tls_connect(&broker, connect, &config));
 }
 
 /// Mutual TLS: with `client_ca_file`, a client certificate from that CA gets in; none, or

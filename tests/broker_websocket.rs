@@ -211,34 +211,7 @@ fn websocket_and_plain_clients_exchange_messages() {
 #[test]
 fn websocket_connections_move_between_shards_with_their_session() {
     let broker = ws_broker();
-    let id = unique("ws-roamer");
-    let mut watcher = broker.v5(&unique("watcher"));
-    watcher.sub(&format!("roam/{id}/#"), QoS::AtLeastOnce);
-    let mut previous: Option<Client> = None;
-    for round in 0..16 {
-        let (mut c, ack) = ws_connect(&broker, connect_v5(&id, false, 300));
-        assert_eq!(ack.reason_code, ReasonCode::SUCCESS, "round {round}");
-        assert_eq!(ack.session_present, round > 0, "round {round}");
-        if let Some(mut old) = previous.take() {
-            old.expect_disconnect(ReasonCode::SESSION_TAKEN_OVER);
-        }
-        let topic = format!("roam/{id}/{round}");
-        c.publish(&topic, b"hi", QoS::AtLeastOnce, false);
-        let got = watcher.recv_publish();
-        assert_eq!(got.topic.as_str(), topic);
-        c.sub(&format!("back/{id}"), QoS::AtLeastOnce);
-        watcher.publish(&format!("back/{id}"), b"reply", QoS::AtLeastOnce, false);
-        assert_eq!(&c.recv_publish().payload[..], b"reply", "round {round}");
-        if round % 2 == 0 {
-            previous = Some(c);
-        } else {
-            c.disconnect();
-        }
-    }
-    assert!(
-        wait_counter(&broker, "handovers", 1) >= 1,
-        "some connection moved shards"
-    );
+    roam_between_shards(&broker, |connect| ws_connect(&broker, connect));
 }
 
 /// A `[websocket]` section that cannot be used stops startup, naming the key.

@@ -74,33 +74,7 @@ fn wss_clients_exchange_messages_with_every_other_transport() {
 #[test]
 fn wss_connections_move_between_shards_with_their_session() {
     let broker = wss_broker("");
-    let id = unique("wss-roamer");
-    let mut watcher = broker.v5(&unique("watcher"));
-    watcher.sub(&format!("roam/{id}/#"), QoS::AtLeastOnce);
-    let mut previous: Option<Client> = None;
-    for round in 0..16 {
-        let (mut c, ack) = wss_connect(&broker, connect_v5(&id, false, 300));
-        assert_eq!(ack.reason_code, ReasonCode::SUCCESS, "round {round}");
-        assert_eq!(ack.session_present, round > 0, "round {round}");
-        if let Some(mut old) = previous.take() {
-            old.expect_disconnect(ReasonCode::SESSION_TAKEN_OVER);
-        }
-        let topic = format!("roam/{id}/{round}");
-        c.publish(&topic, b"hi", QoS::AtLeastOnce, false);
-        assert_eq!(watcher.recv_publish().topic.as_str(), topic);
-        c.sub(&format!("back/{id}"), QoS::AtLeastOnce);
-        watcher.publish(&format!("back/{id}"), b"reply", QoS::AtLeastOnce, false);
-        assert_eq!(&c.recv_publish().payload[..], b"reply", "round {round}");
-        if round % 2 == 0 {
-            previous = Some(c);
-        } else {
-            c.disconnect();
-        }
-    }
-    assert!(
-        wait_counter(&broker, "handovers", 1) >= 1,
-        "some connection moved shards"
-    );
+    roam_between_shards(&broker, |connect| wss_connect(&broker, connect));
 }
 
 /// Over `wss://`, a ping gets its pong, a text frame [MQTT-6.0.0-1] closes the connection
@@ -133,7 +107,8 @@ fn a_bad_frame_over_wss_closes_only_that_connection() {
     s.io.tcp().set_read_timeout(Some(WAIT)).unwrap();
     let mut frames = Vec::new();
     for _ in 0..2 {
-        frames.push(read_frame(&mut s.io).expect("a frame"));
+        let (_, opcode, payload) = ws_read_frame(&mut s.io).expect("a frame");
+        frames.push((opcode, payload));
     }
     frames.sort_by_key(|f| f.0);
     assert_eq!(frames[0].0, 0x2, "CONNACK in a binary frame");
@@ -142,7 +117,7 @@ fn a_bad_frame_over_wss_closes_only_that_connection() {
 
     s.io.write_all(&ws_frame(0x1, true, b"hello")).unwrap();
     s.io.flush().unwrap();
-    let (opcode, payload) = read_frame(&mut s.io).expect("a close frame");
+    let (_, opcode, payload) = ws_read_frame(&mut s.io).expect("a close frame");
     assert_eq!(opcode, 0x8);
     assert_eq!(payload[..2], 1003u16.to_be_bytes());
     let mut rest = Vec::new();
@@ -153,29 +128,6 @@ fn a_bad_frame_over_wss_closes_only_that_connection() {
     );
     assert_eq!(&bystander.recv_publish().payload[..], b"gone");
     assert!(wait_counter(&broker, "websocket_failures", 1) >= 1);
-}
-
-/// Reads one whole frame from a `wss://` stream: (opcode, payload).
-fn read_frame(io: &mut WsIo) -> Option<(u8, Vec<u8>)> {
-    let mut head = [0u8; 2];
-    io.read_exact(&mut head).ok()?;
-    assert_eq!(head[1] & 0x80, 0, "a server frame is never masked");
-    let len = match head[1] & 0x7F {
-        126 => {
-            let mut b = [0u8; 2];
-            io.read_exact(&mut b).ok()?;
-            u16::from_be_bytes(b) as usize
-        }
-        127 => {
-            let mut b = [0u8; 8];
-            io.read_exact(&mut b).ok()?;
-            u64::from_be_bytes(b) as usize
-        }
-        n => n as usize,
-    };
-    let mut payload = vec![0u8; len];
-    io.read_exact(&mut payload).ok()?;
-    Some((head[0] & 0x0F, payload))
 }
 
 /// `listen_plain = false` in `[websocket]` leaves only `wss://`: no `listening ws` line,

@@ -287,3 +287,42 @@ pub fn wait_counter(broker: &Broker, name: &str, min: u64) -> u64 {
         }
     }
 }
+
+/// One client id reconnecting sixteen times through `connect` (any transport): each round
+/// resumes the session (`session_present` from the second), publishes, subscribes and
+/// receives; every other round the next connection takes over the open one, which gets
+/// DISCONNECT 0x8E [MQTT-3.1.4-3]. Some connection must have moved to its session's shard
+/// with its transport state (all sixteen on one shard: odds of 2^-15).
+pub fn roam_between_shards(broker: &Broker, mut connect: impl FnMut(Connect) -> (Client, ConnAck)) {
+    let id = unique("roamer");
+    let mut watcher = broker.v5(&unique("watcher"));
+    watcher.sub(&format!("roam/{id}/#"), QoS::AtLeastOnce);
+    let mut previous: Option<Client> = None;
+    for round in 0..16 {
+        let (mut c, ack) = connect(connect_v5(&id, false, 300));
+        assert_eq!(ack.reason_code, ReasonCode::SUCCESS, "round {round}");
+        assert_eq!(ack.session_present, round > 0, "round {round}");
+        if let Some(mut old) = previous.take() {
+            old.expect_disconnect(ReasonCode::SESSION_TAKEN_OVER);
+        }
+        let topic = format!("roam/{id}/{round}");
+        c.publish(&topic, b"hi", QoS::AtLeastOnce, false);
+        let got = watcher.recv_publish();
+        assert_eq!(got.topic.as_str(), topic);
+        watcher.ack(&got);
+        c.sub(&format!("back/{id}"), QoS::AtLeastOnce);
+        watcher.publish(&format!("back/{id}"), b"reply", QoS::AtLeastOnce, false);
+        let got = c.recv_publish();
+        assert_eq!(&got.payload[..], b"reply", "round {round}");
+        c.ack(&got);
+        if round % 2 == 0 {
+            previous = Some(c); // taken over while open
+        } else {
+            c.disconnect();
+        }
+    }
+    assert!(
+        wait_counter(broker, "handovers", 1) >= 1,
+        "some connection moved shards"
+    );
+}

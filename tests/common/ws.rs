@@ -69,8 +69,9 @@ pub fn ws_frame_masked(opcode: u8, fin: bool, payload: &[u8], mask: Option<[u8; 
     f
 }
 
-/// Reads one whole frame: (FIN, opcode, payload). None on EOF or timeout.
-pub fn ws_read_frame(s: &mut TcpStream) -> Option<(bool, u8, Vec<u8>)> {
+/// Reads one whole frame from `s` (TCP, or TLS for `wss://`): (FIN, opcode, payload).
+/// None on EOF or timeout.
+pub fn ws_read_frame<S: Read>(s: &mut S) -> Option<(bool, u8, Vec<u8>)> {
     let mut head = [0u8; 2];
     s.read_exact(&mut head).ok()?;
     assert_eq!(
