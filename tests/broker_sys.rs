@@ -80,6 +80,38 @@ fn counters_are_published_under_sys_and_only_the_broker_publishes_there() {
     assert_eq!(seen, 20);
 }
 
+/// After the first publication only what changed is sent again: on an idle broker,
+/// `uptime` every interval, and not the counters that stayed put.
+#[test]
+fn unchanged_values_are_not_published_again() {
+    let broker = Broker::with_config("sys_interval_secs = 1\n");
+    let mut ops = broker.v5(&unique("ops"));
+    ops.sub("$SYS/broker/#", QoS::AtMostOnce);
+    // The retained values, then two intervals more.
+    wait_for_value(&mut ops, "$SYS/broker/version", |_| true);
+    let deadline = Instant::now() + Duration::from_millis(2600);
+    let mut seen: Vec<String> = Vec::new();
+    while Instant::now() < deadline {
+        if let Recv::Packet(Packet::Publish(p)) = ops.recv(Duration::from_millis(200)) {
+            seen.push(p.topic.to_string());
+        }
+    }
+    let uptimes = seen.iter().filter(|t| t.ends_with("/uptime")).count();
+    assert!(uptimes >= 1, "uptime is republished: {seen:?}");
+    for fixed in [
+        "version",
+        "shards",
+        "counters/protocol_errors",
+        "counters/takeovers",
+    ] {
+        let topic = format!("$SYS/broker/{fixed}");
+        assert!(
+            seen.iter().filter(|t| **t == topic).count() <= 1,
+            "{topic} was republished unchanged: {seen:?}"
+        );
+    }
+}
+
 #[test]
 fn an_interval_of_zero_publishes_nothing() {
     let broker = Broker::with_config("sys_interval_secs = 0\n");

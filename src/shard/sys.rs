@@ -4,8 +4,9 @@
 //! (`StatsQuery`), sums the answers, and publishes them retained under `$SYS/broker/`, as
 //! mosquitto does: `version`, `uptime`, `shards`, `clients/connected`,
 //! `messages/received`, `messages/sent`, and every counter of [`Metrics`] under
-//! `counters/<name>`. A subscriber to `$SYS/#` gets the latest values at once and then
-//! every interval; `#` does not match them [MQTT-4.7.2-1]. Clients may not publish to
+//! `counters/<name>`. A subscriber to `$SYS/#` gets the latest values at once (retained)
+//! and then, every interval, the values that changed (as mosquitto does): an idle broker
+//! sends its dashboards `uptime` alone. `#` does not match them [MQTT-4.7.2-1]. Clients may not publish to
 //! `$SYS` themselves (see [`is_sys_topic`]).
 
 use std::sync::Arc;
@@ -27,6 +28,8 @@ pub(super) struct SysState {
     next_ms: u64,
     /// Token of the gathering in progress, with the shards that answered and their sum.
     gathering: Option<(u64, usize, Metrics)>,
+    /// The value last published under each name: unchanged ones are not sent again.
+    published: ahash::AHashMap<String, String>,
 }
 
 /// True for `$SYS` and the topics below it: only the broker publishes there.
@@ -97,6 +100,10 @@ impl Shard {
             }
         }
         for (name, value) in values {
+            if self.sys.published.get(&name) == Some(&value) {
+                continue; // still the retained value every subscriber got
+            }
+            self.sys.published.insert(name.clone(), value.clone());
             let message = Arc::new(Message {
                 topic: MqttStr::from(format!("$SYS/broker/{name}")),
                 payload: Bytes::from(value),
