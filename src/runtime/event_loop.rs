@@ -595,23 +595,33 @@ impl EventLoop {
     }
 
     fn close_fd(&mut self, key: Key) {
-        let index = key.index() as usize;
-        if let Some(Some(c)) = self.io.get(index) {
-            if c.key == key {
-                // SAFETY: we own the fd; shutdown completes any pending receive or send.
-                unsafe {
-                    libc::shutdown(c.fd, libc::SHUT_RDWR);
-                    libc::close(c.fd);
-                }
-                if c.flags.has(IoFlags::TLS) {
-                    self.tls.remove(&key);
-                }
-                if c.flags.has(IoFlags::WS) {
-                    self.ws.remove(&key);
-                }
-                self.io[index] = None;
+        if let Some(c) = self.detach_io(key) {
+            // SAFETY: we own the fd; shutdown completes any pending receive or send.
+            unsafe {
+                libc::shutdown(c.fd, libc::SHUT_RDWR);
+                libc::close(c.fd);
             }
         }
+    }
+
+    /// Forgets `key`'s socket and its TLS and WebSocket state; returns the socket, which
+    /// the caller now owns (closes, or drains first: `linger.rs`).
+    fn detach_io(&mut self, key: Key) -> Option<IoConn> {
+        let index = key.index() as usize;
+        let c = self
+            .io
+            .get(index)
+            .copied()
+            .flatten()
+            .filter(|c| c.key == key)?;
+        if c.flags.has(IoFlags::TLS) {
+            self.tls.remove(&key);
+        }
+        if c.flags.has(IoFlags::WS) {
+            self.ws.remove(&key);
+        }
+        self.io[index] = None;
+        Some(c)
     }
 
     fn close_all(&mut self) {

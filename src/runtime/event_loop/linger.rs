@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use io_uring::{opcode, types};
 
-use super::{user_data, EventLoop, IoFlags, Key, GEN_MASK, OP_LINGER};
+use super::{user_data, EventLoop, Key, GEN_MASK, OP_LINGER};
 
 /// Longest a closed connection is drained.
 pub(super) const LINGER: Duration = Duration::from_secs(2);
@@ -32,24 +32,15 @@ impl EventLoop {
     /// Ends `key` after its last send: lingers when there is room, else closes at once.
     /// The shard forgets the connection now either way.
     pub(super) fn finish_connection(&mut self, key: Key) {
-        let index = key.index() as usize;
-        let io = match self.io.get(index) {
-            Some(Some(c)) if c.key == key => *c,
-            _ => return,
-        };
         if self.lingering.len() >= MAX_LINGERING {
             self.drop_connection(key);
             return;
         }
+        let Some(io) = self.detach_io(key) else {
+            return;
+        };
         // SAFETY: we own the fd; the write side ends after the bytes already queued.
         unsafe { libc::shutdown(io.fd, libc::SHUT_WR) };
-        if io.flags.has(IoFlags::TLS) {
-            self.tls.remove(&key);
-        }
-        if io.flags.has(IoFlags::WS) {
-            self.ws.remove(&key);
-        }
-        self.io[index] = None;
         let now = self.now_ms();
         let deadline_ms = now + LINGER.as_millis() as u64;
         let id = self.lingering.insert(Lingering {
