@@ -11,6 +11,11 @@
 # results/<timestamp>/: results.jsonl (one shardmq-bench JSON summary per run), the raw logs,
 # report.md (medians, min–max, ratios against mosquitto) and SVG plots (scripts/plot.py).
 # A broker that does not start or dies is marked failed in the report; the script goes on.
+#
+# Without --tls, the three issue-3 comparison scenarios also run against shardmq-floor
+# (bench/floor.rs): a single-threaded epoll forwarder that does only the reads and writes no
+# broker can avoid. Its CPU per message is this machine's floor for that scenario; the
+# report quotes shardmq against it.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 
@@ -37,6 +42,7 @@ if [ "$BUILD" = 1 ]; then
 fi
 BENCH="$TARGET/release/shardmq-bench"
 SHARDMQ="$TARGET/release/shardmq"
+FLOOR="$TARGET/release/shardmq-floor"
 [ -x "$BENCH" ] || { echo "missing $BENCH" >&2; exit 1; }
 
 OUT=${OUT:-results/$(date +%Y%m%d-%H%M%S)}
@@ -87,6 +93,22 @@ start_shardmq() {
   PID[shardmq]=$p PORT[shardmq]=${line##*:}
 }
 
+start_floor() {
+  PID[floor]="" PORT[floor]=""
+  [ -x "$FLOOR" ] || return 1
+  "$FLOOR" --bind 127.0.0.1 --port 0 >"$OUT/floor.stdout" 2>>"$OUT/floor.log" &
+  local p=$! line=""
+  STARTED+=("$p")
+  for _ in $(seq 50); do
+    line=$(head -n1 "$OUT/floor.stdout" 2>/dev/null)
+    case "$line" in listening\ *:*) break ;; esac
+    kill -0 "$p" 2>/dev/null || return 1
+    sleep 0.1
+  done
+  case "$line" in listening\ *:*) ;; *) kill -TERM "$p" 2>/dev/null; return 1 ;; esac
+  PID[floor]=$p PORT[floor]=${line##*:}
+}
+
 start_mosquitto() {
   PID[mosquitto]="" PORT[mosquitto]=""
   command -v mosquitto >/dev/null || return 1
@@ -112,6 +134,8 @@ CONF
 
 BROKERS=(shardmq)
 command -v mosquitto >/dev/null && BROKERS+=(mosquitto)
+# The floor speaks plain TCP only.
+[ "$TLS" = 0 ] && [ -x "$FLOOR" ] && BROKERS+=(floor)
 for b in "${BROKERS[@]}"; do
   if "start_$b"; then echo "started $b (pid ${PID[$b]}, port ${PORT[$b]})"
   else echo "WARNING: $b did not start; its runs are marked failed" >&2; fi
@@ -121,6 +145,7 @@ done
   echo "date: $(date -Is)   host: $(uname -n)   kernel: $(uname -r)   cores: $(nproc)"
   echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "brokers: shardmq --shards 2 $( [ -n "${PID[shardmq]}" ] || echo "(FAILED TO START)"); $(if command -v mosquitto >/dev/null; then mosquitto -h 2>&1 | head -n1; else echo "mosquitto not installed"; fi)"
+  [ -n "${PID[floor]:-}" ] && echo "floor: shardmq-floor (single-threaded epoll forwarder, bench/floor.rs) on p2p-q1-max, p2p-q0-100k, fanin-q1-8x5k"
   echo "repetitions: $REPS, window: ${SECS}s per run, generator: $BENCH --threads 1"
   [ "$TLS" = 1 ] && echo "transport: TLS (both brokers TLS-only, test certificate, generator --tls-ca)"
 } >"$OUT/meta.txt"
@@ -138,6 +163,8 @@ SCENARIOS=(
   "flood-q0|--qos 0 --rate 0 fanin --pubs 8"
 )
 for n in $CONNS; do SCENARIOS+=("conn-$n|--inflight 64 conn --conns $n"); done
+# The scenarios the floor runs.
+FLOOR_KEYS=" p2p-q1-max p2p-q0-100k fanin-q1-8x5k "
 
 restart_broker() { # broker
   local p=${PID[$1]}
@@ -194,8 +221,13 @@ run_one() { # broker key args rep
 for rep in $(seq "$REPS"); do
   for s in "${SCENARIOS[@]}"; do
     key=${s%%|*} args=${s#*|}
-    order=("${BROKERS[@]}")
-    if [ $((rep % 2)) = 0 ] && [ ${#BROKERS[@]} = 2 ]; then order=("${BROKERS[1]}" "${BROKERS[0]}"); fi
+    # Each repetition starts with the next broker: the order rotates.
+    order=()
+    for i in "${!BROKERS[@]}"; do
+      b=${BROKERS[$(( (i + rep - 1) % ${#BROKERS[@]} ))]}
+      if [ "$b" = floor ] && [[ "$FLOOR_KEYS" != *" $key "* ]]; then continue; fi
+      order+=("$b")
+    done
     for b in "${order[@]}"; do
       echo "rep $rep/$REPS  $key  $b"
       run_one "$b" "$key" "$args" "$rep"

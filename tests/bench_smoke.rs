@@ -1,6 +1,8 @@
 //! Smoke test of the load generator against the real broker: a 2-second p2p run, plain,
 //! over TLS, over WebSocket and over WebSocket over TLS, must deliver messages and lose
-//! none. Builds nothing itself; cargo provides both binaries.
+//! none. The same run against `shardmq-floor` (the forwarder that sets the CPU floor in
+//! load-test reports) must too, at QoS 0 and 1, MQTT 3.1.1 and 5.0, and through a wildcard
+//! filter. Builds nothing itself; cargo provides the binaries.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -100,10 +102,47 @@ fn start_broker(transport: Transport) -> (Broker, u16) {
     (broker, port)
 }
 
+/// Starts `shardmq-floor --port 0` and returns it with the port from its `listening` line.
+fn start_floor() -> (Broker, u16) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_shardmq-floor"))
+        .args(["--bind", "127.0.0.1", "--port", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start shardmq-floor");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .expect("a `listening` line");
+    let floor = Broker(child);
+    let port = line
+        .trim()
+        .strip_prefix("listening ")
+        .and_then(|a| a.rsplit_once(':'))
+        .and_then(|(_, p)| p.parse::<u16>().ok())
+        .unwrap_or_else(|| panic!("unexpected first line from shardmq-floor: {line:?}"));
+    (floor, port)
+}
+
 /// A short p2p QoS 1 run (over TLS the generator trusts the test CA).
 fn p2p_run(transport: Transport) {
     let (broker, port) = start_broker(transport);
-    let mut args: Vec<String> = [
+    let mut args = common_args(&broker, port, "1");
+    match transport {
+        Transport::Plain => {}
+        Transport::Tls => args.extend(["--tls-ca".to_string(), fixture("ca.pem")]),
+        Transport::Ws => args.push("--ws".to_string()),
+        Transport::Wss => args.extend(["--ws".to_string(), "--tls-ca".into(), fixture("ca.pem")]),
+    }
+    args.extend(["p2p", "--pairs", "4"].map(String::from));
+    let summary = bench(&args);
+    assert!(summary["msgs_per_s"].as_f64().unwrap() > 0.0);
+    drop(broker);
+}
+
+/// The generator's options common to every run of this file.
+fn common_args(broker: &Broker, port: u16, qos: &str) -> Vec<String> {
+    [
         "--port",
         &port.to_string(),
         "--broker-pid",
@@ -113,22 +152,20 @@ fn p2p_run(transport: Transport) {
         "--secs",
         "2",
         "--qos",
-        "1",
+        qos,
         "--rate",
         "500",
     ]
     .iter()
     .map(|s| s.to_string())
-    .collect();
-    match transport {
-        Transport::Plain => {}
-        Transport::Tls => args.extend(["--tls-ca".to_string(), fixture("ca.pem")]),
-        Transport::Ws => args.push("--ws".to_string()),
-        Transport::Wss => args.extend(["--ws".to_string(), "--tls-ca".into(), fixture("ca.pem")]),
-    }
-    args.extend(["p2p", "--pairs", "4"].map(String::from));
+    .collect()
+}
+
+/// Runs the generator; asserts it delivered messages without loss, duplicates or errors and
+/// returns its JSON summary.
+fn bench(args: &[String]) -> serde_json::Value {
     let out = Command::new(env!("CARGO_BIN_EXE_shardmq-bench"))
-        .args(&args)
+        .args(args)
         .output()
         .expect("run shardmq-bench");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -150,8 +187,7 @@ fn p2p_run(transport: Transport) {
         Some(0),
         "{last}"
     );
-    assert!(v["msgs_per_s"].as_f64().unwrap() > 0.0);
-    drop(broker);
+    v
 }
 
 #[test]
@@ -172,4 +208,28 @@ fn p2p_over_websocket_delivers_without_loss() {
 #[test]
 fn p2p_over_websocket_over_tls_delivers_without_loss() {
     p2p_run(Transport::Wss);
+}
+
+#[test]
+fn the_floor_forwards_p2p_and_wildcard_fan_in_without_loss() {
+    let (floor, port) = start_floor();
+    for (mqtt, qos, scenario) in [
+        ("5", "1", ["p2p", "--pairs", "4"]),
+        ("3", "0", ["p2p", "--pairs", "4"]),
+        // Fan-in subscribes to `.../in/+`: the floor's wildcard path.
+        ("5", "1", ["fanin", "--pubs", "4"]),
+    ] {
+        let mut args = common_args(&floor, port, qos);
+        let secs = args.iter().position(|a| a == "--secs").unwrap() + 1;
+        args[secs] = "1".into();
+        args.extend(["--mqtt".to_string(), mqtt.to_string()]);
+        args.extend(scenario.map(String::from));
+        let summary = bench(&args);
+        // The floor's own CPU is what load-test reports quote: it must be measured.
+        assert!(
+            summary["broker_cpu_us_per_msg"].as_f64().is_some(),
+            "{summary}"
+        );
+    }
+    drop(floor);
 }
