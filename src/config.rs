@@ -299,7 +299,7 @@ impl Default for Limits {
         Limits {
             max_connections: 0,
             max_packet_bytes: 1024 * 1024,
-            max_inflight: 64,
+            max_inflight: 256,
             max_queued_messages: 1000,
             max_outgoing_bytes: 1024 * 1024,
             slow_consumer: SlowConsumerPolicy::Drop,
@@ -563,7 +563,7 @@ mod tests {
     fn empty_file_is_defaults() {
         let c = Config::from_toml("").unwrap();
         assert_eq!(c.port, 1883);
-        assert_eq!(c.limits.max_inflight, 64);
+        assert_eq!(c.limits.max_inflight, 256);
     }
 
     #[test]

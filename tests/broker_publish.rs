@@ -461,8 +461,8 @@ fn retained_wildcard_subscribe_gets_all_mqtt_3_3_1_6() {
 
 /// 3.1.1 has no Receive Maximum: a client may have any number of QoS 2 PUBLISH awaiting
 /// PUBREL (bounded by the packet id space) and must not be disconnected for it
-/// [MQTT-4.3.3 (3.1.1): no such limit; only 5.0 §3.3.4 allows DISCONNECT 0x93]. Here: 100
-/// pipelined before the first PUBREL with the default `max_inflight` of 64.
+/// [MQTT-4.3.3 (3.1.1): no such limit; only 5.0 §3.3.4 allows DISCONNECT 0x93]. Here: 300
+/// pipelined before the first PUBREL, more than the default `max_inflight` of 256.
 #[test]
 fn v311_many_qos2_awaiting_pubrel_not_disconnected() {
     let broker = Broker::start();
@@ -471,26 +471,26 @@ fn v311_many_qos2_awaiting_pubrel_not_disconnected() {
     sub.sub(&topic, QoS::AtMostOnce);
     let mut c = broker.v311(&unique("burst"));
     let mut bytes = Vec::new();
-    for id in 1..=100u16 {
+    for id in 1..=300u16 {
         let mut m = publish(&topic, &id.to_be_bytes(), QoS::ExactlyOnce);
         m.packet_id = id;
         bytes.extend(encode(&Packet::Publish(m), Protocol::V311));
     }
     c.send_raw(&bytes);
-    for id in 1..=100u16 {
+    for id in 1..=300u16 {
         match c.expect_packet() {
             Packet::PubRec(a) => assert_eq!(a.packet_id, id),
             other => panic!("expected PUBREC {id}, got {other:?}"),
         }
     }
-    for id in 1..=100u16 {
+    for id in 1..=300u16 {
         c.send(&Packet::PubRel(PubResponse::new(id)));
         c.wait_for(
             "PUBCOMP",
             |p| matches!(p, Packet::PubComp(a) if a.packet_id == id),
         );
     }
-    for id in 1..=100u16 {
+    for id in 1..=300u16 {
         assert_eq!(sub.recv_publish().payload[..], id.to_be_bytes());
     }
 }
