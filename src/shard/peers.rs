@@ -1,0 +1,176 @@
+//! The shard's side of the mesh: sending messages to peers (or to itself), the outbox the
+//! runtime ships in batches, and handling what peers send, in order, holding the rest of a
+//! batch while a queue is near its limit.
+
+use super::{stable_hash, MeshMsg, Shard, ShardId};
+
+/// Most messages a fresh outbox has room for before it grows (see [`Shard::take_outbox`]).
+const MAX_OUTBOX_PREALLOCATED: usize = 512;
+
+impl Shard {
+    /// Sends a mesh message; to itself it is queued and handled before the current call
+    /// returns.
+    pub(super) fn send(&mut self, to: ShardId, msg: MeshMsg) {
+        if to == self.id {
+            self.local_queue.push_back(msg);
+        } else {
+            if let MeshMsg::Forward { .. } = msg {
+                self.metrics.mesh_forwards += 1;
+            }
+            self.outbox[to].push(msg);
+        }
+    }
+
+    /// Sends a message to every other shard.
+    pub(super) fn broadcast(&mut self, mut make: impl FnMut() -> MeshMsg) -> usize {
+        let mut n = 0;
+        for to in 0..self.shards {
+            if to != self.id {
+                let m = make();
+                self.send(to, m);
+                n += 1;
+            }
+        }
+        n
+    }
+
+    pub(super) fn drain_local(&mut self, now_ms: u64) {
+        if self.draining {
+            return;
+        }
+        self.draining = true;
+        while let Some(msg) = self.local_queue.pop_front() {
+            self.handle_mesh(self.id, msg, now_ms);
+        }
+        self.draining = false;
+    }
+
+    /// Messages waiting for peer `to`; the runtime sends them as one batch.
+    ///
+    /// The batch leaves with its allocation (the peer frees it), so the next one starts with
+    /// room for as many messages as this one had: growing from empty by doubling cost a
+    /// `realloc` and a copy of every message so far at each step (2% of the broker at full
+    /// speed).
+    pub fn take_outbox(&mut self, to: ShardId) -> Vec<MeshMsg> {
+        let room = self.outbox[to].len().min(MAX_OUTBOX_PREALLOCATED);
+        if room == 0 {
+            return Vec::new();
+        }
+        std::mem::replace(&mut self.outbox[to], Vec::with_capacity(room))
+    }
+
+    /// Handles a batch from peer `from`.
+    ///
+    /// Stops when a queue nears its limit: the rest of the batch is held, in order, until
+    /// [`Shard::resume_mesh`] (a batch can carry one message from each publisher a peer read
+    /// in a turn: delivered whole, it could overflow a queue that is already at its mark).
+    /// A batch that finds messages of its peer still held goes behind them.
+    pub fn on_mesh(&mut self, from: ShardId, batch: Vec<MeshMsg>, now_ms: u64) {
+        if self.held_mesh[from].is_empty() {
+            self.deliver_mesh(from, batch.into_iter(), now_ms);
+        } else {
+            self.held_mesh[from].extend(batch);
+            self.resume_mesh(from, now_ms);
+        }
+    }
+
+    /// Handles `messages` from peer `from` in order until a queue nears its limit; holds the
+    /// rest.
+    pub(super) fn deliver_mesh(
+        &mut self,
+        from: ShardId,
+        mut messages: impl ExactSizeIterator<Item = MeshMsg>,
+        now_ms: u64,
+    ) {
+        // One message of lookahead: the next forward's message (made on another core) is
+        // prefetched while this one is handled.
+        let mut next = messages.next();
+        while let Some(msg) = next.take() {
+            next = messages.next();
+            if let Some(MeshMsg::Forward { message, .. }) = &next {
+                crate::session::message::prefetch(message);
+            }
+            self.handle_mesh(from, msg, now_ms);
+            if next.is_some() && self.queue_near_limit(now_ms) {
+                self.held_mesh[from].extend(next.into_iter().chain(messages));
+                break;
+            }
+        }
+        self.drain_local(now_ms);
+    }
+
+    pub(super) fn handle_mesh(&mut self, from: ShardId, msg: MeshMsg, now_ms: u64) {
+        match msg {
+            MeshMsg::Forward {
+                message,
+                ordinary,
+                groups,
+                shared,
+            } => self.on_forward(&message, ordinary, &groups, shared, now_ms),
+            MeshMsg::Interest {
+                filter,
+                group,
+                add,
+                token,
+            } => {
+                self.apply_interest(from, &filter, group.as_ref(), add);
+                if token != 0 {
+                    self.send(from, MeshMsg::InterestAck { token });
+                }
+            }
+            MeshMsg::InterestAck { token } => self.on_interest_ack(token, now_ms),
+            MeshMsg::Claim {
+                client_id,
+                token,
+                clean_start,
+            } => self.on_claim(from, client_id, token, clean_start),
+            MeshMsg::TakeOver {
+                client_id,
+                previous_generation,
+                new_shard,
+                token,
+                generation,
+                clean_start,
+            } => self.on_takeover(
+                client_id,
+                previous_generation,
+                new_shard,
+                token,
+                generation,
+                clean_start,
+                now_ms,
+            ),
+            MeshMsg::Claimed { token, generation } => self.on_claimed(token, generation, now_ms),
+            MeshMsg::Redirect {
+                token,
+                generation,
+                session_present,
+            } => self.on_redirect(from, token, generation, session_present, now_ms),
+            MeshMsg::Adopt(adoption) => self.on_adopt(*adoption, now_ms),
+            MeshMsg::Release {
+                client_id,
+                generation,
+            } => {
+                let id = stable_hash(client_id.as_bytes());
+                if let Some(e) = self.registry.get(&id) {
+                    if e.generation() == generation {
+                        self.registry.remove(&id);
+                    }
+                }
+            }
+            MeshMsg::RetainSet { topic, message } => self.set_retained(&topic, message),
+            MeshMsg::RetainQuery { filter, token } => {
+                let messages = self.retained_matching(&filter, now_ms);
+                self.send(from, MeshMsg::RetainReply { token, messages });
+            }
+            MeshMsg::RetainReply { token, messages } => {
+                self.on_retain_reply(token, messages, now_ms)
+            }
+            MeshMsg::StatsQuery { token } => {
+                let metrics = self.metrics;
+                self.send(from, MeshMsg::Stats { token, metrics });
+            }
+            MeshMsg::Stats { token, metrics } => self.on_stats(token, metrics, now_ms),
+        }
+    }
+}
