@@ -167,10 +167,10 @@ impl Shard {
                 self.on_retain_reply(token, messages, now_ms)
             }
             MeshMsg::StatsQuery { token } => {
-                let metrics = self.metrics;
+                let metrics = Box::new(self.metrics);
                 self.send(from, MeshMsg::Stats { token, metrics });
             }
-            MeshMsg::Stats { token, metrics } => self.on_stats(token, metrics, now_ms),
+            MeshMsg::Stats { token, metrics } => self.on_stats(token, *metrics, now_ms),
         }
     }
 }
