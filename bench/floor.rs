@@ -21,7 +21,9 @@ use std::os::fd::{AsRawFd, IntoRawFd, RawFd};
 use bytes::BytesMut;
 use clap::Parser;
 
-use shardmq::codec::{Packet, PacketView, Protocol, QoS, CONNECT, PUBACK};
+use shardmq::codec::{
+    ConnAck, Packet, PacketView, Protocol, QoS, ReasonCode, SubAck, UnsubAck, CONNECT, PUBACK,
+};
 use shardmq::topic::filter_matches;
 
 /// A single-threaded epoll forwarder that sets the floor of CPU per message (not a broker).
@@ -335,57 +337,58 @@ impl Floor {
                 return false;
             }
         };
-        let v5 = |p: Protocol| p == Protocol::V5;
-        match packet {
+        let reply = match packet {
             Packet::Connect(c) => {
                 if let Some(conn) = self.conns.get_mut(&fd) {
                     conn.protocol = c.protocol;
                 }
-                let reply: &[u8] = if v5(c.protocol) {
-                    &[0x20, 3, 0, 0, 0]
-                } else {
-                    &[0x20, 2, 0, 0]
-                };
-                self.queue(fd, reply, false);
+                Packet::ConnAck(ConnAck::default())
             }
             Packet::Subscribe(s) => {
-                let id = s.packet_id.to_be_bytes();
-                let mut reply = vec![0x90, 0, id[0], id[1]];
-                if v5(protocol) {
-                    reply.push(0);
-                }
+                let mut reason_codes = Vec::with_capacity(s.filters.len());
                 for f in &s.filters {
                     let filter = f.filter.to_string();
                     if filter.starts_with("$share/") {
-                        reply.push(0x80); // Not supported.
+                        reason_codes.push(ReasonCode::SHARED_SUBSCRIPTIONS_NOT_SUPPORTED);
                         continue;
                     }
                     self.subscribe(fd, filter);
-                    reply.push((f.options.qos as u8).min(1));
+                    reason_codes.push(ReasonCode((f.options.qos as u8).min(1)));
                 }
-                reply[1] = (reply.len() - 2) as u8;
-                self.queue(fd, &reply, false);
+                Packet::SubAck(SubAck {
+                    packet_id: s.packet_id,
+                    reason_codes,
+                    ..SubAck::default()
+                })
             }
             Packet::Unsubscribe(u) => {
-                let id = u.packet_id.to_be_bytes();
-                let mut reply = vec![0xB0, 0, id[0], id[1]];
-                if v5(protocol) {
-                    reply.push(0);
-                    reply.extend(std::iter::repeat_n(0, u.filters.len()));
-                }
                 for f in &u.filters {
                     self.unsubscribe(fd, f.as_str());
                 }
-                reply[1] = (reply.len() - 2) as u8;
-                self.queue(fd, &reply, false);
+                let reason_codes = match protocol {
+                    Protocol::V5 => vec![ReasonCode::SUCCESS; u.filters.len()],
+                    _ => Vec::new(),
+                };
+                Packet::UnsubAck(UnsubAck {
+                    packet_id: u.packet_id,
+                    reason_codes,
+                    ..UnsubAck::default()
+                })
             }
-            Packet::PingReq => self.queue(fd, &[0xD0, 0], false),
+            Packet::PingReq => Packet::PingResp,
             Packet::Disconnect(_) => {
                 self.close(fd);
                 return false;
             }
-            _ => {}
+            _ => return true,
+        };
+        let protocol = self.conns.get(&fd).map_or(protocol, |c| c.protocol);
+        let mut out = BytesMut::new();
+        if reply.encode(protocol, &mut out).is_err() {
+            self.close(fd);
+            return false;
         }
+        self.queue(fd, &out, false);
         true
     }
 
