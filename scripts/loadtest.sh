@@ -80,33 +80,31 @@ start_shardmq() {
     config=(--config "$OUT/shardmq-tls.toml")
   fi
   "$SHARDMQ" --bind 127.0.0.1 --port 0 --shards 2 "${config[@]}" >"$OUT/shardmq.stdout" 2>>"$OUT/shardmq.log" &
-  local p=$! line=""
-  STARTED+=("$p")
+  STARTED+=("$!")
+  await_listening shardmq "$!"
+}
+
+# await_listening NAME PID: waits up to 10 s for the `listening ADDR` line on
+# $OUT/NAME.stdout (a TLS-only shardmq prints `listening tls ADDR`), then records the
+# process and its port; fails (and stops the process) if it exits or never prints it.
+await_listening() {
+  local name=$1 p=$2 line=""
   for _ in $(seq 100); do
-    # The TLS-only broker's line is `listening tls ADDR`.
-    line=$(head -n1 "$OUT/shardmq.stdout" 2>/dev/null | sed 's/^listening tls /listening /')
+    line=$(head -n1 "$OUT/$name.stdout" 2>/dev/null | sed 's/^listening tls /listening /')
     case "$line" in listening\ *:*) break ;; esac
     kill -0 "$p" 2>/dev/null || return 1
     sleep 0.1
   done
   case "$line" in listening\ *:*) ;; *) kill -TERM "$p" 2>/dev/null; return 1 ;; esac
-  PID[shardmq]=$p PORT[shardmq]=${line##*:}
+  PID[$name]=$p PORT[$name]=${line##*:}
 }
 
 start_floor() {
   PID[floor]="" PORT[floor]=""
   [ -x "$FLOOR" ] || return 1
   "$FLOOR" --bind 127.0.0.1 --port 0 >"$OUT/floor.stdout" 2>>"$OUT/floor.log" &
-  local p=$! line=""
-  STARTED+=("$p")
-  for _ in $(seq 50); do
-    line=$(head -n1 "$OUT/floor.stdout" 2>/dev/null)
-    case "$line" in listening\ *:*) break ;; esac
-    kill -0 "$p" 2>/dev/null || return 1
-    sleep 0.1
-  done
-  case "$line" in listening\ *:*) ;; *) kill -TERM "$p" 2>/dev/null; return 1 ;; esac
-  PID[floor]=$p PORT[floor]=${line##*:}
+  STARTED+=("$!")
+  await_listening floor "$!"
 }
 
 start_mosquitto() {
