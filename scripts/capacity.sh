@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Capacity: bytes per idle connection and devices per core, written to docs/capacity.md.
+# Capacity: bytes per idle connection and devices per core, written to docs/capacity.md
+# (docs/capacity-BROKER.md with --broker other than shardmq).
 #
 #   scripts/capacity.sh [--broker shardmq|mosquitto] [--max N] [--no-build]
 #
@@ -178,7 +179,8 @@ L += ["", "Measured: the memory table, the CPU table. Extrapolated: every device
       "message stays constant as device count grows, which connection-count effects such as cache misses make "
       "optimistic). This machine's file limit (20,000 per process) caps the measured connection count near 19,000.", ""]
 Path("docs").mkdir(exist_ok=True)
-Path("docs/capacity.md").write_text("\n".join(L))
+# Another broker's figures go beside shardmq's, not over them.
+Path("docs/capacity.md" if broker == "shardmq" else f"docs/capacity-{broker}.md").write_text("\n".join(L))
 print("\n".join(L))
 PY
 echo "raw data in $OUT"
