@@ -127,7 +127,7 @@ fn start_floor() -> (Broker, u16) {
 /// A short p2p QoS 1 run (over TLS the generator trusts the test CA).
 fn p2p_run(transport: Transport) {
     let (broker, port) = start_broker(transport);
-    let mut args = common_args(&broker, port, "1");
+    let mut args = common_args(&broker, port, "1", "2");
     match transport {
         Transport::Plain => {}
         Transport::Tls => args.extend(["--tls-ca".to_string(), fixture("ca.pem")]),
@@ -141,7 +141,7 @@ fn p2p_run(transport: Transport) {
 }
 
 /// The generator's options common to every run of this file.
-fn common_args(broker: &Broker, port: u16, qos: &str) -> Vec<String> {
+fn common_args(broker: &Broker, port: u16, qos: &str, secs: &str) -> Vec<String> {
     [
         "--port",
         &port.to_string(),
@@ -150,7 +150,7 @@ fn common_args(broker: &Broker, port: u16, qos: &str) -> Vec<String> {
         "--quiet",
         "--json",
         "--secs",
-        "2",
+        secs,
         "--qos",
         qos,
         "--rate",
@@ -219,9 +219,7 @@ fn the_floor_forwards_p2p_and_wildcard_fan_in_without_loss() {
         // Fan-in subscribes to `.../in/+`: the floor's wildcard path.
         ("5", "1", ["fanin", "--pubs", "4"]),
     ] {
-        let mut args = common_args(&floor, port, qos);
-        let secs = args.iter().position(|a| a == "--secs").unwrap() + 1;
-        args[secs] = "1".into();
+        let mut args = common_args(&floor, port, qos, "1");
         args.extend(["--mqtt".to_string(), mqtt.to_string()]);
         args.extend(scenario.map(String::from));
         let summary = bench(&args);
