@@ -420,3 +420,85 @@ fn will_on_takeover_v311() {
     old.expect_closed();
     assert_eq!(&watcher.recv_publish().payload[..], b"taken");
 }
+
+/// [MQTT-4.4.0-1] after a normal DISCONNECT: a QoS 1 message sent but not acknowledged
+/// before the client disconnected is sent again (DUP, same packet id) ahead of the messages
+/// queued while it was away.
+#[test]
+fn unacknowledged_before_disconnect_redelivered_before_queue() {
+    let broker = Broker::start();
+    for protocol in [Protocol::V311, Protocol::V5] {
+        let id = unique("undis");
+        let topic = unique("undis/t");
+        let connect = |clean: bool| match protocol {
+            Protocol::V5 => connect_v5(&id, clean, 300),
+            _ => connect_v311(&id, false),
+        };
+        let (mut c, _) = broker.connect(connect(true));
+        c.sub(&topic, QoS::AtLeastOnce);
+        let mut p = broker.v311(&unique("pub"));
+        p.publish(&topic, b"0", QoS::AtLeastOnce, false);
+        let first = c.expect_publish();
+        c.disconnect();
+        std::thread::sleep(Duration::from_millis(100));
+        for i in 1..5u8 {
+            p.publish(&topic, &[b'0' + i], QoS::AtLeastOnce, false);
+        }
+        let (mut c, ack) = broker.connect(connect(false));
+        assert!(ack.session_present);
+        let again = c.expect_publish();
+        assert!(again.dup, "{protocol:?}: redelivery must set DUP");
+        assert_eq!(again.packet_id, first.packet_id);
+        assert_eq!(&again.payload[..], b"0");
+        for i in 1..5u8 {
+            let m = c.expect_publish();
+            assert_eq!(&m.payload[..], &[b'0' + i]);
+            c.ack(&m);
+        }
+        c.ack(&again);
+        c.expect_nothing();
+    }
+}
+
+/// [MQTT-4.4.0-1] / [MQTT-3.1.2-5]: QoS 1 messages routed to a session while its connection
+/// is closing (DISCONNECT read, earlier output still being flushed to a client that does not
+/// read) stay in the session and arrive on the next connection. They used to be dropped: the
+/// packet id was taken but nothing was sent or kept (seen in paho interop as 1 of 5).
+#[test]
+fn qos1_arriving_while_connection_closes_is_kept() {
+    let broker = Broker::start();
+    for protocol in [Protocol::V311, Protocol::V5] {
+        let id = unique("closing");
+        let topic = unique("closing/t");
+        let connect = |clean: bool| match protocol {
+            Protocol::V5 => connect_v5(&id, clean, 300),
+            _ => connect_v311(&id, false),
+        };
+        let (mut c, _) = broker.connect(connect(true));
+        c.sub(&topic, QoS::AtLeastOnce);
+        let mut p = broker.v311(&unique("pub"));
+        // The subscriber reads nothing: its socket and the broker's output back up.
+        let bulk = vec![b'x'; 64 * 1024];
+        for _ in 0..256 {
+            p.publish(&topic, &bulk, QoS::AtMostOnce, false);
+        }
+        p.ping();
+        c.send(&Packet::Disconnect(Disconnect::new(ReasonCode::SUCCESS)));
+        std::thread::sleep(Duration::from_millis(200));
+        for i in 0..5u8 {
+            p.publish(&topic, &[b'0' + i], QoS::AtLeastOnce, false);
+        }
+        c.drop_connection();
+        std::thread::sleep(Duration::from_millis(200));
+
+        let (mut c, ack) = broker.connect(connect(false));
+        assert!(ack.session_present);
+        for i in 0..5u8 {
+            let m = c.recv_publish();
+            assert_eq!(m.qos, QoS::AtLeastOnce);
+            assert_eq!(&m.payload[..], &[b'0' + i], "{protocol:?}: message {i}");
+        }
+        c.expect_nothing();
+        c.disconnect();
+    }
+}

@@ -279,12 +279,17 @@ impl Shard {
         let max_queued = self.config.limits.max_queued_messages;
         let max_inflight = self.config.limits.max_inflight;
         let full_mark = self.full_queue_mark();
+        let Some(conn_key) = self.sessions.get(skey).map(|s| s.conn) else {
+            return;
+        };
+        // A connection that is closing (DISCONNECT read, output still flushing) takes no more
+        // messages: QoS 1/2 wait in the queue for the next one, as if offline.
+        let writable = conn_key.filter(|&c| self.conns.get(c).is_some_and(|c| !c.is_closing()));
         let Some(slot) = self.sessions.get_mut(skey) else {
             return;
         };
-        let conn_key = slot.conn;
         if delivery.qos == QoS::AtMostOnce {
-            let Some(ckey) = conn_key else {
+            let Some(ckey) = writable else {
                 return; // QoS 0 is not kept for offline sessions.
             };
             let over = self
@@ -307,7 +312,7 @@ impl Shard {
         let window = slot.session.send_window(max_inflight);
         let outbound = &mut slot.session.outbound;
         if let (Some(ckey), true) = (
-            conn_key,
+            writable,
             outbound.queue.is_empty() && outbound.inflight.len() < window,
         ) {
             let packet_id = outbound.next_packet_id();
@@ -466,6 +471,9 @@ impl Shard {
             let Some(ckey) = slot.conn else {
                 return;
             };
+            if self.conns.get(ckey).is_none_or(|c| c.is_closing()) {
+                return; // Kept for the next connection.
+            }
             let window = slot.session.send_window(max_inflight);
             let outbound = &mut slot.session.outbound;
             if outbound.inflight.len() >= window {
