@@ -255,6 +255,10 @@ pub struct Limits {
     pub topic_alias_maximum: u16,
     /// Seconds a new connection may take to send CONNECT; then it is closed (no CONNACK).
     pub connect_timeout_secs: u16,
+    /// Seconds the broker keeps flushing a connection it is closing (after a DISCONNECT, a
+    /// keep-alive timeout, an error) to a client that does not read; then the socket is
+    /// shut down without the rest. Metric: `close_timeouts`.
+    pub close_timeout_secs: u16,
     /// QoS 1/2 messages a shard may hold queued for connected subscribers before it stops
     /// reading from publishers (backpressure instead of `queue_drops`). Metric:
     /// `delivery_backpressure`.
@@ -310,6 +314,7 @@ impl Default for Limits {
             max_keepalive_secs: 0,
             topic_alias_maximum: 32,
             connect_timeout_secs: 10,
+            close_timeout_secs: 10,
             backpressure_queued_messages: 10_000,
         }
     }
@@ -535,6 +540,9 @@ impl Config {
         }
         if l.connect_timeout_secs == 0 {
             return bad("limits.connect_timeout_secs", "must be at least 1");
+        }
+        if l.close_timeout_secs == 0 {
+            return bad("limits.close_timeout_secs", "must be at least 1");
         }
         if self.mesh.channel_batches == 0 {
             return bad("mesh.channel_batches", "must be at least 1");

@@ -5,6 +5,7 @@
 mod common;
 
 use common::*;
+use std::time::{Duration, Instant};
 
 /// A bystander subscribed on a topic; `check` proves it still receives after each abuse.
 struct Bystander {
@@ -531,4 +532,53 @@ fn a_client_still_sending_reads_the_disconnect_before_the_close() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     };
     assert!(cut, "still draining after 20 s");
+}
+
+/// Open descriptors of a process (Linux).
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+/// `limits.close_timeout_secs`: a client that sends DISCONNECT and then reads nothing, while
+/// the broker still has output for it, does not hold its socket and session forever. The
+/// socket is shut down after the timeout (`close_timeouts`), the session detaches, and a QoS
+/// 1 message that arrived meanwhile is delivered on the next connection [MQTT-3.1.2-5].
+#[test]
+fn closing_connection_that_never_reads_is_shut_down_after_close_timeout() {
+    let broker = Broker::with_config("sys_interval_secs = 1\n[limits]\nclose_timeout_secs = 1\n");
+    let id = unique("unread");
+    let topic = unique("unread/t");
+    let mut p = broker.v311(&unique("pub"));
+    let baseline = open_fds(broker.pid());
+    let (mut c, _) = broker.connect(connect_v5(&id, true, 300));
+    c.sub(&topic, QoS::AtLeastOnce);
+    let bulk = vec![b'x'; 64 * 1024];
+    for _ in 0..256 {
+        p.publish(&topic, &bulk, QoS::AtMostOnce, false);
+    }
+    p.ping();
+    c.send(&Packet::Disconnect(Disconnect::new(ReasonCode::SUCCESS)));
+    std::thread::sleep(Duration::from_millis(200));
+    p.publish(&topic, b"kept", QoS::AtLeastOnce, false);
+    assert_eq!(
+        open_fds(broker.pid()),
+        baseline + 1,
+        "the unread socket is open"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while open_fds(broker.pid()) > baseline && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        open_fds(broker.pid()),
+        baseline,
+        "the socket of a client that never reads is closed after close_timeout_secs"
+    );
+    assert!(wait_counter(&broker, "close_timeouts", 1) >= 1);
+    drop(c);
+    let (mut c, ack) = broker.connect(connect_v5(&id, false, 300));
+    assert!(ack.session_present);
+    let m = c.recv_publish();
+    assert_eq!(&m.payload[..], b"kept");
+    c.expect_nothing();
 }

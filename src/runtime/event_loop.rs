@@ -131,6 +131,8 @@ impl IoFlags {
     const TLS: IoFlags = IoFlags(1 << 5);
     /// Its bytes are WebSocket frames: the state is in `EventLoop::ws`.
     const WS: IoFlags = IoFlags(1 << 6);
+    /// Closing, with a deadline in `EventLoop::closing` (`linger.rs`).
+    const CLOSE_WATCHED: IoFlags = IoFlags(1 << 7);
 
     fn has(self, flag: IoFlags) -> bool {
         self.0 & flag.0 != 0
@@ -220,6 +222,11 @@ struct EventLoop {
     lingering: Slab<linger::Lingering>,
     /// Where their discarded input goes.
     discard: Box<[u8]>,
+    /// Connections being closed, with the loop time (ms) when they are shut down if their
+    /// output has not gone out by then (`linger.rs`).
+    closing: Vec<(Key, u64)>,
+    /// `limits.close_timeout_secs` in ms.
+    close_timeout_ms: u64,
     /// Scratch list of connections adopted from other shards.
     adopted: Vec<(Key, u64)>,
 }
@@ -269,6 +276,7 @@ impl EventLoop {
         let bufs = BufferRing::register(&ring, 0, RECV_BUFFERS, RECV_BUFFER_BYTES)?;
         let max_outgoing = config.limits.max_outgoing_bytes;
         let max_packet = config.limits.max_packet_bytes as usize;
+        let close_timeout_ms = u64::from(config.limits.close_timeout_secs) * 1000;
         let tls_identity = config
             .tls
             .as_ref()
@@ -311,6 +319,8 @@ impl EventLoop {
             adopted: Vec::new(),
             lingering: Slab::default(),
             discard: vec![0; linger::DISCARD_BYTES].into_boxed_slice(),
+            closing: Vec::new(),
+            close_timeout_ms,
         };
         for listener in 0..LISTENERS as u32 {
             ev.arm_accept(listener);
@@ -427,6 +437,7 @@ impl EventLoop {
                 let now = self.now_ms();
                 self.shard.tick(now);
                 self.expire_lingering(now);
+                self.expire_closing(now);
                 let backoff = std::mem::take(&mut self.accept_backoff);
                 for listener in 0..LISTENERS as u32 {
                     if backoff & (1 << listener) != 0 {

@@ -50,6 +50,9 @@ pub struct Metrics {
     pub protocol_errors: u64,
     /// Keep-alive timeouts.
     pub keepalive_timeouts: u64,
+    /// Connections shut down with output still unsent because the client did not read it
+    /// within `close_timeout_secs` of the broker closing them.
+    pub close_timeouts: u64,
     /// Session takeovers handled as the old owner.
     pub takeovers: u64,
     /// Connections moved to the shard of their session (takeover from another shard).
@@ -93,6 +96,7 @@ impl Metrics {
             topic_rejects,
             protocol_errors,
             keepalive_timeouts,
+            close_timeouts,
             takeovers,
             handovers,
             wills_published,

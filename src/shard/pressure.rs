@@ -209,6 +209,11 @@ impl Shard {
         self.metrics.websocket_failures += 1;
     }
 
+    /// Counts a closing connection shut down with its output unsent.
+    pub fn note_close_timeout(&mut self) {
+        self.metrics.close_timeouts += 1;
+    }
+
     /// Counts a TLS handshake receive left for a later loop turn.
     pub fn note_tls_handshake_deferred(&mut self) {
         self.metrics.tls_handshakes_deferred += 1;

@@ -141,6 +141,7 @@ impl EventLoop {
             return;
         };
         if conn.is_closing() {
+            self.watch_close(io);
             if !io.flags.has(IoFlags::SEND_INFLIGHT) {
                 match self.outgoing(io, true) {
                     Some(data) => self.submit_send(key, data),

@@ -6,13 +6,18 @@
 //! PUBLISHes past Receive Maximum) would then lose the reason it was sent — it sees
 //! "connection reset" instead of 0x95 or 0x93. At most [`MAX_LINGERING`] sockets linger per
 //! shard (counted in the descriptor reserve); past that one closes at once, as before.
+//!
+//! Before that, a connection being closed flushes what it still has to send. A client that
+//! stops reading would hold that flush, its socket and its session's detach forever: after
+//! `limits.close_timeout_secs` the socket is shut down instead, which fails the pending send
+//! and ends the connection (`close_timeouts`).
 
 use std::os::fd::RawFd;
 use std::time::Duration;
 
 use io_uring::{opcode, types};
 
-use super::{user_data, EventLoop, Key, GEN_MASK, OP_LINGER};
+use super::{user_data, EventLoop, IoConn, IoFlags, Key, GEN_MASK, OP_LINGER};
 
 /// Longest a closed connection is drained.
 pub(super) const LINGER: Duration = Duration::from_secs(2);
@@ -116,5 +121,40 @@ impl EventLoop {
                 }
             }
         }
+    }
+
+    /// Gives a connection that began closing its flush deadline (once).
+    pub(super) fn watch_close(&mut self, io: IoConn) {
+        if io.flags.has(IoFlags::CLOSE_WATCHED) {
+            return;
+        }
+        let deadline_ms = self.now_ms() + self.close_timeout_ms;
+        if let Some(c) = self.io_mut(io.key) {
+            c.flags.set(IoFlags::CLOSE_WATCHED, true);
+            self.closing.push((io.key, deadline_ms));
+        }
+    }
+
+    /// At each tick: closing connections past their deadline are shut down; the failed send
+    /// (or the next service) then ends them and detaches their sessions.
+    pub(super) fn expire_closing(&mut self, now_ms: u64) {
+        if self.closing.is_empty() {
+            return;
+        }
+        let mut closing = std::mem::take(&mut self.closing);
+        closing.retain(|&(key, deadline_ms)| {
+            let Some(io) = self.io_mut(key).copied() else {
+                return false; // Ended, or lingering.
+            };
+            if now_ms < deadline_ms {
+                return true;
+            }
+            // SAFETY: we own the fd; shutting it down completes its pending send with an error.
+            unsafe { libc::shutdown(io.fd, libc::SHUT_RDWR) };
+            self.shard.note_close_timeout();
+            self.service.push(key);
+            false
+        });
+        self.closing = closing;
     }
 }
