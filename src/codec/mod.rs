@@ -35,7 +35,7 @@ pub use properties::{
     AckProperties, AuthProperties, ConnAckProperties, ConnectProperties, DisconnectProperties,
     PublishProperties, SubscribeProperties, UnsubscribeProperties, UserProperty, WillProperties,
 };
-pub use publish::{EncodedPublish, Publish, PUBLISH};
+pub use publish::{BarePublish, EncodedPublish, Publish, PUBLISH};
 pub use reason::ReasonCode;
 pub use subscribe::{
     RetainHandling, SubAck, Subscribe, SubscribeFilter, SubscriptionOptions, UnsubAck, Unsubscribe,

@@ -77,14 +77,7 @@ impl Publish {
 
     #[inline]
     fn header_byte(&self) -> u8 {
-        let mut b = (PUBLISH << 4) | ((self.qos as u8) << 1);
-        if self.dup {
-            b |= DUP;
-        }
-        if self.retain {
-            b |= RETAIN;
-        }
-        b
+        header_byte(self.qos, self.dup, self.retain)
     }
 
     /// Remaining length and property length for this protocol.
@@ -161,6 +154,71 @@ impl Publish {
             frame: out.freeze(),
             packet_id_offset,
         })
+    }
+}
+
+#[inline]
+fn header_byte(qos: QoS, dup: bool, retain: bool) -> u8 {
+    let mut b = (PUBLISH << 4) | ((qos as u8) << 1);
+    if dup {
+        b |= DUP;
+    }
+    if retain {
+        b |= RETAIN;
+    }
+    b
+}
+
+/// A PUBLISH without properties, written from borrowed parts: what a broker sends for most
+/// messages. Building a [`Publish`] for each receiver instead would clone the topic and the
+/// payload (two reference counts, shared with the core that received the message) and fill
+/// a property block that stays empty. The bytes are those of [`Publish::encode`] with no
+/// properties.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BarePublish<'a> {
+    /// This is a redelivery [MQTT-3.3.1-1].
+    pub dup: bool,
+    /// Delivery guarantee.
+    pub qos: QoS,
+    /// Retain flag.
+    pub retain: bool,
+    /// Topic name.
+    pub topic: &'a str,
+    /// Packet identifier; 0 for QoS 0.
+    pub packet_id: u16,
+    /// Application payload.
+    pub payload: &'a [u8],
+}
+
+impl BarePublish<'_> {
+    /// Encodes the packet at the end of `out`.
+    #[inline]
+    pub fn encode(&self, protocol: Protocol, out: &mut BytesMut) -> Result<(), EncodeError> {
+        let with_id = self.qos != QoS::AtMostOnce;
+        if with_id && self.packet_id == 0 {
+            return Err(EncodeError::ZeroPacketId);
+        }
+        check_field(self.topic.len())?;
+        let mut remaining = binary_len(self.topic.as_bytes()) + self.payload.len();
+        if with_id {
+            remaining += 2;
+        }
+        if protocol.is_v5() {
+            remaining += block_len(0);
+        }
+        check_remaining(remaining)?;
+        write_frame(out, frame_len(remaining), |w| {
+            w.put_header(header_byte(self.qos, self.dup, self.retain), remaining);
+            w.put_binary(self.topic.as_bytes());
+            if with_id {
+                w.put_u16(self.packet_id);
+            }
+            if protocol.is_v5() {
+                w.put_var_int(0);
+            }
+            w.put_slice(self.payload);
+        });
+        Ok(())
     }
 }
 

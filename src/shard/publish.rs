@@ -8,7 +8,7 @@ use super::mesh::MeshMsg;
 use super::router::{merge_duplicates, Target};
 use super::slab::Key;
 use super::Shard;
-use crate::codec::{MqttStr, Packet, PubResponse, Publish, QoS, ReasonCode};
+use crate::codec::{BarePublish, MqttStr, Packet, PubResponse, Publish, QoS, ReasonCode};
 use crate::config::SlowConsumerPolicy;
 use crate::session::{Delivery, InflightState, Message, SharedMessage};
 
@@ -374,41 +374,31 @@ impl Shard {
             return false;
         }
         let m = &d.message;
-        let mut publish = Publish {
-            dup,
-            qos: d.qos,
-            retain: d.retain,
-            topic: m.topic.clone(),
-            packet_id,
-            properties: Default::default(),
-            payload: m.payload.clone(),
-        };
-        if conn.protocol.is_v5() {
-            if let Some(props) = &m.properties {
-                publish.properties = (**props).clone();
-            }
-            publish.properties.message_expiry_interval = m.remaining_expiry_secs(now_ms);
-            publish.properties.subscription_identifiers = d.subscription_ids.clone();
-            if limits.topic_alias_maximum > 0 {
-                let aliases = &mut conn.aliases.get_or_insert_with(Default::default).outbound;
-                match aliases.get(m.topic.as_str()) {
-                    Some(&alias) => {
-                        publish.properties.topic_alias = Some(alias);
-                        publish.topic = MqttStr::default();
-                    }
-                    None if aliases.len() < limits.topic_alias_maximum as usize => {
-                        let alias = aliases.len() as u16 + 1;
-                        aliases.insert(MqttStr::from(m.topic.as_str()), alias);
-                        publish.properties.topic_alias = Some(alias);
-                    }
-                    None => {}
-                }
-            }
-        }
-        // Encode once and take it back if it is larger than the client accepts, rather than
-        // computing every length twice for each message.
+        // Most messages carry no properties for this receiver: written from the shared
+        // message in place, without a `Publish` (and its topic and payload clones).
+        let bare = !conn.protocol.is_v5()
+            || (m.properties.is_none()
+                && m.expires_at_ms.is_none()
+                && d.subscription_ids.is_empty()
+                && limits.topic_alias_maximum == 0);
         let start = conn.out_len();
-        if publish.encode(conn.protocol, conn.out()).is_err() {
+        let encoded = if bare {
+            BarePublish {
+                dup,
+                qos: d.qos,
+                retain: d.retain,
+                topic: m.topic.as_str(),
+                packet_id,
+                payload: &m.payload,
+            }
+            .encode(conn.protocol, conn.out())
+        } else {
+            full_publish(conn, d, packet_id, dup, limits.topic_alias_maximum, now_ms)
+                .encode(conn.protocol, conn.out())
+        };
+        // Encoded once and taken back if it is larger than the client accepts, rather than
+        // computing every length twice for each message.
+        if encoded.is_err() {
             return false;
         }
         if conn.out_len() - start > limits.max_packet_bytes as usize {
@@ -632,4 +622,48 @@ pub(super) enum QueueBound {
     /// SUBACK already, so queueing them holds no more than that, and each one is the current
     /// state of its topic (dropping one would lose it for this subscriber until republished).
     Whole,
+}
+
+/// The PUBLISH for an MQTT 5 receiver whose message has properties for it: the message's
+/// own, the remaining expiry [MQTT-3.3.2-6], its subscription identifiers, and a Topic
+/// Alias once the receiver allows them.
+fn full_publish(
+    conn: &mut super::Conn,
+    d: &Delivery,
+    packet_id: u16,
+    dup: bool,
+    topic_alias_maximum: u16,
+    now_ms: u64,
+) -> Publish {
+    let m = &d.message;
+    let mut publish = Publish {
+        dup,
+        qos: d.qos,
+        retain: d.retain,
+        topic: m.topic.clone(),
+        packet_id,
+        properties: Default::default(),
+        payload: m.payload.clone(),
+    };
+    if let Some(props) = &m.properties {
+        publish.properties = (**props).clone();
+    }
+    publish.properties.message_expiry_interval = m.remaining_expiry_secs(now_ms);
+    publish.properties.subscription_identifiers = d.subscription_ids.clone();
+    if topic_alias_maximum > 0 {
+        let aliases = &mut conn.aliases.get_or_insert_with(Default::default).outbound;
+        match aliases.get(m.topic.as_str()) {
+            Some(&alias) => {
+                publish.properties.topic_alias = Some(alias);
+                publish.topic = MqttStr::default();
+            }
+            None if aliases.len() < topic_alias_maximum as usize => {
+                let alias = aliases.len() as u16 + 1;
+                aliases.insert(MqttStr::from(m.topic.as_str()), alias);
+                publish.properties.topic_alias = Some(alias);
+            }
+            None => {}
+        }
+    }
+    publish
 }

@@ -125,6 +125,28 @@ proptest! {
         }
     }
 
+    /// `BarePublish` (the broker's send path for messages without properties) writes the
+    /// same bytes as `Publish::encode` with an empty property block.
+    #[test]
+    fn bare_publish_matches_publish(
+        protocol in protocol(),
+        (dup, qos, retain) in (any::<bool>(), qos(), any::<bool>()),
+        topic in topic_name(),
+        id in packet_id(),
+        body in payload(),
+    ) {
+        let packet_id = if qos == QoS::AtMostOnce { 0 } else { id };
+        let dup = dup && qos != QoS::AtMostOnce;
+        let full = Publish {
+            dup, qos, retain, topic: topic.clone(), packet_id,
+            properties: PublishProperties::default(), payload: body.clone(),
+        };
+        let bare = BarePublish { dup, qos, retain, topic: topic.as_str(), packet_id, payload: &body };
+        let mut out = BytesMut::new();
+        bare.encode(protocol, &mut out).unwrap();
+        prop_assert_eq!(&out[..], &encode(&Packet::Publish(full), protocol)[..]);
+    }
+
     /// Two frames back to back decode one after the other.
     #[test]
     fn back_to_back((protocol, a, b) in protocol().prop_flat_map(|p| (Just(p), packet(p), packet(p)))) {
