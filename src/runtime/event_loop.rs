@@ -12,13 +12,14 @@
 use ahash::AHashMap;
 use bytes::{Bytes, BytesMut};
 use crossbeam_channel::Sender;
-use io_uring::{cqueue, opcode, squeue, types, IoUring};
+use io_uring::{opcode, squeue, types, IoUring};
 use std::io;
 use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod accept;
+mod completion;
 mod flow;
 mod handover;
 mod input;
@@ -501,104 +502,6 @@ impl EventLoop {
         }
     }
 
-    fn on_completion(&mut self, ud: u64, res: i32, flags: u32) {
-        let (op, index, generation) = split_user_data(ud);
-        match op {
-            OP_ACCEPT => self.on_accept_completion(index, res, flags),
-            OP_RECV => self.on_recv(index, generation, res, flags),
-            OP_SEND => self.on_send(index, generation, res),
-            OP_DOORBELL => self.arm_doorbell(),
-            // The cancelled receive completes on its own (ECANCELED, or with data).
-            OP_CANCEL => {}
-            OP_LINGER => self.on_discard(index, generation, res),
-            _ => {}
-        }
-    }
-
-    fn on_recv(&mut self, index: u32, generation: u32, res: i32, flags: u32) {
-        let bid = cqueue::buffer_select(flags);
-        let live = self.io_of(index, generation);
-        if let Some(c) = live {
-            if let Some(c) = self.io_mut(c.key) {
-                c.flags.set(IoFlags::RECV_ARMED, false);
-                let drained = res > 0 && !cqueue::sock_nonempty(flags);
-                c.flags.set(IoFlags::DRAINED, drained);
-            }
-        }
-        if res > 0 {
-            if let (Some(c), Some(bid)) = (live, bid) {
-                let now = self.now_ms();
-                if c.flags.has(IoFlags::TLS) {
-                    self.on_tls_recv(c, bid, res as usize, now);
-                    return;
-                }
-                if c.flags.has(IoFlags::WS) {
-                    self.on_ws_recv(c, bid, res as usize, now);
-                    return;
-                }
-                let data = self.bufs.data(bid, res as usize);
-                if self.pressured && self.shard.may_hold_input(c.key) {
-                    // Armed before the pressure began: keep the bytes, decode them when
-                    // the connection's turn comes back.
-                    self.shard.hold_input(c.key, data, now);
-                    self.bufs.recycle(bid);
-                    self.pause(c.key);
-                    return;
-                }
-                self.read_buf.extend_from_slice(data);
-                self.bufs.recycle(bid);
-                self.process_read(c.key, now);
-                self.service.push(c.key);
-                self.note_pressure(now);
-                return;
-            }
-        }
-        if let Some(bid) = bid {
-            self.bufs.recycle(bid);
-        }
-        let Some(c) = live else {
-            return;
-        };
-        match res {
-            r if r == -libc::ENOBUFS
-                || r == -libc::EINTR
-                || r == -libc::EAGAIN
-                || r == -libc::ECANCELED =>
-            {
-                self.service.push(c.key);
-            }
-            _ => self.drop_connection(c.key),
-        }
-    }
-
-    fn on_send(&mut self, index: u32, generation: u32, res: i32) {
-        let Some(sid) = self
-            .sends
-            .key_at(index)
-            .filter(|k| k.generation() & GEN_MASK == generation)
-        else {
-            return;
-        };
-        let (key, data) = self.sends.remove(sid).expect("found above");
-        if self.io_mut(key).is_none() {
-            return;
-        }
-        if res < 0 {
-            self.drop_connection(key);
-            return;
-        }
-        let sent = res as usize;
-        if sent < data.len() {
-            self.submit_send(key, data.slice(sent..));
-            return;
-        }
-        if let Some(c) = self.io_mut(key) {
-            c.flags.set(IoFlags::SEND_INFLIGHT, false);
-        }
-        self.service.push(key);
-    }
-
-    /// Closes the socket and tells the shard the connection is gone.
     fn drop_connection(&mut self, key: Key) {
         self.close_fd(key);
         let now = self.now_ms();

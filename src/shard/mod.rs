@@ -10,6 +10,7 @@ mod client_index;
 mod conn;
 mod connect;
 mod decode;
+mod deliver;
 mod gauge;
 mod handover;
 mod mesh;

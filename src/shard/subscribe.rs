@@ -5,8 +5,8 @@
 //! (`Interest`) and SUBACK waits for all their acknowledgements: once a client holds SUBACK,
 //! a publish from any shard reaches it.
 
+use super::deliver::QueueBound;
 use super::mesh::MeshMsg;
-use super::publish::QueueBound;
 use super::router::{remove_member, upsert, FilterEntry, LocalSub};
 use super::slab::Key;
 use super::{Pending, Shard};

@@ -13,6 +13,9 @@ use thiserror::Error;
 use crate::acl::AclRules;
 use crate::auth::Credentials;
 
+mod limits;
+pub use limits::{Limits, MeshConfig, SlowConsumerPolicy};
+
 /// A configuration problem, worded for the operator.
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -61,17 +64,6 @@ pub enum ConfigError {
         /// What is wrong and what is allowed.
         problem: String,
     },
-}
-
-/// What to do with a connection whose outgoing buffer is full.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum SlowConsumerPolicy {
-    /// Drop QoS 0 messages for that subscriber (counted); QoS 1/2 wait in its queue.
-    #[default]
-    Drop,
-    /// Disconnect the subscriber (MQTT 5: reason 0x97 Quota exceeded).
-    Disconnect,
 }
 
 /// The broker's whole configuration. Field names are the TOML keys.
@@ -213,71 +205,6 @@ impl Default for AuthConfig {
     }
 }
 
-/// Every bound the broker enforces. Each names its policy and metric.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Limits {
-    /// Connections open on the whole broker, all shards counted together. Over it: CONNACK
-    /// 0x97 Quota exceeded (3.1.1: 0x03 Server unavailable) and close. Metric:
-    /// `connections_rejected`. 0 (the default) means as many as the open-file limit allows;
-    /// a value above that limit stops startup with the fix to apply.
-    pub max_connections: u64,
-    /// Largest packet accepted from a client, also announced as Maximum Packet Size.
-    /// Over it: DISCONNECT 0x95 and close. Metric: `packets_too_large`.
-    pub max_packet_bytes: u32,
-    /// Receive Maximum announced to clients: QoS 2 PUBLISH awaiting PUBREL per client. Over it:
-    /// DISCONNECT 0x93. Also caps the outgoing in-flight window. Metric:
-    /// `receive_maximum_exceeded`.
-    pub max_inflight: u16,
-    /// QoS 1/2 messages queued per session (offline, or beyond the in-flight window). Over it:
-    /// the message is dropped for that session. Metric: `queue_drops`.
-    pub max_queued_messages: usize,
-    /// Bytes waiting to be written to one socket. Over it QoS 0 messages are dropped (or the
-    /// client disconnected, see `slow_consumer`); QoS 1/2 wait in the session queue.
-    /// Metric: `qos0_drops`, `slow_consumer_disconnects`.
-    pub max_outgoing_bytes: usize,
-    /// Policy for subscribers whose outgoing buffer is full.
-    pub slow_consumer: SlowConsumerPolicy,
-    /// Subscriptions per client. Over it: SUBACK 0x97 Quota exceeded for that filter
-    /// (3.1.1: 0x80). Metric: `subscription_quota_hits`.
-    pub max_subscriptions_per_client: usize,
-    /// Bytes in a topic name or filter. Over it: 0x90 / 0x8F. Metric: `topic_rejects`.
-    pub max_topic_bytes: usize,
-    /// Levels in a topic name or filter. Over it: 0x90 / 0x8F. Metric: `topic_rejects`.
-    pub max_topic_levels: usize,
-    /// Cap on Session Expiry Interval (seconds); longer requests are lowered and the
-    /// CONNACK says so. 3.1.1 persistent sessions get this value.
-    pub max_session_expiry_secs: u32,
-    /// Largest keep alive accepted; a client asking for more (or for 0) gets this value as
-    /// Server Keep Alive (MQTT 5). 0 accepts whatever the client asks.
-    pub max_keepalive_secs: u16,
-    /// Topic Alias Maximum announced to clients (aliases they may use towards us).
-    pub topic_alias_maximum: u16,
-    /// Seconds a new connection may take to send CONNECT; then it is closed (no CONNACK).
-    pub connect_timeout_secs: u16,
-    /// Seconds the broker keeps flushing a connection it is closing (after a DISCONNECT, a
-    /// keep-alive timeout, an error) to a client that does not read; then the socket is
-    /// shut down without the rest. Metric: `close_timeouts`.
-    pub close_timeout_secs: u16,
-    /// QoS 1/2 messages a shard may hold queued for connected subscribers before it stops
-    /// reading from publishers (backpressure instead of `queue_drops`). Metric:
-    /// `delivery_backpressure`.
-    pub backpressure_queued_messages: usize,
-}
-
-/// Cross-shard channel sizing.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct MeshConfig {
-    /// Batches each SPSC channel holds.
-    pub channel_batches: usize,
-    /// Messages one channel may hold before its sending shard stops reading publishing
-    /// sockets: bounds the time a forward waits for a peer that is busy delivering.
-    pub channel_messages: usize,
-    /// Messages a shard may hold for one peer before it stops reading publishing sockets.
-    pub outbox_high_water: usize,
-}
-
 impl Default for Config {
     fn default() -> Config {
         Config {
@@ -294,38 +221,6 @@ impl Default for Config {
             listen_plain: true,
             tls: None,
             websocket: None,
-        }
-    }
-}
-
-impl Default for Limits {
-    fn default() -> Limits {
-        Limits {
-            max_connections: 0,
-            max_packet_bytes: 1024 * 1024,
-            max_inflight: 256,
-            max_queued_messages: 1000,
-            max_outgoing_bytes: 1024 * 1024,
-            slow_consumer: SlowConsumerPolicy::Drop,
-            max_subscriptions_per_client: 1000,
-            max_topic_bytes: 1024,
-            max_topic_levels: 32,
-            max_session_expiry_secs: 7 * 24 * 3600,
-            max_keepalive_secs: 0,
-            topic_alias_maximum: 32,
-            connect_timeout_secs: 10,
-            close_timeout_secs: 10,
-            backpressure_queued_messages: 10_000,
-        }
-    }
-}
-
-impl Default for MeshConfig {
-    fn default() -> MeshConfig {
-        MeshConfig {
-            channel_batches: 256,
-            channel_messages: 512,
-            outbox_high_water: 8192,
         }
     }
 }
@@ -564,59 +459,4 @@ impl Config {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn empty_file_is_defaults() {
-        let c = Config::from_toml("").unwrap();
-        assert_eq!(c.port, 1883);
-        assert_eq!(c.limits.max_inflight, 256);
-    }
-
-    #[test]
-    fn unknown_key_is_named() {
-        let e = Config::from_toml("[limits]\nmax_conections = 5\n").unwrap_err();
-        assert!(e.to_string().contains("max_conections"), "{e}");
-    }
-
-    #[test]
-    fn out_of_range_is_named() {
-        let e = Config::from_toml("[limits]\nmax_inflight = 0\n").unwrap_err();
-        assert!(e.to_string().contains("limits.max_inflight"), "{e}");
-        let e = Config::from_toml("batch_window_us = 200000\n").unwrap_err();
-        assert!(e.to_string().contains("`batch_window_us`"), "{e}");
-        let e = Config::from_toml("[mesh]\nchannel_messages = 0\n").unwrap_err();
-        assert!(e.to_string().contains("mesh.channel_messages"), "{e}");
-        let e = Config::from_toml("shards = 65\n").unwrap_err();
-        assert!(e.to_string().contains("`shards`"), "{e}");
-    }
-
-    #[test]
-    fn password_file_problems_are_named() {
-        let e = Config::from_toml("[auth]\nallow_anonymous = false\n").unwrap_err();
-        assert!(e.to_string().contains("auth.password_file"), "{e}");
-        let dir = std::env::temp_dir().join(format!("shardmq-auth-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("passwd"), "alice:secret\n").unwrap();
-        std::fs::write(dir.join("a.toml"), "[auth]\npassword_file = \"passwd\"\n").unwrap();
-        // Relative to the config file's folder, and the bad line is named.
-        let mut c = Config::from_file(&dir.join("a.toml")).unwrap();
-        assert_eq!(c.auth.password_file.as_deref(), Some(&*dir.join("passwd")));
-        let e = c.load_auth_files().unwrap_err().to_string();
-        assert!(e.contains("passwd") && e.contains("line 1"), "{e}");
-        std::fs::remove_file(dir.join("passwd")).unwrap();
-        let e = c.load_auth_files().unwrap_err().to_string();
-        assert!(
-            e.contains("auth.password_file") && e.contains("No such file"),
-            "{e}"
-        );
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn wrong_type_is_named() {
-        let e = Config::from_toml("port = \"x\"\n").unwrap_err();
-        assert!(e.to_string().contains("port"), "{e}");
-    }
-}
+mod tests;

@@ -1,0 +1,369 @@
+//! Delivery to one receiver: the in-flight window bounded by its Receive Maximum, the
+//! session queue behind it, writing the PUBLISH into the connection's output, redelivery on
+//! reconnect, and the acknowledgements (PUBACK, PUBREC, PUBREL, PUBCOMP) that move the window.
+
+use super::slab::Key;
+use super::Shard;
+use crate::codec::{BarePublish, MqttStr, Packet, PubResponse, Publish, QoS, ReasonCode};
+use crate::config::SlowConsumerPolicy;
+use crate::session::{Delivery, InflightState};
+
+impl Shard {
+    /// Hands a message to one session: written now, queued, or dropped by policy.
+    pub(super) fn deliver(&mut self, skey: Key, delivery: Delivery, now_ms: u64) {
+        self.deliver_queued(skey, delivery, now_ms, QueueBound::MaxQueued);
+    }
+
+    /// Like [`Shard::deliver`]; `bound` says whether a QoS 1/2 message beyond
+    /// `max_queued_messages` is dropped.
+    pub(super) fn deliver_queued(
+        &mut self,
+        skey: Key,
+        delivery: Delivery,
+        now_ms: u64,
+        bound: QueueBound,
+    ) {
+        if delivery.message.is_expired(now_ms) {
+            self.metrics.expired_drops += 1;
+            return;
+        }
+        let max_outgoing = self.config.limits.max_outgoing_bytes;
+        let max_queued = self.config.limits.max_queued_messages;
+        let max_inflight = self.config.limits.max_inflight;
+        let full_mark = self.full_queue_mark();
+        let Some(conn_key) = self.sessions.get(skey).map(|s| s.conn) else {
+            return;
+        };
+        // A connection that is closing (DISCONNECT read, output still flushing) takes no more
+        // messages: QoS 1/2 wait in the queue for the next one, as if offline.
+        let writable = conn_key.filter(|&c| self.conns.get(c).is_some_and(|c| !c.is_closing()));
+        let Some(slot) = self.sessions.get_mut(skey) else {
+            return;
+        };
+        if delivery.qos == QoS::AtMostOnce {
+            let Some(ckey) = writable else {
+                return; // QoS 0 is not kept for offline sessions.
+            };
+            let over = self
+                .conns
+                .get(ckey)
+                .is_some_and(|c| c.out_len() >= max_outgoing);
+            if over {
+                match self.config.limits.slow_consumer {
+                    SlowConsumerPolicy::Drop => self.metrics.qos0_drops += 1,
+                    SlowConsumerPolicy::Disconnect => {
+                        self.metrics.slow_consumer_disconnects += 1;
+                        self.fail_connection(ckey, ReasonCode::QUOTA_EXCEEDED);
+                    }
+                }
+                return;
+            }
+            self.write_publish(skey, ckey, &delivery, 0, false, now_ms);
+            return;
+        }
+        let window = slot.session.send_window(max_inflight);
+        let outbound = &mut slot.session.outbound;
+        if let (Some(ckey), true) = (
+            writable,
+            outbound.queue.is_empty() && outbound.inflight.len() < window,
+        ) {
+            let packet_id = outbound.next_packet_id();
+            self.send_in_window(skey, ckey, delivery, packet_id, now_ms);
+            return;
+        }
+        if bound == QueueBound::MaxQueued && outbound.queue.len() >= max_queued {
+            self.metrics.queue_drops += 1;
+            return;
+        }
+        outbound.queue.push_back(delivery);
+        if conn_key.is_some() {
+            self.online_queued += 1;
+            if outbound.queue.len() == full_mark {
+                self.full_sessions.push(skey);
+            }
+        }
+    }
+
+    /// Sends a QoS 1/2 delivery under `packet_id` and records it in the in-flight window.
+    fn send_in_window(
+        &mut self,
+        skey: Key,
+        ckey: Key,
+        delivery: Delivery,
+        packet_id: u16,
+        now_ms: u64,
+    ) {
+        if self.write_publish(skey, ckey, &delivery, packet_id, false, now_ms) {
+            if let Some(slot) = self.sessions.get_mut(skey) {
+                let outbound = &mut slot.session.outbound;
+                if outbound.inflight.is_empty() {
+                    outbound.last_progress_ms = now_ms;
+                }
+                outbound.push_inflight(packet_id, delivery);
+            }
+        }
+    }
+
+    /// Encodes one PUBLISH for a receiver into its connection's output. False when it was
+    /// not sent (larger than the client's Maximum Packet Size [MQTT-3.1.2-25]).
+    fn write_publish(
+        &mut self,
+        skey: Key,
+        ckey: Key,
+        d: &Delivery,
+        packet_id: u16,
+        dup: bool,
+        now_ms: u64,
+    ) -> bool {
+        let Some(slot) = self.sessions.get(skey) else {
+            return false;
+        };
+        let limits = slot.session.limits;
+        let Some(conn) = self.conns.get_mut(ckey) else {
+            return false;
+        };
+        if conn.is_closing() {
+            return false;
+        }
+        let m = &d.message;
+        // Most messages carry no properties for this receiver: written from the shared
+        // message in place, without a `Publish` (and its topic and payload clones).
+        let bare = !conn.protocol.is_v5()
+            || (m.properties.is_none()
+                && m.expires_at_ms.is_none()
+                && d.subscription_ids.is_empty()
+                && limits.topic_alias_maximum == 0);
+        let start = conn.out_len();
+        let encoded = if bare {
+            BarePublish {
+                dup,
+                qos: d.qos,
+                retain: d.retain,
+                topic: m.topic.as_str(),
+                packet_id,
+                payload: &m.payload,
+            }
+            .encode(conn.protocol, conn.out())
+        } else {
+            full_publish(conn, d, packet_id, dup, limits.topic_alias_maximum, now_ms)
+                .encode(conn.protocol, conn.out())
+        };
+        // Encoded once and taken back if it is larger than the client accepts, rather than
+        // computing every length twice for each message.
+        if encoded.is_err() {
+            return false;
+        }
+        if conn.out_len() - start > limits.max_packet_bytes as usize {
+            conn.out().truncate(start);
+            self.metrics.oversize_drops += 1;
+            return false;
+        }
+        self.metrics.publishes_sent += 1;
+        if !conn.ready {
+            conn.ready = true;
+            self.ready.push(ckey);
+        }
+        true
+    }
+
+    /// Sends again what was unacknowledged (DUP) and fills the window from the queue
+    /// [MQTT-4.4.0-1].
+    pub(super) fn resume_outbound(&mut self, skey: Key, now_ms: u64) {
+        let Some(slot) = self.sessions.get(skey) else {
+            return;
+        };
+        let Some(ckey) = slot.conn else {
+            return;
+        };
+        let inflight: Vec<(u16, InflightState, Delivery)> = slot
+            .session
+            .outbound
+            .inflight
+            .iter()
+            .map(|f| (f.packet_id, f.state, f.delivery.clone()))
+            .collect();
+        for (packet_id, state, delivery) in inflight {
+            match state {
+                InflightState::AwaitingAck => {
+                    self.write_publish(skey, ckey, &delivery, packet_id, true, now_ms);
+                }
+                InflightState::AwaitingComp => {
+                    self.write(ckey, &Packet::PubRel(PubResponse::new(packet_id)));
+                }
+            }
+        }
+        self.pump_queue(skey, now_ms);
+    }
+
+    /// Moves queued messages into the window while it has room.
+    fn pump_queue(&mut self, skey: Key, now_ms: u64) {
+        let max_inflight = self.config.limits.max_inflight;
+        let full_mark = self.full_queue_mark();
+        if self
+            .sessions
+            .get(skey)
+            .is_none_or(|s| s.session.outbound.queue.is_empty())
+        {
+            return; // Nothing queued: do not allocate the outbound state.
+        }
+        loop {
+            let Some(slot) = self.sessions.get_mut(skey) else {
+                return;
+            };
+            let Some(ckey) = slot.conn else {
+                return;
+            };
+            if self.conns.get(ckey).is_none_or(|c| c.is_closing()) {
+                return; // Kept for the next connection.
+            }
+            let window = slot.session.send_window(max_inflight);
+            let outbound = &mut slot.session.outbound;
+            if outbound.inflight.len() >= window {
+                return;
+            }
+            let Some(delivery) = outbound.queue.pop_front() else {
+                return;
+            };
+            // The next one goes out at the next acknowledgement, usually within this input.
+            if let Some(next) = outbound.queue.front() {
+                crate::session::message::prefetch(&next.message);
+            }
+            let left_full = outbound.queue.len() + 1 == full_mark;
+            self.online_queued = self.online_queued.saturating_sub(1);
+            if left_full {
+                self.leave_full(skey);
+            }
+            if delivery.message.is_expired(now_ms) {
+                self.metrics.expired_drops += 1;
+                continue;
+            }
+            let Some(slot) = self.sessions.get_mut(skey) else {
+                return;
+            };
+            let packet_id = slot.session.outbound.next_packet_id();
+            self.send_in_window(skey, ckey, delivery, packet_id, now_ms);
+        }
+    }
+
+    fn session_of(&self, key: Key) -> Option<Key> {
+        self.conns.get(key).and_then(|c| c.session)
+    }
+
+    pub(super) fn on_puback(&mut self, key: Key, packet_id: u16, now_ms: u64) {
+        let Some(skey) = self.session_of(key) else {
+            return;
+        };
+        if let Some(slot) = self.sessions.get_mut(skey) {
+            slot.session.outbound.last_progress_ms = now_ms;
+            if let Some(done) = slot.session.outbound.on_puback(packet_id) {
+                self.retired.push(done.message);
+            }
+        }
+        self.pump_queue(skey, now_ms);
+    }
+
+    pub(super) fn on_pubrec(&mut self, key: Key, ack: PubResponse, now_ms: u64) {
+        let Some(skey) = self.session_of(key) else {
+            return;
+        };
+        let Some(slot) = self.sessions.get_mut(skey) else {
+            return;
+        };
+        if ack.reason_code.is_error() {
+            // The receiver refused the message: the flow ends here (MQTT 5 §4.3.3).
+            slot.session.outbound.abandon(ack.packet_id);
+            self.pump_queue(skey, now_ms);
+            return;
+        }
+        slot.session.outbound.last_progress_ms = now_ms;
+        let known = slot.session.outbound.on_pubrec(ack.packet_id);
+        let mut rel = PubResponse::new(ack.packet_id);
+        if !known {
+            rel.reason_code = ReasonCode::PACKET_IDENTIFIER_NOT_FOUND;
+        }
+        self.write(key, &Packet::PubRel(rel));
+    }
+
+    pub(super) fn on_pubrel(&mut self, key: Key, packet_id: u16) {
+        let Some(skey) = self.session_of(key) else {
+            return;
+        };
+        let Some(slot) = self.sessions.get_mut(skey) else {
+            return;
+        };
+        let received = &mut slot.session.inbound_qos2;
+        let mut comp = PubResponse::new(packet_id);
+        if !received.remove(packet_id) {
+            comp.reason_code = ReasonCode::PACKET_IDENTIFIER_NOT_FOUND;
+        }
+        self.write(key, &Packet::PubComp(comp));
+    }
+
+    pub(super) fn on_pubcomp(&mut self, key: Key, packet_id: u16, now_ms: u64) {
+        let Some(skey) = self.session_of(key) else {
+            return;
+        };
+        if let Some(slot) = self.sessions.get_mut(skey) {
+            slot.session.outbound.last_progress_ms = now_ms;
+            if let Some(done) = slot.session.outbound.on_pubcomp(packet_id) {
+                self.retired.push(done.message);
+            }
+        }
+        self.pump_queue(skey, now_ms);
+    }
+}
+
+/// Whether a QoS 1/2 delivery may be dropped for a full queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum QueueBound {
+    /// Live traffic: dropped beyond `max_queued_messages` (`queue_drops`).
+    MaxQueued,
+    /// The retained messages a new subscription brings: all of them were gathered for its
+    /// SUBACK already, so queueing them holds no more than that, and each one is the current
+    /// state of its topic (dropping one would lose it for this subscriber until republished).
+    Whole,
+}
+
+/// The PUBLISH for an MQTT 5 receiver whose message has properties for it: the message's
+/// own, the remaining expiry [MQTT-3.3.2-6], its subscription identifiers, and a Topic
+/// Alias once the receiver allows them.
+fn full_publish(
+    conn: &mut super::Conn,
+    d: &Delivery,
+    packet_id: u16,
+    dup: bool,
+    topic_alias_maximum: u16,
+    now_ms: u64,
+) -> Publish {
+    let m = &d.message;
+    let mut publish = Publish {
+        dup,
+        qos: d.qos,
+        retain: d.retain,
+        topic: m.topic.clone(),
+        packet_id,
+        properties: Default::default(),
+        payload: m.payload.clone(),
+    };
+    if let Some(props) = &m.properties {
+        publish.properties = (**props).clone();
+    }
+    publish.properties.message_expiry_interval = m.remaining_expiry_secs(now_ms);
+    publish.properties.subscription_identifiers = d.subscription_ids.clone();
+    if topic_alias_maximum > 0 {
+        let aliases = &mut conn.aliases.get_or_insert_with(Default::default).outbound;
+        match aliases.get(m.topic.as_str()) {
+            Some(&alias) => {
+                publish.properties.topic_alias = Some(alias);
+                publish.topic = MqttStr::default();
+            }
+            None if aliases.len() < topic_alias_maximum as usize => {
+                let alias = aliases.len() as u16 + 1;
+                aliases.insert(MqttStr::from(m.topic.as_str()), alias);
+                publish.properties.topic_alias = Some(alias);
+            }
+            None => {}
+        }
+    }
+    publish
+}
