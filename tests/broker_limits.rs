@@ -552,11 +552,7 @@ fn closing_connection_that_never_reads_is_shut_down_after_close_timeout() {
     let baseline = open_fds(broker.pid());
     let (mut c, _) = broker.connect(connect_v5(&id, true, 300));
     c.sub(&topic, QoS::AtLeastOnce);
-    let bulk = vec![b'x'; 64 * 1024];
-    for _ in 0..256 {
-        p.publish(&topic, &bulk, QoS::AtMostOnce, false);
-    }
-    p.ping();
+    back_up_output(&mut p, &topic);
     c.send(&Packet::Disconnect(Disconnect::new(ReasonCode::SUCCESS)));
     std::thread::sleep(Duration::from_millis(200));
     p.publish(&topic, b"kept", QoS::AtLeastOnce, false);

@@ -16,11 +16,7 @@ fn offline_queue_delivered_on_reconnect_mqtt_3_1_2_5() {
     for protocol in [Protocol::V311, Protocol::V5] {
         let id = unique("offline");
         let topic = unique("offline/t");
-        let connect = |clean: bool| match protocol {
-            Protocol::V5 => connect_v5(&id, clean, 300),
-            // 3.1.1: Clean Session 0 both times (1 would end the session on disconnect).
-            _ => connect_v311(&id, false),
-        };
+        let connect = |clean_start: bool| connect_persistent(protocol, &id, clean_start);
         let (mut c, ack) = broker.connect(connect(true));
         assert!(!ack.session_present);
         c.sub(&topic, QoS::ExactlyOnce);
@@ -120,11 +116,7 @@ fn redelivery_with_dup_on_reconnect_mqtt_4_4_0_1() {
     for protocol in [Protocol::V311, Protocol::V5] {
         let id = unique("dup");
         let topic = unique("dup/t");
-        let connect = |clean: bool| match protocol {
-            Protocol::V5 => connect_v5(&id, clean, 300),
-            // 3.1.1: Clean Session 0 both times (1 would end the session on disconnect).
-            _ => connect_v311(&id, false),
-        };
+        let connect = |clean_start: bool| connect_persistent(protocol, &id, clean_start);
         let (mut c, _) = broker.connect(connect(true));
         c.sub(&topic, QoS::ExactlyOnce);
         let mut p = broker.v311(&unique("pub"));
@@ -430,10 +422,7 @@ fn unacknowledged_before_disconnect_redelivered_before_queue() {
     for protocol in [Protocol::V311, Protocol::V5] {
         let id = unique("undis");
         let topic = unique("undis/t");
-        let connect = |clean: bool| match protocol {
-            Protocol::V5 => connect_v5(&id, clean, 300),
-            _ => connect_v311(&id, false),
-        };
+        let connect = |clean_start: bool| connect_persistent(protocol, &id, clean_start);
         let (mut c, _) = broker.connect(connect(true));
         c.sub(&topic, QoS::AtLeastOnce);
         let mut p = broker.v311(&unique("pub"));
@@ -470,19 +459,12 @@ fn qos1_arriving_while_connection_closes_is_kept() {
     for protocol in [Protocol::V311, Protocol::V5] {
         let id = unique("closing");
         let topic = unique("closing/t");
-        let connect = |clean: bool| match protocol {
-            Protocol::V5 => connect_v5(&id, clean, 300),
-            _ => connect_v311(&id, false),
-        };
+        let connect = |clean_start: bool| connect_persistent(protocol, &id, clean_start);
         let (mut c, _) = broker.connect(connect(true));
         c.sub(&topic, QoS::AtLeastOnce);
         let mut p = broker.v311(&unique("pub"));
         // The subscriber reads nothing: its socket and the broker's output back up.
-        let bulk = vec![b'x'; 64 * 1024];
-        for _ in 0..256 {
-            p.publish(&topic, &bulk, QoS::AtMostOnce, false);
-        }
-        p.ping();
+        back_up_output(&mut p, &topic);
         c.send(&Packet::Disconnect(Disconnect::new(ReasonCode::SUCCESS)));
         std::thread::sleep(Duration::from_millis(200));
         for i in 0..5u8 {

@@ -51,6 +51,27 @@ pub fn unique(prefix: &str) -> String {
 // Packet builders
 // ------------------------------------------------------------------------------------------
 
+/// A CONNECT whose session outlives the connection: MQTT 5 with Session Expiry 300 s and
+/// Clean Start as given; 3.1.1 with Clean Session 0 every time (1 would end the session on
+/// disconnect).
+pub fn connect_persistent(protocol: Protocol, client_id: &str, clean_start: bool) -> Connect {
+    match protocol {
+        Protocol::V5 => connect_v5(client_id, clean_start, 300),
+        _ => connect_v311(client_id, false),
+    }
+}
+
+/// Publishes 16 MiB of QoS 0 to `topic` through `publisher`, then a PINGREQ round trip: a
+/// subscriber to `topic` that reads nothing has its socket full and the broker's output for
+/// it backed up (what is over `max_outgoing_bytes` is dropped).
+pub fn back_up_output(publisher: &mut Client, topic: &str) {
+    let bulk = vec![b'x'; 64 * 1024];
+    for _ in 0..256 {
+        publisher.publish(topic, &bulk, QoS::AtMostOnce, false);
+    }
+    publisher.ping();
+}
+
 /// A CONNECT for MQTT 5 with a Session Expiry Interval and Clean Start as given.
 pub fn connect_v5(client_id: &str, clean_start: bool, session_expiry: u32) -> Connect {
     let mut c = Connect::new(Protocol::V5, client_id);
