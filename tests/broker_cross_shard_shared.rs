@@ -1,0 +1,149 @@
+//! Retained messages and shared subscriptions across shards, against the real broker (two
+//! shards): retained topics are partitioned over the shards, and a `$share` group has members
+//! on both. Clients are placed as in `broker_cross_shard.rs`.
+
+mod common;
+
+use common::*;
+use std::collections::HashMap;
+
+/// Retained messages across shards: retained topics are partitioned over shards; a
+/// subscriber on either shard gets every retained message, for exact and wildcard filters
+/// [MQTT-3.3.1-6].
+#[test]
+fn retained_across_shards() {
+    let broker = Broker::start();
+    let root = unique("xret");
+    let (mut p0, _) = broker.v5_on_shard(0, 0);
+    let (mut p1, _) = broker.v5_on_shard(1, 0);
+    let n = 16;
+    for i in 0..n {
+        let p = if i % 2 == 0 { &mut p0 } else { &mut p1 };
+        p.publish(
+            &format!("{root}/{i}"),
+            format!("{i}").as_bytes(),
+            QoS::AtLeastOnce,
+            true,
+        );
+    }
+    for shard in 0..2 {
+        let (mut s, _) = broker.v5_on_shard(shard, 0);
+        s.sub(&format!("{root}/#"), QoS::AtLeastOnce);
+        let mut got: Vec<String> = (0..n)
+            .map(|_| {
+                let m = s.recv_publish();
+                assert!(m.retain);
+                m.topic.to_string()
+            })
+            .collect();
+        got.sort();
+        let mut want: Vec<String> = (0..n).map(|i| format!("{root}/{i}")).collect();
+        want.sort();
+        assert_eq!(got, want, "wildcard subscriber on shard {shard}");
+        s.expect_nothing();
+        for i in 0..n {
+            let topic = format!("{root}/{i}");
+            let (mut e, _) = broker.v5_on_shard(shard, 0);
+            e.sub(&topic, QoS::AtMostOnce);
+            assert_eq!(
+                e.recv_publish().payload,
+                format!("{i}").as_bytes(),
+                "exact {topic} on shard {shard}"
+            );
+        }
+    }
+    // Delete from the other shard than the one that set it.
+    p1.publish(&format!("{root}/0"), b"", QoS::AtLeastOnce, true);
+    p1.ping();
+    let (mut s, _) = broker.v5_on_shard(0, 0);
+    s.sub(&format!("{root}/0"), QoS::AtMostOnce);
+    s.expect_nothing();
+}
+
+/// Shared subscriptions across shards (`$share/group/filter`, §4.8.2): members on both
+/// shards; each message goes to exactly one member of the group [MQTT-4.8.2-... "each
+/// message to one session"], every member gets some, and an ordinary subscriber gets all.
+/// Two groups on one filter each get every message once.
+#[test]
+fn shared_subscription_each_message_once_across_shards() {
+    let broker = Broker::start();
+    let topic = unique("share");
+    let mut members: Vec<Client> = Vec::new();
+    for i in 0..4 {
+        let (mut c, _) = broker.v5_on_shard(i % 2, 0);
+        c.sub(&format!("$share/g1/{topic}"), QoS::AtLeastOnce);
+        members.push(c);
+    }
+    let mut other_group: Vec<Client> = Vec::new();
+    for i in 0..2 {
+        let (mut c, _) = broker.v5_on_shard(i % 2, 0);
+        c.sub(&format!("$share/g2/{topic}"), QoS::AtMostOnce);
+        other_group.push(c);
+    }
+    let mut all = broker.v5(&unique("all"));
+    all.sub(&topic, QoS::AtLeastOnce);
+    let n = 80u32;
+    let (mut p0, _) = broker.v5_on_shard(0, 0);
+    let (mut p1, _) = broker.v5_on_shard(1, 0);
+    for i in 0..n {
+        let p = if i % 2 == 0 { &mut p0 } else { &mut p1 };
+        p.publish(&topic, &i.to_be_bytes(), QoS::AtLeastOnce, false);
+    }
+    for _ in 0..n {
+        all.recv_publish();
+    }
+    let mut seen: HashMap<u32, usize> = HashMap::new();
+    let mut per_member = vec![0; members.len()];
+    // Everything is delivered once `all` has it plus a quiet period.
+    for (k, m) in members.iter_mut().enumerate() {
+        loop {
+            match m.recv(QUIET) {
+                Recv::Packet(Packet::Publish(p)) => {
+                    m.ack(&p);
+                    *seen
+                        .entry(u32::from_be_bytes(p.payload[..4].try_into().unwrap()))
+                        .or_default() += 1;
+                    per_member[k] += 1;
+                }
+                Recv::Timeout => break,
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+    assert_eq!(seen.len(), n as usize, "every message reached the group");
+    assert!(
+        seen.values().all(|&c| c == 1),
+        "a message reached two members: {seen:?}"
+    );
+    assert!(
+        per_member.iter().all(|&c| c > 0),
+        "some member never got a message: {per_member:?}"
+    );
+    let mut g2 = 0;
+    for m in &mut other_group {
+        while let Recv::Packet(Packet::Publish(_)) = m.recv(QUIET) {
+            g2 += 1;
+        }
+    }
+    assert_eq!(g2, n, "second group gets each message once");
+}
+
+/// A shared subscription's retained messages are not sent on subscribe [MQTT-3.8.4-... 5.0
+/// §4.8.2: "retained messages are not sent to shared subscriptions"], and a group with
+/// members on one shard only still gets messages published on the other shard.
+#[test]
+fn shared_subscription_no_retained_and_remote_publish() {
+    let broker = Broker::start();
+    let topic = unique("share-ret");
+    let (mut p1, _) = broker.v5_on_shard(1, 0);
+    p1.publish(&topic, b"retained", QoS::AtLeastOnce, true);
+    let (mut m0, _) = broker.v5_on_shard(0, 0);
+    m0.sub(&format!("$share/g/{topic}"), QoS::AtLeastOnce);
+    m0.expect_nothing();
+    p1.publish(&topic, b"live", QoS::AtLeastOnce, false);
+    assert_eq!(&m0.recv_publish().payload[..], b"live");
+    // The only member leaves: the message is not delivered anywhere, and no error.
+    m0.unsubscribe(&format!("$share/g/{topic}"));
+    p1.publish(&topic, b"nobody", QoS::AtLeastOnce, false);
+    m0.expect_nothing();
+}
