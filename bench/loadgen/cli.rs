@@ -53,7 +53,7 @@ pub struct Cli {
     /// QoS 0 at --rate 0: a publisher pauses while this many bytes are unsent.
     #[arg(long, default_value_t = 65536, global = true)]
     pub max_unsent: usize,
-    /// Receive buffer per socket, bytes (default: 32768, 1024 for idle connections).
+    /// Receive buffer per socket, bytes (default: 65536, 1024 for idle connections).
     #[arg(long, global = true)]
     pub rbuf: Option<usize>,
     /// Broker process id: report its RSS and CPU.

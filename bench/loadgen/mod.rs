@@ -162,7 +162,7 @@ pub fn run(cli: &Cli) -> Result<Summary, String> {
         keepalive: cli.keepalive,
         username: cli.username.clone(),
         password: cli.password.clone(),
-        rbuf: cli.rbuf.unwrap_or(if idle_like { 1024 } else { 32 * 1024 }),
+        rbuf: cli.rbuf.unwrap_or(if idle_like { 1024 } else { 64 * 1024 }),
         mode: plan.mode,
         hold_ms,
         batch_us: cli

@@ -46,11 +46,25 @@ const GEN_MASK: u32 = 0x0FFF_FFFF;
 /// `IORING_RECVSEND_POLL_FIRST` (linux/io_uring.h; the crate keeps its `sys` module private).
 const IORING_RECVSEND_POLL_FIRST: u16 = 1;
 
-/// Buffers in the shard's receive pool, and their size.
+/// Buffers in the shard's receive pool, and their size: 8 MiB of address space per shard, of
+/// which only the pages receives actually filled become resident (a 100-byte receive touches
+/// one page of its buffer). A receive takes at most one buffer, so the size bounds how much
+/// of a client's burst one turn handles, and with it the batches the shard writes back: with
+/// 4 KiB a window of 64 QoS 1 PUBLISHes (5.5 KB) arrived as two receives and left as two
+/// PUBACK and two PUBLISH segments, and every later turn kept that split. 16 KiB measured
+/// 1.08 µs of broker CPU per message in p2p QoS 1 at full speed against 1.43 with 4 KiB
+/// (docs/benchmarks.md, "Receive buffer size"). Not larger: the size is also the most one
+/// connection injects per turn before backpressure can act (64 KiB holds 2,600 tiny
+/// PUBLISHes, and a flooding shard's forwards then overtook a local publisher's:
+/// `forwards_from_a_flooding_shard_do_not_starve_local_publishers`). Running out of buffers
+/// in a turn costs a retry (ENOBUFS re-arms the receive), not data.
 const RECV_BUFFERS: u16 = 512;
-const RECV_BUFFER_BYTES: usize = 4096;
-/// Capacity of the shard's decode buffer: one receive.
-const READ_BUF_BYTES: usize = 2 * RECV_BUFFER_BYTES;
+const RECV_BUFFER_BYTES: usize = 16 * 1024;
+/// Capacity of the shard's decode buffer: a typical receive. Not the pool buffer's size: a
+/// message kept for later (queued, in flight) holds a slice of the decode buffer, and with
+/// it the whole allocation, so each receive that leaves one behind makes the next one
+/// allocate afresh at this capacity (or the receive's length, when larger).
+const READ_BUF_BYTES: usize = 8 * 1024;
 /// Timers run at this period; also the longest sleep.
 const TICK: Duration = Duration::from_millis(100);
 /// Batches taken from one peer per turn, so no source starves the others.
@@ -289,9 +303,9 @@ impl EventLoop {
             port,
             io: Vec::new(),
             sends: Slab::default(),
-            // Holds one receive (at most one pool buffer). Decoded messages keep slices of it,
-            // so while any is alive the next receive needs a fresh one: keep it small (a
-            // 64 KiB one cost a `malloc_consolidate` on every free, and pins more memory).
+            // Holds one receive. Decoded messages keep slices of it, so while any is alive the
+            // next receive needs a fresh one: keep it small (a 64 KiB one cost a
+            // `malloc_consolidate` on every free under glibc, and pins more memory).
             read_buf: BytesMut::with_capacity(READ_BUF_BYTES),
             listeners,
             tls_identity,
