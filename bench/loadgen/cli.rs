@@ -122,6 +122,10 @@ pub enum Scenario {
         /// Connections.
         #[arg(long, default_value_t = 1000)]
         conns: usize,
+        /// Each connection subscribes to a topic of its own (`.../dev/{i}/cmd`), as a device
+        /// waiting for commands does: measures what a subscription adds per connection.
+        #[arg(long)]
+        subscribe: bool,
     },
     /// N publishers → 1 subscriber (or a $share group of K).
     Fanin {
@@ -190,7 +194,7 @@ impl Scenario {
     /// Who connects and what they subscribe to and publish.
     pub(super) fn shape(&self) -> Shape {
         match *self {
-            Scenario::Conn { conns } => Shape::Conn { conns },
+            Scenario::Conn { conns, subscribe } => Shape::Conn { conns, subscribe },
             Scenario::Fanin { pubs, share } => Shape::Fanin { pubs, share },
             Scenario::Fanout { subs } => Shape::Fanout { subs },
             Scenario::P2p { pairs } => Shape::P2p { pairs },

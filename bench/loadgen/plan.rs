@@ -76,8 +76,8 @@ impl Plan {
 /// The scenario shapes, with their sizes.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Shape {
-    /// `conns` idle connections.
-    Conn { conns: usize },
+    /// `conns` idle connections, each with a subscription of its own when `subscribe`.
+    Conn { conns: usize, subscribe: bool },
     /// `pubs` publishers into one subscriber, or a shared group of `share` subscribers.
     Fanin { pubs: usize, share: usize },
     /// One publisher to `subs` subscribers.
@@ -148,10 +148,13 @@ pub fn build(shape: &Shape, threads: usize, run: &str) -> Plan {
     let mut mode = Mode::Traffic;
     let mut retained_topics = 0;
     match *shape {
-        Shape::Conn { conns } => {
+        Shape::Conn { conns, subscribe } => {
             mode = Mode::Idle;
             for i in 0..conns {
-                b.client(i);
+                let c = b.client(i);
+                if subscribe {
+                    c.filters.push(format!("{prefix}/dev/{i}/cmd"));
+                }
             }
         }
         Shape::Storm { clients } => {

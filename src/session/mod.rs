@@ -17,20 +17,36 @@ use std::ops::{Deref, DerefMut};
 
 use crate::codec::{MqttStr, Protocol, SubscriptionOptions, Will};
 
-/// A session's subscriptions by filter. The hasher has fixed keys and no per-map state:
-/// each map holds one client's own filters, at most `max_subscriptions_per_client`, so hash
-/// flooding can only slow that client.
+/// A session's subscriptions by filter, once it has more than [`FEW_SUBSCRIPTIONS`]. The
+/// hasher has fixed keys and no per-map state: each map holds one client's own filters, at
+/// most `max_subscriptions_per_client`, so hash flooding can only slow that client.
 pub type SubscriptionMap = HashMap<MqttStr, Subscription, BuildHasherDefault<ahash::AHasher>>;
+
+/// Subscriptions kept in a plain vector, searched linearly, before a map takes over. A
+/// device subscribes to one or two filters; a map holding one took 256 bytes (four buckets
+/// and the box), the vector 48.
+pub const FEW_SUBSCRIPTIONS: usize = 8;
 
 /// The subscriptions of a session, boxed and only once it has one: publish-only devices,
 /// the bulk of a fleet, pay 8 bytes instead of the 32 of an empty map.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Subscriptions(Option<Box<SubscriptionMap>>);
+#[derive(Debug, Clone, Default)]
+pub struct Subscriptions(Option<Box<SubscriptionSet>>);
+
+#[derive(Debug, Clone)]
+enum SubscriptionSet {
+    /// Up to [`FEW_SUBSCRIPTIONS`], unordered, allocated to the exact count.
+    Few(Vec<(MqttStr, Subscription)>),
+    Many(SubscriptionMap),
+}
 
 impl Subscriptions {
     /// How many filters the session holds.
     pub fn len(&self) -> usize {
-        self.0.as_ref().map_or(0, |m| m.len())
+        match self.0.as_deref() {
+            None => 0,
+            Some(SubscriptionSet::Few(v)) => v.len(),
+            Some(SubscriptionSet::Many(m)) => m.len(),
+        }
     }
 
     /// True when it holds none.
@@ -38,33 +54,89 @@ impl Subscriptions {
         self.len() == 0
     }
 
+    /// The subscription of exactly `filter`.
+    pub fn get(&self, filter: &str) -> Option<&Subscription> {
+        match self.0.as_deref()? {
+            SubscriptionSet::Few(v) => v.iter().find(|(f, _)| f.as_str() == filter).map(|e| &e.1),
+            SubscriptionSet::Many(m) => m.get(filter),
+        }
+    }
+
     /// True when the session holds exactly `filter`.
     pub fn contains_key(&self, filter: &str) -> bool {
-        self.0.as_ref().is_some_and(|m| m.contains_key(filter))
+        self.get(filter).is_some()
     }
 
     /// Adds or replaces the subscription of `filter`; returns the one it replaced.
     pub fn insert(&mut self, filter: MqttStr, subscription: Subscription) -> Option<Subscription> {
-        self.0
-            .get_or_insert_with(Box::default)
-            .insert(filter, subscription)
+        let set = self
+            .0
+            .get_or_insert_with(|| Box::new(SubscriptionSet::Few(Vec::new())));
+        if let SubscriptionSet::Few(v) = &mut **set {
+            if let Some(e) = v.iter_mut().find(|(f, _)| *f == filter) {
+                return Some(std::mem::replace(&mut e.1, subscription));
+            }
+            if v.len() < FEW_SUBSCRIPTIONS {
+                v.reserve_exact(1);
+                v.push((filter, subscription));
+                return None;
+            }
+            let map: SubscriptionMap = v.drain(..).collect();
+            **set = SubscriptionSet::Many(map);
+        }
+        match &mut **set {
+            SubscriptionSet::Many(m) => m.insert(filter, subscription),
+            SubscriptionSet::Few(_) => unreachable!("converted above"),
+        }
     }
 
-    /// Removes the subscription of `filter`, freeing the map with the last one.
+    /// Removes the subscription of `filter`, freeing the set with the last one (and going
+    /// back to a vector once a map has shrunk to half the vector's limit).
     pub fn remove_entry(&mut self, filter: &str) -> Option<(MqttStr, Subscription)> {
-        let map = self.0.as_mut()?;
-        let removed = map.remove_entry(filter);
-        if map.is_empty() {
+        let set = self.0.as_deref_mut()?;
+        let removed = match set {
+            SubscriptionSet::Few(v) => {
+                let i = v.iter().position(|(f, _)| f.as_str() == filter)?;
+                let e = v.swap_remove(i);
+                v.shrink_to_fit();
+                e
+            }
+            SubscriptionSet::Many(m) => {
+                let e = m.remove_entry(filter)?;
+                if m.len() <= FEW_SUBSCRIPTIONS / 2 {
+                    *set = SubscriptionSet::Few(m.drain().collect());
+                }
+                e
+            }
+        };
+        if self.is_empty() {
             self.0 = None;
         }
-        removed
+        Some(removed)
     }
 
     /// The filters, in no particular order.
-    pub fn keys(&self) -> impl Iterator<Item = &MqttStr> {
-        self.0.iter().flat_map(|m| m.keys())
+    pub fn keys(&self) -> Box<dyn Iterator<Item = &MqttStr> + '_> {
+        match self.0.as_deref() {
+            None => Box::new(std::iter::empty()),
+            Some(SubscriptionSet::Few(v)) => Box::new(v.iter().map(|(f, _)| f)),
+            Some(SubscriptionSet::Many(m)) => Box::new(m.keys()),
+        }
     }
 }
+
+/// Equal when they hold the same filters with the same subscriptions, whatever the order
+/// or the representation.
+impl PartialEq for Subscriptions {
+    fn eq(&self, other: &Subscriptions) -> bool {
+        self.len() == other.len()
+            && self
+                .keys()
+                .all(|f| self.get(f.as_str()) == other.get(f.as_str()))
+    }
+}
+
+impl Eq for Subscriptions {}
 
 /// The outgoing state, allocated on first use: most idle sessions never need it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -205,5 +277,62 @@ impl Session {
     #[inline]
     pub fn send_window(&self, broker_max_inflight: u16) -> usize {
         self.limits.receive_maximum.min(broker_max_inflight) as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::QoS;
+
+    fn sub(id: u32) -> Subscription {
+        Subscription {
+            options: SubscriptionOptions::qos(QoS::AtLeastOnce),
+            id: Some(id),
+        }
+    }
+
+    /// Insert, replace and remove behave like a map on both sides of the vector's limit, and
+    /// the set is freed with its last filter.
+    #[test]
+    fn subscriptions_act_as_a_map_across_both_representations() {
+        let mut s = Subscriptions::default();
+        let n = FEW_SUBSCRIPTIONS as u32 * 3;
+        for i in 0..n {
+            assert_eq!(s.insert(MqttStr::from(format!("f/{i}")), sub(i)), None);
+            assert_eq!(s.len(), i as usize + 1);
+        }
+        assert_eq!(s.insert(MqttStr::from("f/3"), sub(99)), Some(sub(3)));
+        assert_eq!(s.get("f/3"), Some(&sub(99)));
+        assert_eq!(s.keys().count(), n as usize);
+        for i in (0..n).rev() {
+            let (f, _) = s.remove_entry(&format!("f/{i}")).expect("present");
+            assert_eq!(f.as_str(), format!("f/{i}"));
+            assert!(!s.contains_key(&format!("f/{i}")));
+            assert_eq!(s.len(), i as usize);
+            for j in 0..i {
+                assert!(
+                    s.contains_key(&format!("f/{j}")),
+                    "f/{j} lost removing f/{i}"
+                );
+            }
+        }
+        assert!(s.0.is_none(), "the last removal frees the set");
+        assert_eq!(s.remove_entry("f/0"), None);
+    }
+
+    #[test]
+    fn subscriptions_compare_by_content() {
+        let mut a = Subscriptions::default();
+        let mut b = Subscriptions::default();
+        for i in 0..3 {
+            a.insert(MqttStr::from(format!("f/{i}")), sub(i));
+        }
+        for i in (0..3).rev() {
+            b.insert(MqttStr::from(format!("f/{i}")), sub(i));
+        }
+        assert_eq!(a, b);
+        b.insert(MqttStr::from("f/1"), sub(7));
+        assert_ne!(a, b);
     }
 }

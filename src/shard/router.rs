@@ -131,6 +131,8 @@ pub fn upsert(list: &mut Vec<LocalSub>, sub: LocalSub) -> bool {
             false
         }
         None => {
+            // Most filters have one subscriber per shard: no room for four.
+            list.reserve_exact(1);
             list.push(sub);
             true
         }

@@ -85,6 +85,9 @@ impl<N> Children<N> {
                 let i = match v.iter().position(|(k, _)| &**k == level) {
                     Some(i) => i,
                     None => {
+                        // Exactly one more: `push` alone grows an empty vector to four
+                        // children, and most nodes (`devices/{id}/cmd`) only ever get one.
+                        v.reserve_exact(1);
                         v.push((level.into(), make()));
                         v.len() - 1
                     }
