@@ -33,8 +33,8 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-if [ "$QUICK" = 1 ]; then REPS=${REPS:-2}; SECS=${SECS:-2}; CONNS="500 1000 2000"
-else REPS=${REPS:-3}; SECS=${SECS:-10}; CONNS="1000 4000 9000"; fi
+if [ "$QUICK" = 1 ]; then REPS=${REPS:-2}; SECS=${SECS:-2}; CONNS="500 1000 2000"; SUB_CONNS="1000 2000"
+else REPS=${REPS:-3}; SECS=${SECS:-10}; CONNS="1000 4000 9000"; SUB_CONNS="4000 9000"; fi
 
 TARGET=${CARGO_TARGET_DIR:-target}
 if [ "$BUILD" = 1 ]; then
@@ -161,6 +161,9 @@ SCENARIOS=(
   "flood-q0|--qos 0 --rate 0 fanin --pubs 8"
 )
 for n in $CONNS; do SCENARIOS+=("conn-$n|--inflight 64 conn --conns $n"); done
+# The two largest counts again, each connection subscribed to a topic of its own (a device
+# waiting for commands): what a subscription adds, as a slope.
+for n in $SUB_CONNS; do SCENARIOS+=("connsub-$n|--inflight 64 conn --conns $n --subscribe"); done
 # The scenarios the floor runs.
 FLOOR_KEYS=" p2p-q1-max p2p-q0-100k fanin-q1-8x5k "
 
@@ -192,7 +195,7 @@ run_one() { # broker key args rep
   fi
   local secs=$SECS
   case "$key" in
-    conn-*)
+    conn-*|connsub-*)
       secs=1
       # A fresh broker: after the traffic scenarios its heap holds freed message memory that
       # the connections would reuse (or that it returns), and bytes/conn came out negative.

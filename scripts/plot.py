@@ -310,9 +310,12 @@ def main(out):
                     f"{fmt(stat(runs, 'broker_cpu_us_per_conn')[0], 1)} | {fails} |"
                 )
         slopes = []
-        for b in brokers:
+        families = (("conn", "idle"), ("connsub", "each with one subscription"))
+        for (fam, what), b in ((f, b) for f in families for b in brokers):
             points = []  # (connections, RSS after in KiB), medians per scenario
             for k in conn_keys:
+                if k.rsplit("-", 1)[0] != fam:
+                    continue
                 ok = [r for r in cells.get((k, b), []) if not r.get("failed")]
                 conns, kb = med([r.get("connects") for r in ok]), med([r.get("broker_rss_after_kb") for r in ok])
                 if conns is not None and kb is not None:
@@ -320,7 +323,7 @@ def main(out):
             points.sort()
             if len(points) >= 2 and points[-1][0] > points[-2][0]:
                 (n1, kb1), (n2, kb2) = points[-2], points[-1]
-                slopes.append(f"{b} {(kb2 - kb1) * 1024 / (n2 - n1):.0f} B/conn ({fmt(n1)} → {fmt(n2)})")
+                slopes.append(f"{b} {what} {(kb2 - kb1) * 1024 / (n2 - n1):.0f} B/conn ({fmt(n1)} → {fmt(n2)})")
         if slopes:
             md += ["", "Each idle-connection run starts a fresh broker. Its before → after column includes "
                    "memory the broker touches once, whatever the count (receive-buffer pool, allocator "
@@ -357,6 +360,8 @@ def main(out):
     for b in brokers:
         pts = []
         for k in conn_keys:
+            if not k.startswith("conn-"):
+                continue  # the plot is of idle connections without subscriptions
             for r in cells.get((k, b), []):
                 if r.get("failed") or r.get("broker_rss_after_kb") is None:
                     continue

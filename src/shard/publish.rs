@@ -228,7 +228,7 @@ impl Shard {
             let member = self
                 .trie
                 .get(filter)
-                .and_then(|e| e.groups.iter().find(|g| &g.name == group))
+                .and_then(|e| e.groups().iter().find(|g| &g.name == group))
                 .and_then(|g| g.pick_member())
                 .map(target);
             targets.extend(member);

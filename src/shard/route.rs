@@ -94,7 +94,7 @@ impl Shard {
         let mut groups_matched = false;
         self.trie.for_each_match(&message.topic, |entry| {
             *remote |= entry.remote;
-            groups_matched |= !entry.groups.is_empty();
+            groups_matched |= entry.shared.is_some();
             if !entry.local.is_empty() {
                 merge |= !targets.is_empty();
                 for sub in &entry.local {
@@ -104,7 +104,10 @@ impl Shard {
                     targets.push(target(sub));
                 }
             }
-            for g in &entry.groups {
+            let Some(shared) = entry.shared.as_deref() else {
+                return;
+            };
+            for g in &shared.groups {
                 match g.pick_shard(me) {
                     Some(s) if s == me => {
                         if let Some(m) = g.pick_member() {
@@ -112,7 +115,7 @@ impl Shard {
                             targets.push(target(m));
                         }
                     }
-                    Some(s) => group_forwards.push((s, entry.filter.clone(), g.name.clone())),
+                    Some(s) => group_forwards.push((s, shared.filter.clone(), g.name.clone())),
                     None => {}
                 }
             }

@@ -69,57 +69,85 @@ impl SharedGroup {
     }
 }
 
-/// The value of one filter in the shard's trie.
-#[derive(Debug)]
+/// The value of one filter in the shard's trie: 40 bytes, boxed by the trie where a filter
+/// ends. Every subscribed device has one on each shard (its own on the home shard, the
+/// interest on the others), so what only shared subscriptions need is behind one pointer.
+#[derive(Debug, Default)]
 pub struct FilterEntry {
-    /// The plain filter, kept to name it in cross-shard messages.
-    pub filter: MqttStr,
     /// Ordinary subscriptions of this shard's sessions.
     pub local: Vec<LocalSub>,
     /// Other shards with ordinary subscribers (bit per shard).
     pub remote: u64,
-    /// Shared subscription groups on this filter.
+    /// Shared subscription groups on this filter; `None` for almost every filter.
+    pub shared: Option<Box<SharedGroups>>,
+}
+
+/// The shared subscription groups of one filter.
+#[derive(Debug)]
+pub struct SharedGroups {
+    /// The plain filter, to name it when a group's message is forwarded to another shard.
+    pub filter: MqttStr,
+    /// The groups, by share name.
     pub groups: Vec<SharedGroup>,
 }
 
 impl FilterEntry {
-    /// An empty entry for `filter`.
-    pub fn new(filter: MqttStr) -> FilterEntry {
-        FilterEntry {
-            filter,
-            local: Vec::new(),
-            remote: 0,
-            groups: Vec::new(),
-        }
+    /// An empty entry.
+    pub fn new() -> FilterEntry {
+        FilterEntry::default()
     }
 
     /// True when the entry can be removed from the trie.
     pub fn is_empty(&self) -> bool {
-        self.local.is_empty() && self.remote == 0 && self.groups.is_empty()
+        self.local.is_empty() && self.remote == 0 && self.shared.is_none()
     }
 
-    /// The group with this name, created if absent.
-    pub fn group_mut(&mut self, name: &MqttStr) -> &mut SharedGroup {
-        let i = match self.groups.iter().position(|g| &g.name == name) {
+    /// The shared subscription groups (none for most filters).
+    pub fn groups(&self) -> &[SharedGroup] {
+        self.shared.as_deref().map_or(&[], |s| &s.groups)
+    }
+
+    /// The group with this name, if any.
+    pub fn group_named(&mut self, name: &str) -> Option<&mut SharedGroup> {
+        let shared = self.shared.as_deref_mut()?;
+        shared.groups.iter_mut().find(|g| g.name.as_str() == name)
+    }
+
+    /// The group with this name on `filter` (this entry's filter), created if absent.
+    pub fn group_mut(&mut self, filter: &str, name: &MqttStr) -> &mut SharedGroup {
+        let shared = self.shared.get_or_insert_with(|| {
+            Box::new(SharedGroups {
+                // Copy: the filter outlives the packet's read buffer.
+                filter: MqttStr::from(filter),
+                groups: Vec::new(),
+            })
+        });
+        let i = match shared.groups.iter().position(|g| &g.name == name) {
             Some(i) => i,
             None => {
-                self.groups.push(SharedGroup {
+                shared.groups.push(SharedGroup {
                     name: name.clone(),
                     members: Vec::new(),
                     remote: 0,
                     next_shard: Cell::new(0),
                     next_member: Cell::new(0),
                 });
-                self.groups.len() - 1
+                shared.groups.len() - 1
             }
         };
-        &mut self.groups[i]
+        &mut shared.groups[i]
     }
 
-    /// Drops groups with no member anywhere.
+    /// Drops groups with no member anywhere, and the group list with the last.
     pub fn prune_groups(&mut self) {
-        self.groups
-            .retain(|g| !g.members.is_empty() || g.remote != 0);
+        if let Some(shared) = self.shared.as_deref_mut() {
+            shared
+                .groups
+                .retain(|g| !g.members.is_empty() || g.remote != 0);
+            if shared.groups.is_empty() {
+                self.shared = None;
+            }
+        }
     }
 }
 

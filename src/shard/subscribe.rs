@@ -180,9 +180,7 @@ impl Shard {
         token: u64,
     ) -> usize {
         let (plain, group) = split_filter(filter);
-        let entry = self
-            .trie
-            .entry_or_insert_with(plain, || FilterEntry::new(MqttStr::from(plain)));
+        let entry = self.trie.entry_or_insert_with(plain, FilterEntry::new);
         let local = LocalSub {
             session: skey,
             options: sub.options,
@@ -190,7 +188,7 @@ impl Shard {
         };
         let first = match group {
             Some(g) => {
-                let g = entry.group_mut(&MqttStr::from(g));
+                let g = entry.group_mut(plain, &MqttStr::from(g));
                 let was_empty = g.members.is_empty();
                 upsert(&mut g.members, local);
                 was_empty
@@ -222,7 +220,7 @@ impl Shard {
             return;
         };
         let last = match group {
-            Some(g) => match entry.groups.iter_mut().find(|x| x.name.as_str() == g) {
+            Some(g) => match entry.group_named(g) {
                 Some(grp) => remove_member(&mut grp.members, skey) && grp.members.is_empty(),
                 None => false,
             },
@@ -254,11 +252,9 @@ impl Shard {
     ) {
         let bit = 1u64 << from;
         if add {
-            let entry = self
-                .trie
-                .entry_or_insert_with(filter, || FilterEntry::new(filter.clone()));
+            let entry = self.trie.entry_or_insert_with(filter, FilterEntry::new);
             match group {
-                Some(g) => entry.group_mut(g).remote |= bit,
+                Some(g) => entry.group_mut(filter, g).remote |= bit,
                 None => entry.remote |= bit,
             }
             return;
@@ -268,7 +264,7 @@ impl Shard {
         };
         match group {
             Some(g) => {
-                if let Some(grp) = entry.groups.iter_mut().find(|x| &x.name == g) {
+                if let Some(grp) = entry.group_named(g) {
                     grp.remote &= !bit;
                 }
                 entry.prune_groups();
