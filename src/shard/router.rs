@@ -151,6 +151,9 @@ impl FilterEntry {
     }
 }
 
+/// A member list grows one entry at a time up to this length, then by doubling.
+const SUBSCRIBERS_GROWN_EXACTLY: usize = 4;
+
 /// Inserts or replaces `session`'s subscription in a member list. True if it is new.
 pub fn upsert(list: &mut Vec<LocalSub>, sub: LocalSub) -> bool {
     match list.iter_mut().find(|s| s.session == sub.session) {
@@ -159,8 +162,12 @@ pub fn upsert(list: &mut Vec<LocalSub>, sub: LocalSub) -> bool {
             false
         }
         None => {
-            // Most filters have one subscriber per shard: no room for four.
-            list.reserve_exact(1);
+            // Most filters have one subscriber per shard: no room for four. Past a few, the
+            // usual doubling (growing by one each time made 100,000 subscribers of one
+            // filter copy the list 100,000 times).
+            if list.len() < SUBSCRIBERS_GROWN_EXACTLY {
+                list.reserve_exact(1);
+            }
             list.push(sub);
             true
         }
