@@ -6,7 +6,7 @@ use super::slab::Key;
 use super::Shard;
 use crate::codec::{BarePublish, MqttStr, Packet, PubResponse, Publish, QoS, ReasonCode};
 use crate::config::SlowConsumerPolicy;
-use crate::session::{Delivery, InflightState};
+use crate::session::{Delivery, InflightState, Outbound};
 
 impl Shard {
     /// Hands a message to one session: written now, queued, or dropped by policy.
@@ -250,12 +250,24 @@ impl Shard {
     }
 
     pub(super) fn on_puback(&mut self, key: Key, packet_id: u16, now_ms: u64) {
+        self.end_flow(key, now_ms, |outbound| outbound.on_puback(packet_id));
+    }
+
+    /// The last acknowledgement of a flow (PUBACK, PUBCOMP) arrived: `finish` takes the
+    /// delivery out of the window, its message retires, and the queue moves up.
+    #[inline]
+    fn end_flow(
+        &mut self,
+        key: Key,
+        now_ms: u64,
+        finish: impl FnOnce(&mut Outbound) -> Option<Delivery>,
+    ) {
         let Some(skey) = self.session_of(key) else {
             return;
         };
         if let Some(slot) = self.sessions.get_mut(skey) {
             slot.session.outbound.last_progress_ms = now_ms;
-            if let Some(done) = slot.session.outbound.on_puback(packet_id) {
+            if let Some(done) = finish(&mut slot.session.outbound) {
                 self.retired.push(done.message);
             }
         }
@@ -300,16 +312,7 @@ impl Shard {
     }
 
     pub(super) fn on_pubcomp(&mut self, key: Key, packet_id: u16, now_ms: u64) {
-        let Some(skey) = self.session_of(key) else {
-            return;
-        };
-        if let Some(slot) = self.sessions.get_mut(skey) {
-            slot.session.outbound.last_progress_ms = now_ms;
-            if let Some(done) = slot.session.outbound.on_pubcomp(packet_id) {
-                self.retired.push(done.message);
-            }
-        }
-        self.pump_queue(skey, now_ms);
+        self.end_flow(key, now_ms, |outbound| outbound.on_pubcomp(packet_id));
     }
 }
 
