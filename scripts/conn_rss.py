@@ -3,7 +3,7 @@
 
 Usage: scripts/conn_rss.py BROKER_BINARY N [plain|will|sub]
 
-Starts the broker (shardmq with `--port 0 --shards 2`, or anything whose path contains
+Starts the broker (shardmq with `--port 0 --shards $SHARDS`, default 2, or anything whose path contains
 "mosquitto" with a listener on a free-ish port), opens N MQTT 3.1.1 connections from raw
 sockets, reads the broker's VmRSS, opens N more and reads it again, and prints the slope:
 what one more connection costs, without the memory a broker touches once whatever the count.
@@ -35,7 +35,8 @@ def main():
         broker = subprocess.Popen([binary, "-c", conf.name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(0.5)
     else:
-        broker = subprocess.Popen([binary, "--port", "0", "--shards", "2", "--log", "info"],
+        shards = os.environ.get("SHARDS", "2")
+        broker = subprocess.Popen([binary, "--port", "0", "--shards", shards, "--log", "info"],
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         port = None
         while port is None:

@@ -13,6 +13,7 @@ mod decode;
 mod deliver;
 mod gauge;
 mod handover;
+mod interest;
 mod mesh;
 mod metrics;
 mod peers;
@@ -39,7 +40,7 @@ use std::collections::VecDeque;
 use crate::codec::{Disconnect, MqttStr, Packet, Protocol, ReasonCode, CONNECT};
 use crate::config::Config;
 use crate::session::{Retired, Session, SharedMessage};
-use crate::topic::{RetainedIndex, TopicTrie};
+use crate::topic::{FilterTable, RetainedIndex};
 use router::FilterEntry;
 use timers::Timers;
 
@@ -124,7 +125,10 @@ pub struct Shard {
     conns: Slab<Conn>,
     sessions: Slab<SessionSlot>,
     by_client: client_index::ClientIndex,
-    trie: TopicTrie<FilterEntry>,
+    /// Subscriptions of this shard's sessions and the other shards' interest, by filter.
+    filters: FilterTable<FilterEntry>,
+    /// The other shards' ordinary interest in exact filters (the rest is in `filters`).
+    exact_interest: interest::ExactInterest,
     /// Home partition of the registry, keyed by [`stable_hash`] of the client id: 24 bytes
     /// per client. Two ids with one 64-bit hash (odds 2^-64 per pair) would share an entry;
     /// the takeover protocol checks the id itself, so that costs at most a missed takeover.
@@ -195,7 +199,8 @@ impl Shard {
             conns: Slab::default(),
             sessions: Slab::default(),
             by_client: Default::default(),
-            trie: TopicTrie::new(),
+            filters: FilterTable::new(),
+            exact_interest: interest::ExactInterest::default(),
             registry: AHashMap::new(),
             next_generation: 1,
             retained: RetainedIndex::new(),

@@ -1,5 +1,5 @@
 //! PUBLISH from clients and peers: the client's QoS flow on arrival, routing through the
-//! trie and the mesh to every receiver (handed over in `deliver.rs`), and retained messages.
+//! filter table and the mesh to every receiver (handed over in `deliver.rs`), and retained messages.
 use bytes::Bytes;
 use std::sync::Arc;
 
@@ -169,7 +169,7 @@ impl Shard {
         let mut targets = std::mem::take(&mut self.scratch);
         let mut remote: u64 = 0;
         let mut group_forwards: Vec<(usize, MqttStr, MqttStr)> = Vec::new();
-        let generation = self.trie.generation();
+        let generation = self.routing_generation();
         let cached = publisher.and_then(|p| self.routes.get(p, &message.topic, generation));
         if let Some(route) = cached {
             targets.extend(route.targets.iter().cloned());
@@ -214,7 +214,7 @@ impl Shard {
         let mut targets = std::mem::take(&mut self.scratch);
         if ordinary {
             let mut merge = false;
-            self.trie.for_each_match(&message.topic, |entry| {
+            self.filters.for_each_match(&message.topic, |entry| {
                 if !entry.local.is_empty() {
                     merge |= !targets.is_empty();
                     targets.extend(entry.local.iter().map(target));
@@ -226,7 +226,7 @@ impl Shard {
         }
         for (filter, group) in groups {
             let member = self
-                .trie
+                .filters
                 .get(filter)
                 .and_then(|e| e.groups().iter().find(|g| &g.name == group))
                 .and_then(|g| g.pick_member())

@@ -1,4 +1,4 @@
-//! Routing one publish on the shard it arrived at: the trie walk (or the route the
+//! Routing one publish on the shard it arrived at: the filter lookup (or the route the
 //! publisher's session remembered for the same topic), and one forward per shard with
 //! interest.
 
@@ -15,9 +15,9 @@ use crate::session::SharedMessage;
 const ROUTE_SLOTS: usize = 1024;
 
 /// Routes remembered per publisher: a device usually publishes to the same topic again, and
-/// the trie walk is then skipped. A fixed, direct-mapped table (slot = the publisher's
+/// the lookup is then skipped. A fixed, direct-mapped table (slot = the publisher's
 /// session index), so it costs nothing per connection and a fleet larger than the table
-/// just walks the trie as before. A route is valid while the trie's generation is
+/// just looks up as before. A route is valid while [`Shard::routing_generation`] is
 /// unchanged (every subscription or interest change moves it); matches that involve a
 /// shared subscription group are never kept, since a group's member is picked anew for
 /// every message.
@@ -33,8 +33,8 @@ pub struct Route {
     publisher: Option<Key>,
     /// The topic name.
     topic: String,
-    /// [`crate::topic::TopicTrie::generation`] when it was computed.
-    trie_generation: u64,
+    /// [`Shard::routing_generation`] when it was computed.
+    filters_generation: u64,
     /// Local receivers, merged, without the publisher where No Local excludes it.
     pub targets: Vec<Target>,
     /// Shards with ordinary interest in the topic, one bit each.
@@ -44,12 +44,12 @@ pub struct Route {
 impl Routes {
     /// The route `publisher` remembered for `topic`, if still current.
     #[inline]
-    pub fn get(&self, publisher: Key, topic: &str, trie_generation: u64) -> Option<&Route> {
+    pub fn get(&self, publisher: Key, topic: &str, filters_generation: u64) -> Option<&Route> {
         self.slots
             .get(publisher.index() as usize % ROUTE_SLOTS)
             .filter(|r| {
                 r.publisher == Some(publisher)
-                    && r.trie_generation == trie_generation
+                    && r.filters_generation == filters_generation
                     && r.topic == topic
             })
     }
@@ -59,7 +59,7 @@ impl Routes {
         &mut self,
         publisher: Key,
         topic: &str,
-        trie_generation: u64,
+        filters_generation: u64,
         targets: &[Target],
         remote: u64,
     ) {
@@ -70,7 +70,7 @@ impl Routes {
         r.publisher = Some(publisher);
         r.topic.clear();
         r.topic.push_str(topic);
-        r.trie_generation = trie_generation;
+        r.filters_generation = filters_generation;
         r.targets.clear();
         r.targets.extend_from_slice(targets);
         r.remote = remote;
@@ -78,7 +78,16 @@ impl Routes {
 }
 
 impl Shard {
-    /// Walks the trie for a message's receivers: local targets (merged), the shards with
+    /// Moves whenever a route may have changed: the filter table's generation plus the
+    /// exact-filter interest's changes (both only grow).
+    #[inline]
+    pub(super) fn routing_generation(&self) -> u64 {
+        self.filters
+            .generation()
+            .wrapping_add(self.exact_interest.changes())
+    }
+
+    /// Looks up a message's receivers: local targets (merged), the shards with
     /// ordinary interest, and the shared-subscription groups to forward. True when any
     /// group matched (the result then depends on each pick and is not cached).
     pub(super) fn match_topic(
@@ -92,7 +101,8 @@ impl Shard {
         let me = self.id;
         let mut merge = false;
         let mut groups_matched = false;
-        self.trie.for_each_match(&message.topic, |entry| {
+        *remote |= self.exact_interest.shards_for(&message.topic);
+        self.filters.for_each_match(&message.topic, |entry| {
             *remote |= entry.remote;
             groups_matched |= entry.shared.is_some();
             if !entry.local.is_empty() {

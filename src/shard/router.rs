@@ -1,8 +1,10 @@
-//! What one trie node holds on a shard: this shard's subscribers of the filter, which other
+//! What a shard keeps per filter: this shard's subscribers of the filter, which other
 //! shards have subscribers (the interest), and shared subscription groups.
 //!
-//! DESIGN.md draws a local trie and an interest trie; they are one trie here with both in
-//! the node, so a PUBLISH walks the topic once to find local receivers and remote shards.
+//! DESIGN.md draws a local trie and an interest trie; they are one table here
+//! ([`crate::topic::FilterTable`]: exact filters in a hash map, wildcard filters in a trie)
+//! with both in each entry, so a PUBLISH looks the topic up once to find local receivers and
+//! remote shards.
 
 use std::cell::Cell;
 
@@ -69,14 +71,16 @@ impl SharedGroup {
     }
 }
 
-/// The value of one filter in the shard's trie: 40 bytes, boxed by the trie where a filter
-/// ends. Every subscribed device has one on each shard (its own on the home shard, the
+/// The value of one filter in the shard's filter table: 40 bytes (in the exact-filter map's
+/// slot, or boxed by the trie where a wildcard filter ends). Every subscribed device has one
+/// on each shard (its own on the home shard, the
 /// interest on the others), so what only shared subscriptions need is behind one pointer.
 #[derive(Debug, Default)]
 pub struct FilterEntry {
     /// Ordinary subscriptions of this shard's sessions.
     pub local: Vec<LocalSub>,
-    /// Other shards with ordinary subscribers (bit per shard).
+    /// Other shards with ordinary subscribers (bit per shard), for wildcard filters; that of
+    /// exact filters is kept apart, smaller ([`super::interest::ExactInterest`]).
     pub remote: u64,
     /// Shared subscription groups on this filter; `None` for almost every filter.
     pub shared: Option<Box<SharedGroups>>,

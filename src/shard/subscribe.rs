@@ -1,4 +1,4 @@
-//! SUBSCRIBE and UNSUBSCRIBE: the session's subscriptions, the trie, interest replication
+//! SUBSCRIBE and UNSUBSCRIBE: the session's subscriptions, the filter table, interest replication
 //! with the SUBACK barrier, and retained messages for new subscriptions.
 //!
 //! When this shard's first subscriber of a filter appears, every other shard is told
@@ -14,7 +14,7 @@ use crate::codec::{
     MqttStr, Packet, QoS, ReasonCode, RetainHandling, SubAck, Subscribe, UnsubAck, Unsubscribe,
 };
 use crate::session::{Delivery, SharedMessage, Subscription};
-use crate::topic::parse_shared_filter;
+use crate::topic::{is_exact_filter, parse_shared_filter};
 
 /// A SUBSCRIBE waiting for other shards.
 #[derive(Debug)]
@@ -169,7 +169,7 @@ impl Shard {
         ReasonCode(options.qos as u8)
     }
 
-    /// Adds a subscription to the trie; on this shard's first subscriber of the filter (or
+    /// Adds a subscription to the filter table; on this shard's first subscriber of the filter (or
     /// group) tells the other shards. Returns how many acknowledgements to wait for
     /// (`token` 0: none are asked).
     pub(super) fn insert_subscription(
@@ -180,7 +180,7 @@ impl Shard {
         token: u64,
     ) -> usize {
         let (plain, group) = split_filter(filter);
-        let entry = self.trie.entry_or_insert_with(plain, FilterEntry::new);
+        let entry = self.filters.entry_or_insert_with(plain, FilterEntry::new);
         let local = LocalSub {
             session: skey,
             options: sub.options,
@@ -212,11 +212,11 @@ impl Shard {
         })
     }
 
-    /// Removes a session's subscription from the trie; tells the other shards when this
+    /// Removes a session's subscription from the filter table; tells the other shards when this
     /// shard's last subscriber of the filter (or group) left.
     pub(super) fn remove_subscription_entry(&mut self, skey: Key, filter: &MqttStr) {
         let (plain, group) = split_filter(filter);
-        let Some(entry) = self.trie.get_mut(plain) else {
+        let Some(entry) = self.filters.get_mut(plain) else {
             return;
         };
         let last = match group {
@@ -228,7 +228,7 @@ impl Shard {
         };
         entry.prune_groups();
         if entry.is_empty() {
-            self.trie.remove(plain);
+            self.filters.remove(plain);
         }
         if last && self.shards > 1 {
             let plain = MqttStr::from(plain);
@@ -250,16 +250,20 @@ impl Shard {
         group: Option<&MqttStr>,
         add: bool,
     ) {
+        if group.is_none() && is_exact_filter(filter) {
+            self.exact_interest.apply(filter, from, add);
+            return;
+        }
         let bit = 1u64 << from;
         if add {
-            let entry = self.trie.entry_or_insert_with(filter, FilterEntry::new);
+            let entry = self.filters.entry_or_insert_with(filter, FilterEntry::new);
             match group {
                 Some(g) => entry.group_mut(filter, g).remote |= bit,
                 None => entry.remote |= bit,
             }
             return;
         }
-        let Some(entry) = self.trie.get_mut(filter) else {
+        let Some(entry) = self.filters.get_mut(filter) else {
             return;
         };
         match group {
@@ -272,7 +276,7 @@ impl Shard {
             None => entry.remote &= !bit,
         }
         if entry.is_empty() {
-            self.trie.remove(filter);
+            self.filters.remove(filter);
         }
     }
 
