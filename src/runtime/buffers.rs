@@ -3,7 +3,18 @@
 //! An idle connection keeps a receive armed that holds no buffer: the kernel picks one from
 //! this pool only when bytes arrive, and the shard copies them into its read buffer and
 //! hands the buffer straight back. Receive memory is per shard, not per connection.
+//!
+//! Where the kernel allows it (Linux 6.12+, `IOU_PBUF_RING_INC`) a receive takes only the
+//! bytes it needs from the buffer at the head of the ring, not the whole buffer: thousands
+//! of connections that each bring one small packet per turn share a few buffers. Without
+//! it every receive used up a whole 16 KiB buffer until the shard's next turn, so a turn
+//! took at most as many receives as the pool has buffers, and the rest failed (`ENOBUFS`)
+//! and were armed again: with 4,000 devices publishing 10 messages a second each, 87% of
+//! the receives failed, the sockets' unread bytes grew, and delivery fell seconds behind
+//! with the shard half idle (docs/benchmarks.md, "Many connections, each at a moderate
+//! rate").
 
+use io_uring::cqueue;
 use io_uring::types::BufRingEntry;
 use io_uring::IoUring;
 use std::alloc::{alloc_zeroed, dealloc, Layout};
@@ -19,16 +30,50 @@ pub struct BufferRing {
     buffer_len: usize,
     tail: u16,
     group: u16,
+    /// Receives take part of a buffer (`IOU_PBUF_RING_INC`); see the module docs.
+    incremental: bool,
+    /// Bytes of each buffer already handed to the shard, where the next receive into the
+    /// same buffer starts (incremental mode: the kernel moves its ring entry on by as
+    /// much, and completions arrive in the order it did).
+    offsets: Vec<u32>,
+}
+
+/// `IOU_PBUF_RING_INC` from the kernel's io_uring ABI.
+const IOU_PBUF_RING_INC: u16 = 2;
+
+/// How many buffers of what size a pool has.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolShape {
+    /// Buffers (a power of two).
+    pub entries: u16,
+    /// Bytes each.
+    pub buffer_len: usize,
 }
 
 impl BufferRing {
-    /// Registers `entries` (a power of two) buffers of `buffer_len` bytes as group `group`.
+    /// Registers the pool as group `group`: shaped `incremental` with incremental
+    /// consumption where the kernel has it, else shaped `whole`.
     pub fn register(
         uring: &IoUring,
         group: u16,
-        entries: u16,
-        buffer_len: usize,
+        incremental: PoolShape,
+        whole: PoolShape,
     ) -> io::Result<BufferRing> {
+        match BufferRing::build(uring, group, incremental, IOU_PBUF_RING_INC) {
+            Ok(ring) => Ok(ring),
+            Err(e) => {
+                // A kernel before 6.12 knows no such flag: whole buffers.
+                tracing::debug!(error = %e, "receive buffers: no incremental consumption");
+                BufferRing::build(uring, group, whole, 0)
+            }
+        }
+    }
+
+    fn build(uring: &IoUring, group: u16, shape: PoolShape, flags: u16) -> io::Result<BufferRing> {
+        let PoolShape {
+            entries,
+            buffer_len,
+        } = shape;
         assert!(entries.is_power_of_two());
         let ring_layout =
             Layout::from_size_align(entries as usize * std::mem::size_of::<BufRingEntry>(), 4096)
@@ -46,14 +91,17 @@ impl BufferRing {
             buffer_len,
             tail: 0,
             group,
+            incremental: flags & IOU_PBUF_RING_INC != 0,
+            offsets: vec![0; entries as usize],
         };
         // SAFETY: `ring` is page-aligned memory for `entries` entries that outlives the
         // registration (unregistered implicitly when the io_uring is dropped first; this
-        // struct is dropped after the ring by construction in the event loop).
+        // struct is dropped after the ring by construction in the event loop). On an error
+        // nothing was registered and dropping `this` frees it.
         unsafe {
             uring
                 .submitter()
-                .register_buf_ring_with_flags(ring as u64, entries, group, 0)?;
+                .register_buf_ring_with_flags(ring as u64, entries, group, flags)?;
         }
         for bid in 0..entries {
             this.push(bid);
@@ -67,10 +115,34 @@ impl BufferRing {
         self.group
     }
 
-    /// The bytes the kernel wrote into buffer `bid`.
+    /// The `len` bytes a receive completion wrote into buffer `bid`. Call
+    /// [`consumed`](Self::consumed) with the same completion once they are copied.
     pub fn data(&self, bid: u16, len: usize) -> &[u8] {
-        let start = bid as usize * self.buffer_len;
-        &self.buffers[start..start + len.min(self.buffer_len)]
+        let offset = self.offsets[bid as usize] as usize;
+        let start = bid as usize * self.buffer_len + offset;
+        &self.buffers[start..start + len.min(self.buffer_len - offset)]
+    }
+
+    /// The shard is done with what a receive completion (result `res`, flags `flags`) put
+    /// in buffer `bid`: the buffer goes back to the kernel once it is used up. A receive
+    /// that failed or found the stream's end took no bytes; in incremental mode the buffer
+    /// then stays where it was, at the kernel's head (giving it back would put it in the
+    /// ring twice).
+    pub fn consumed(&mut self, bid: u16, res: i32, flags: u32) {
+        if !self.incremental {
+            self.recycle(bid);
+            return;
+        }
+        if res <= 0 {
+            return;
+        }
+        let offset = &mut self.offsets[bid as usize];
+        *offset += res as u32;
+        debug_assert!(*offset as usize <= self.buffer_len);
+        if !cqueue::buffer_more(flags) {
+            *offset = 0;
+            self.recycle(bid);
+        }
     }
 
     fn push(&mut self, bid: u16) {
@@ -90,8 +162,8 @@ impl BufferRing {
         unsafe { (*tail).store(self.tail, Ordering::Release) };
     }
 
-    /// Gives buffer `bid` back to the kernel.
-    pub fn recycle(&mut self, bid: u16) {
+    /// Gives buffer `bid` back to the kernel, whole.
+    fn recycle(&mut self, bid: u16) {
         self.push(bid);
         self.publish();
     }

@@ -27,7 +27,7 @@ mod linger;
 mod secure;
 mod websocket;
 
-use super::buffers::BufferRing;
+use super::buffers::{BufferRing, PoolShape};
 use super::mesh::MeshPort;
 use super::tls::{Parked, TlsConn};
 use super::websocket::WsConn;
@@ -46,20 +46,34 @@ const GEN_MASK: u32 = 0x0FFF_FFFF;
 /// `IORING_RECVSEND_POLL_FIRST` (linux/io_uring.h; the crate keeps its `sys` module private).
 const IORING_RECVSEND_POLL_FIRST: u16 = 1;
 
-/// Buffers in the shard's receive pool, and their size: 8 MiB of address space per shard, of
-/// which only the pages receives actually filled become resident (a 100-byte receive touches
-/// one page of its buffer). A receive takes at most one buffer, so the size bounds how much
-/// of a client's burst one turn handles, and with it the batches the shard writes back: with
-/// 4 KiB a window of 64 QoS 1 PUBLISHes (5.5 KB) arrived as two receives and left as two
-/// PUBACK and two PUBLISH segments, and every later turn kept that split. 16 KiB measured
-/// 1.08 µs of broker CPU per message in p2p QoS 1 at full speed against 1.43 with 4 KiB
-/// (docs/benchmarks.md, "Receive buffer size"). Not larger: the size is also the most one
-/// connection injects per turn before backpressure can act (64 KiB holds 2,600 tiny
-/// PUBLISHes, and a flooding shard's forwards then overtook a local publisher's:
-/// `forwards_from_a_flooding_shard_do_not_starve_local_publishers`). Running out of buffers
-/// in a turn costs a retry (ENOBUFS re-arms the receive), not data.
-const RECV_BUFFERS: u16 = 512;
-const RECV_BUFFER_BYTES: usize = 16 * 1024;
+/// The most one receive takes: it bounds how much of a client's burst one turn handles, and
+/// with it the batches the shard writes back: with 4 KiB a window of 64 QoS 1 PUBLISHes
+/// (5.5 KB) arrived as two receives and left as two PUBACK and two PUBLISH segments, and
+/// every later turn kept that split. 16 KiB measured 1.08 µs of broker CPU per message in
+/// p2p QoS 1 at full speed against 1.43 with 4 KiB (docs/benchmarks.md, "Receive buffer
+/// size"). Not larger: it is also the most one connection injects per turn before
+/// backpressure can act (64 KiB holds 2,600 tiny PUBLISHes, and a flooding shard's forwards
+/// then overtook a local publisher's:
+/// `forwards_from_a_flooding_shard_do_not_starve_local_publishers`).
+const RECV_BYTES: usize = 16 * 1024;
+/// The shard's receive pool where receives take only what they need of a buffer (Linux
+/// 6.12+, `buffers.rs`): 8 MiB, in 32 buffers of 256 KiB. Large buffers, because a receive
+/// that meets the end of one is cut short, and the rest of the client's burst then waits
+/// for the next turn (the split above): with 16 KiB buffers every third 5.5 KB receive was
+/// cut, and p2p QoS 1 at full speed cost 1.39 µs/msg instead of 1.12. The pool fills
+/// front to back, so all of it becomes resident once traffic has gone round it.
+const RECV_POOL_INCREMENTAL: PoolShape = PoolShape {
+    entries: 32,
+    buffer_len: 256 * 1024,
+};
+/// The pool on older kernels, where each receive uses up a whole buffer until the shard's
+/// turn returns it: 8 MiB of address space, of which only the pages receives filled become
+/// resident. A turn then takes at most 512 receives; the rest fail (ENOBUFS) and are armed
+/// again, which with thousands of busy connections wastes most receives.
+const RECV_POOL_WHOLE: PoolShape = PoolShape {
+    entries: 512,
+    buffer_len: RECV_BYTES,
+};
 /// Capacity of the shard's decode buffer: a typical receive. Not the pool buffer's size: a
 /// message kept for later (queued, in flight) holds a slice of the decode buffer, and with
 /// it the whole allocation, so each receive that leaves one behind makes the next one
@@ -103,10 +117,13 @@ fn open_ring(shard: usize, batch_window_us: u32) -> io::Result<(IoUring, u32)> {
     let ring = IoUring::builder()
         .setup_single_issuer()
         .setup_coop_taskrun()
+        .setup_cqsize(CQ_ENTRIES)
         .build(4096)
         .or_else(|_| IoUring::new(4096))?;
     Ok((ring, 0))
 }
+/// Completion queue entries (the submission queue has 4,096).
+const CQ_ENTRIES: u32 = 32 * 1024;
 /// How long shutdown waits for clients to be flushed.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
@@ -288,7 +305,7 @@ impl EventLoop {
     ) -> io::Result<EventLoop> {
         let config = shard.config();
         let (ring, batch_window_us) = open_ring(shard.id(), config.batch_window_us)?;
-        let bufs = BufferRing::register(&ring, 0, RECV_BUFFERS, RECV_BUFFER_BYTES)?;
+        let bufs = BufferRing::register(&ring, 0, RECV_POOL_INCREMENTAL, RECV_POOL_WHOLE)?;
         let max_outgoing = config.limits.max_outgoing_bytes;
         let max_packet = config.limits.max_packet_bytes as usize;
         let close_timeout_ms = u64::from(config.limits.close_timeout_secs) * 1000;
@@ -401,16 +418,12 @@ impl EventLoop {
         } else {
             0
         };
-        let sqe = opcode::Recv::new(
-            types::Fd(fd),
-            std::ptr::null_mut(),
-            RECV_BUFFER_BYTES as u32,
-        )
-        .ioprio(poll_first)
-        .buf_group(group)
-        .build()
-        .flags(squeue::Flags::BUFFER_SELECT)
-        .user_data(user_data(OP_RECV, key.index(), key.generation()));
+        let sqe = opcode::Recv::new(types::Fd(fd), std::ptr::null_mut(), RECV_BYTES as u32)
+            .ioprio(poll_first)
+            .buf_group(group)
+            .build()
+            .flags(squeue::Flags::BUFFER_SELECT)
+            .user_data(user_data(OP_RECV, key.index(), key.generation()));
         self.push(sqe);
     }
 

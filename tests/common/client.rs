@@ -26,7 +26,7 @@ pub enum Transport {
 }
 
 impl Transport {
-    fn tcp(&self) -> &TcpStream {
+    pub fn tcp(&self) -> &TcpStream {
         match self {
             Transport::Plain(s) => s,
             Transport::Tls(t) => &t.sock,

@@ -37,11 +37,11 @@ impl EventLoop {
             if let (Some(c), Some(bid)) = (live, bid) {
                 let now = self.now_ms();
                 if c.flags.has(IoFlags::TLS) {
-                    self.on_tls_recv(c, bid, res as usize, now);
+                    self.on_tls_recv(c, bid, res as usize, flags, now);
                     return;
                 }
                 if c.flags.has(IoFlags::WS) {
-                    self.on_ws_recv(c, bid, res as usize, now);
+                    self.on_ws_recv(c, bid, res as usize, flags, now);
                     return;
                 }
                 let data = self.bufs.data(bid, res as usize);
@@ -49,12 +49,12 @@ impl EventLoop {
                     // Armed before the pressure began: keep the bytes, decode them when
                     // the connection's turn comes back.
                     self.shard.hold_input(c.key, data, now);
-                    self.bufs.recycle(bid);
+                    self.bufs.consumed(bid, res, flags);
                     self.pause(c.key);
                     return;
                 }
                 self.read_buf.extend_from_slice(data);
-                self.bufs.recycle(bid);
+                self.bufs.consumed(bid, res, flags);
                 self.process_read(c.key, now);
                 self.service.push(c.key);
                 self.note_pressure(now);
@@ -62,7 +62,7 @@ impl EventLoop {
             }
         }
         if let Some(bid) = bid {
-            self.bufs.recycle(bid);
+            self.bufs.consumed(bid, res, flags);
         }
         let Some(c) = live else {
             return;

@@ -21,13 +21,13 @@ impl EventLoop {
     /// serviced. A record or certificate the handshake refuses closes the connection
     /// after its alert (so the client can say why). A handshake receive over the turn's
     /// budget is kept for a later turn ([`TLS_HANDSHAKES_PER_TURN`]).
-    pub(super) fn on_tls_recv(&mut self, c: IoConn, bid: u16, len: usize, now: u64) {
+    pub(super) fn on_tls_recv(&mut self, c: IoConn, bid: u16, len: usize, flags: u32, now: u64) {
         // One lookup of the connection's state per receive (disjoint fields borrowed).
         let tls = self.tls.get_mut(&c.key);
         let handshaking = tls.as_ref().is_some_and(|t| t.is_handshaking());
         if handshaking && self.tls_handshakes >= TLS_HANDSHAKES_PER_TURN {
             let data = self.bufs.data(bid, len).to_vec();
-            self.bufs.recycle(bid);
+            self.bufs.consumed(bid, len as i32, flags);
             self.tls_deferred.push_back((c, data));
             self.shard.note_tls_handshake_deferred();
             return;
@@ -40,7 +40,7 @@ impl EventLoop {
             false => &mut self.read_buf,
         };
         let (opened, identity) = open_records(tls, &mut self.tls_scratch, plain, data);
-        self.bufs.recycle(bid);
+        self.bufs.consumed(bid, len as i32, flags);
         self.after_tls_open(c, opened, identity, now);
     }
 

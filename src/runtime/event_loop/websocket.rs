@@ -21,7 +21,7 @@ impl EventLoop {
     }
 
     /// A receive on a plain `ws://` connection.
-    pub(super) fn on_ws_recv(&mut self, c: IoConn, bid: u16, len: usize, now: u64) {
+    pub(super) fn on_ws_recv(&mut self, c: IoConn, bid: u16, len: usize, flags: u32, now: u64) {
         let data = self.bufs.data(bid, len);
         let input = receive_ws(
             &mut self.ws,
@@ -30,7 +30,7 @@ impl EventLoop {
             &mut self.read_buf,
             self.max_ws_frame,
         );
-        self.bufs.recycle(bid);
+        self.bufs.consumed(bid, len as i32, flags);
         self.after_ws_input(c, input, now);
     }
 
