@@ -172,8 +172,9 @@ impl<V: fmt::Debug> fmt::Debug for FilterTable<V> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::matching::filter_matches;
-    use super::super::trie::tests::{filter, topic};
+    use super::super::trie::tests::{
+        check_against_reference, filter, impl_filter_store, topic, FilterStore,
+    };
     use super::*;
     use proptest::prelude::*;
 
@@ -254,11 +255,14 @@ mod tests {
         assert_eq!(t.get("dev/9999/cmd"), Some(&9999));
     }
 
+    impl_filter_store!(FilterTable<String>);
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(512))]
 
         /// Every topic finds exactly the stored filters that match it by the reference rule,
-        /// before and after removals.
+        /// before and after removals; `topic()` spells filters without wildcards, so both
+        /// kinds are common.
         #[test]
         fn agrees_with_reference(
             filters in prop::collection::vec(filter(), 0..40),
@@ -266,39 +270,8 @@ mod tests {
             topics in prop::collection::vec(topic(), 1..20),
             remove_mask in prop::collection::vec(any::<bool>(), 60),
         ) {
-            let mut t = FilterTable::new();
-            let mut distinct: Vec<String> = Vec::new();
-            // `topic()` spells filters without wildcards, so both kinds are common.
-            for f in filters.iter().chain(&exact) {
-                let mut fresh = false;
-                t.entry_or_insert_with(f, || { fresh = true; f.clone() });
-                prop_assert_eq!(fresh, !distinct.contains(f));
-                if fresh { distinct.push(f.clone()); }
-                prop_assert_eq!(t.len(), distinct.len());
-            }
-            let check = |t: &FilterTable<String>, live: &[String]| -> Result<(), TestCaseError> {
-                for topic in &topics {
-                    let got = matches_of(t, topic);
-                    let mut want: Vec<String> = live.iter()
-                        .filter(|f| filter_matches(f, topic)).cloned().collect();
-                    want.sort();
-                    prop_assert_eq!(&got, &want, "topic {:?}", topic);
-                }
-                Ok(())
-            };
-            check(&t, &distinct)?;
-            let (gone, kept): (Vec<_>, Vec<_>) = distinct.iter().cloned().enumerate()
-                .partition(|(i, _)| remove_mask[*i % remove_mask.len()]);
-            for (_, f) in &gone {
-                prop_assert_eq!(t.remove(f), Some(f.clone()));
-                prop_assert_eq!(t.remove(f), None);
-            }
-            let kept: Vec<String> = kept.into_iter().map(|(_, f)| f).collect();
-            prop_assert_eq!(t.len(), kept.len());
-            check(&t, &kept)?;
-            for f in &kept {
-                prop_assert_eq!(t.get(f), Some(f));
-            }
+            let all: Vec<String> = filters.into_iter().chain(exact).collect();
+            check_against_reference(&mut FilterTable::new(), &all, &topics, &remove_mask)?;
         }
     }
 }

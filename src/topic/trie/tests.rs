@@ -213,6 +213,99 @@ pub(crate) fn topic() -> impl Strategy<Value = String> {
     prop::collection::vec(level(), 1..6).prop_map(|l| l.join("/"))
 }
 
+/// What [`check_against_reference`] needs of a filter store (the trie, the filter table).
+pub(crate) trait FilterStore {
+    fn insert_new(&mut self, filter: &str) -> bool;
+    fn remove_filter(&mut self, filter: &str) -> Option<String>;
+    fn get_filter(&self, filter: &str) -> Option<&String>;
+    fn filters(&self) -> usize;
+    /// The values of the filters that match `topic`, sorted.
+    fn matches(&self, topic: &str) -> Vec<String>;
+}
+
+/// Implements [`FilterStore`] for a store with the trie's method names.
+macro_rules! impl_filter_store {
+    ($store:ty) => {
+        impl FilterStore for $store {
+            fn insert_new(&mut self, filter: &str) -> bool {
+                let mut fresh = false;
+                self.entry_or_insert_with(filter, || {
+                    fresh = true;
+                    filter.to_string()
+                });
+                fresh
+            }
+            fn remove_filter(&mut self, filter: &str) -> Option<String> {
+                self.remove(filter)
+            }
+            fn get_filter(&self, filter: &str) -> Option<&String> {
+                self.get(filter)
+            }
+            fn filters(&self) -> usize {
+                self.len()
+            }
+            fn matches(&self, topic: &str) -> Vec<String> {
+                let mut out = Vec::new();
+                self.for_each_match(topic, |v: &String| out.push(v.clone()));
+                out.sort();
+                out
+            }
+        }
+    };
+}
+pub(crate) use impl_filter_store;
+
+impl_filter_store!(TopicTrie<String>);
+
+/// Stores `filters` (each value its own filter), checks every topic's matches against the
+/// reference rule, removes the filters `remove_mask` picks and checks again. Returns the
+/// filters left.
+pub(crate) fn check_against_reference<S: FilterStore>(
+    store: &mut S,
+    filters: &[String],
+    topics: &[String],
+    remove_mask: &[bool],
+) -> Result<Vec<String>, TestCaseError> {
+    let mut distinct: Vec<String> = Vec::new();
+    for f in filters {
+        let fresh = store.insert_new(f);
+        prop_assert_eq!(fresh, !distinct.contains(f));
+        if fresh {
+            distinct.push(f.clone());
+        }
+        prop_assert_eq!(store.filters(), distinct.len());
+    }
+    let check = |store: &S, live: &[String]| -> Result<(), TestCaseError> {
+        for topic in topics {
+            let mut want: Vec<String> = live
+                .iter()
+                .filter(|f| filter_matches(f, topic))
+                .cloned()
+                .collect();
+            want.sort();
+            prop_assert_eq!(store.matches(topic), want, "topic {:?}", topic);
+        }
+        Ok(())
+    };
+    check(store, &distinct)?;
+    let (gone, kept): (Vec<_>, Vec<_>) = distinct
+        .iter()
+        .cloned()
+        .enumerate()
+        .partition(|(i, _)| remove_mask[*i % remove_mask.len()]);
+    for (_, f) in &gone {
+        prop_assert_eq!(store.remove_filter(f), Some(f.clone()));
+        prop_assert_eq!(store.remove_filter(f), None);
+    }
+    let kept: Vec<String> = kept.into_iter().map(|(_, f)| f).collect();
+    prop_assert_eq!(store.filters(), kept.len());
+    check(store, &kept)?;
+    for f in &kept {
+        prop_assert_eq!(store.get_filter(f), Some(f));
+    }
+    Ok(kept)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
@@ -223,39 +316,12 @@ proptest! {
         remove_mask in prop::collection::vec(any::<bool>(), 40),
     ) {
         let mut t = TopicTrie::new();
-        let mut distinct: Vec<String> = Vec::new();
-        for f in &filters {
-            let mut fresh = false;
-            t.entry_or_insert_with(f, || { fresh = true; f.clone() });
-            prop_assert_eq!(fresh, !distinct.contains(f));
-            if fresh { distinct.push(f.clone()); }
-            prop_assert_eq!(t.len(), distinct.len());
+        let kept = check_against_reference(&mut t, &filters, &topics, &remove_mask)?;
+        for topic in &topics {
+            prop_assert_eq!(t.has_match(topic), !matches_of(&t, topic).is_empty());
         }
-        let check = |t: &TopicTrie<String>, live: &[String]| -> Result<(), TestCaseError> {
-            for topic in &topics {
-                let got = matches_of(t, topic);
-                let mut want: Vec<String> = live.iter()
-                    .filter(|f| filter_matches(f, topic)).cloned().collect();
-                want.sort();
-                prop_assert_eq!(&got, &want, "topic {:?}", topic);
-                prop_assert_eq!(t.has_match(topic), !want.is_empty());
-            }
-            Ok(())
-        };
-        check(&t, &distinct)?;
-
-        // Remove some, check again, then remove the rest: back to a bare root.
-        let (gone, kept): (Vec<_>, Vec<_>) = distinct.iter().cloned().enumerate()
-            .partition(|(i, _)| remove_mask[*i % remove_mask.len()]);
-        for (_, f) in &gone {
-            prop_assert_eq!(t.remove(f), Some(f.clone()));
-            prop_assert_eq!(t.remove(f), None);
-        }
-        let kept: Vec<String> = kept.into_iter().map(|(_, f)| f).collect();
-        prop_assert_eq!(t.len(), kept.len());
-        check(&t, &kept)?;
+        // Remove the rest: back to a bare root.
         for f in &kept {
-            prop_assert_eq!(t.get(f), Some(f));
             prop_assert_eq!(t.remove(f), Some(f.clone()));
         }
         prop_assert!(t.is_empty());
