@@ -160,6 +160,10 @@ SCENARIOS=(
   "fanin-q1-max|--qos 1 --rate 0 fanin --pubs 8"
   "flood-q0|--qos 0 --rate 0 fanin --pubs 8"
 )
+# A fleet: many connections, each at a moderate rate (8,000 connections, 40k msg/s offered;
+# full mode only). It once delivered a tenth of the offered rate (docs/benchmarks.md, "Many
+# connections, each at a moderate rate").
+[ "$QUICK" = 1 ] || SCENARIOS+=("p2p-q1-4000x10|--qos 1 --rate 10 p2p --pairs 4000")
 for n in $CONNS; do SCENARIOS+=("conn-$n|--inflight 64 conn --conns $n"); done
 # The two largest counts again, each connection subscribed to a topic of its own (a device
 # waiting for commands): what a subscription adds, as a slope.

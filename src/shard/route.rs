@@ -34,7 +34,7 @@ pub struct Route {
     /// The topic name.
     topic: String,
     /// [`Shard::routing_generation`] when it was computed.
-    filters_generation: u64,
+    routing_generation: u64,
     /// Local receivers, merged, without the publisher where No Local excludes it.
     pub targets: Vec<Target>,
     /// Shards with ordinary interest in the topic, one bit each.
@@ -44,12 +44,12 @@ pub struct Route {
 impl Routes {
     /// The route `publisher` remembered for `topic`, if still current.
     #[inline]
-    pub fn get(&self, publisher: Key, topic: &str, filters_generation: u64) -> Option<&Route> {
+    pub fn get(&self, publisher: Key, topic: &str, routing_generation: u64) -> Option<&Route> {
         self.slots
             .get(publisher.index() as usize % ROUTE_SLOTS)
             .filter(|r| {
                 r.publisher == Some(publisher)
-                    && r.filters_generation == filters_generation
+                    && r.routing_generation == routing_generation
                     && r.topic == topic
             })
     }
@@ -59,7 +59,7 @@ impl Routes {
         &mut self,
         publisher: Key,
         topic: &str,
-        filters_generation: u64,
+        routing_generation: u64,
         targets: &[Target],
         remote: u64,
     ) {
@@ -70,7 +70,7 @@ impl Routes {
         r.publisher = Some(publisher);
         r.topic.clear();
         r.topic.push_str(topic);
-        r.filters_generation = filters_generation;
+        r.routing_generation = routing_generation;
         r.targets.clear();
         r.targets.extend_from_slice(targets);
         r.remote = remote;
