@@ -49,6 +49,9 @@ pub fn main() -> i32 {
     }
 }
 
+/// How often a progress line is printed; a line waits up to as long again for a late thread.
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+
 fn progress(cli: &Cli, t: &Totals, last: &stats::Counters, dt: f64, since: f64) {
     if cli.quiet {
         return;
@@ -232,8 +235,12 @@ pub fn run(cli: &Cli) -> Result<Summary, String> {
     let mut finals = 0usize;
     let mut last = totals.c;
     let mut last_print = Instant::now();
+    let mut reported = vec![false; threads];
     let mut pub_done = 0usize;
-    // One step of the report pump: merge what arrived within `wait`, print progress.
+    // One step of the report pump: merge what arrived within `wait`, print progress once
+    // every thread's interval since the last line is in. Printing on the main thread's own
+    // clock instead aliased with the workers' (each on its own 1 s timer): a line fell
+    // between two intervals and showed 0/s, which reads like a stall.
     let mut pump = |totals: &mut Totals,
                     wait: Duration,
                     ready: &mut Vec<(usize, usize)>,
@@ -244,7 +251,12 @@ pub fn run(cli: &Cli) -> Result<Summary, String> {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match rep_rx.recv_timeout(left) {
-                Ok(Report::Interval(iv)) => totals.merge(&iv),
+                Ok(Report::Interval(iv)) => {
+                    if let Some(seen) = reported.get_mut(iv.thread) {
+                        *seen = true;
+                    }
+                    totals.merge(&iv)
+                }
                 Ok(Report::Ready { ok, failed, .. }) => ready.push((ok, failed)),
                 Ok(Report::PubDone) => *pub_done += 1,
                 Ok(Report::Final { interval, streams }) => {
@@ -256,11 +268,19 @@ pub fn run(cli: &Cli) -> Result<Summary, String> {
                 Err(RecvTimeoutError::Disconnected) => return false,
             }
         }
-        if last_print.elapsed() >= Duration::from_secs(1) {
-            let dt = last_print.elapsed().as_secs_f64();
-            progress(cli, totals, &last, dt, started.elapsed().as_secs_f64());
+        let elapsed = last_print.elapsed();
+        let all_in = reported.iter().all(|&seen| seen);
+        if (all_in && elapsed >= PROGRESS_EVERY) || elapsed >= PROGRESS_EVERY * 2 {
+            progress(
+                cli,
+                totals,
+                &last,
+                elapsed.as_secs_f64(),
+                started.elapsed().as_secs_f64(),
+            );
             last = totals.c;
             last_print = Instant::now();
+            reported.fill(false);
         }
         true
     };
