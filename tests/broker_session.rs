@@ -238,6 +238,47 @@ fn takeover_disconnects_old_connection_mqtt_3_1_4_3() {
     old.expect_disconnect(ReasonCode::SESSION_TAKEN_OVER);
 }
 
+/// Takeover of a session that lasts only as long as its connection (5.0 Session Expiry 0,
+/// §3.1.2.11.2; 3.1.1 Clean Session 1, [MQTT-3.1.2-6]): the takeover closes that connection,
+/// so the session ends there. A new connection with Clean Start 0 gets Session Present 0
+/// [MQTT-3.2.2-3], none of the old subscriptions, and the old Will goes out even with a delay.
+#[test]
+fn takeover_does_not_resume_a_session_without_expiry() {
+    let broker = Broker::start();
+    let topic = unique("take0/t");
+    let will_topic = unique("take0/will");
+    let mut watcher = broker.v5(&unique("watch"));
+    watcher.sub(&will_topic, QoS::AtLeastOnce);
+    let mut p = broker.v5(&unique("pub"));
+
+    let id = unique("take0");
+    let mut delayed = will(&will_topic, b"v5-ended", QoS::AtLeastOnce);
+    delayed.properties.will_delay_interval = Some(60);
+    let (mut old, _) = broker.connect(with_will(connect_v5(&id, true, 0), delayed));
+    old.sub(&topic, QoS::AtLeastOnce);
+    let (mut new, ack) = broker.connect(connect_v5(&id, false, 300));
+    assert!(
+        !ack.session_present,
+        "a Session Expiry 0 session was resumed"
+    );
+    old.expect_disconnect(ReasonCode::SESSION_TAKEN_OVER);
+    assert_eq!(&watcher.recv_publish().payload[..], b"v5-ended");
+    p.publish(&topic, b"not for the new session", QoS::AtLeastOnce, false);
+    new.expect_nothing();
+
+    let id = unique("take311-clean");
+    let (mut old, _) = broker.connect(connect_v311(&id, true));
+    old.sub(&topic, QoS::AtLeastOnce);
+    let (mut new, ack) = broker.connect(connect_v311(&id, false));
+    assert!(
+        !ack.session_present,
+        "a Clean Session 3.1.1 session was resumed"
+    );
+    old.expect_closed();
+    p.publish(&topic, b"not for the new session", QoS::AtLeastOnce, false);
+    new.expect_nothing();
+}
+
 // ------------------------------------------------------------------------------------------
 // Wills
 // ------------------------------------------------------------------------------------------

@@ -408,6 +408,45 @@ fn client_maximum_packet_size_mqtt_3_1_2_25() {
     small.expect_nothing();
 }
 
+/// Topic Alias with Maximum Packet Size [MQTT-3.1.2-25], §3.3.2.3.4: a PUBLISH dropped
+/// because it is too large for the client must not leave behind the alias it would have set
+/// up, or the next, smaller message on the topic arrives as an alias the client never
+/// learned (a Protocol Error on the client's side).
+#[test]
+fn dropped_oversize_publish_sets_up_no_topic_alias() {
+    let broker = Broker::start();
+    let topic = unique("alias-mps");
+    let mut connect = Connect::new(Protocol::V5, unique("small-aliased"));
+    connect.properties.maximum_packet_size = Some(100);
+    connect.properties.topic_alias_maximum = Some(4);
+    let (mut small, _) = broker.connect(connect);
+    small.sub(&topic, QoS::AtMostOnce);
+    let mut p = broker.v5(&unique("pub"));
+    // A property makes the broker write the full form, which is where aliases are set up.
+    let mut big = Publish::new(topic.as_str(), vec![7u8; 200]);
+    big.properties.content_type = Some("x".into());
+    p.send(&Packet::Publish(big));
+    for _ in 0..2 {
+        let mut m = Publish::new(topic.as_str(), b"fits".to_vec());
+        m.properties.content_type = Some("x".into());
+        p.send(&Packet::Publish(m));
+    }
+    let first = small.recv_publish();
+    assert_eq!(&first.payload[..], b"fits");
+    assert_eq!(
+        first.topic,
+        topic.as_str(),
+        "the first PUBLISH the client sees must name its topic (alias {:?})",
+        first.properties.topic_alias
+    );
+    let second = small.recv_publish();
+    assert_eq!(&second.payload[..], b"fits");
+    if second.topic.is_empty() {
+        assert_eq!(second.properties.topic_alias, first.properties.topic_alias);
+    }
+    small.expect_nothing();
+}
+
 /// Maximum Packet Size, client → server [MQTT-3.2.2-... §3.2.2.3.6 / §4.13]: a packet larger
 /// than `max_packet_bytes` ends the connection with DISCONNECT 0x95 (3.1.1: closed); other
 /// connections keep working.

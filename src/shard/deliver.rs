@@ -134,6 +134,7 @@ impl Shard {
                 && d.subscription_ids.is_empty()
                 && limits.topic_alias_maximum == 0);
         let start = conn.out_len();
+        let mut new_alias = false;
         let encoded = if bare {
             BarePublish {
                 dup,
@@ -145,17 +146,24 @@ impl Shard {
             }
             .encode(conn.protocol, conn.out())
         } else {
-            full_publish(conn, d, packet_id, dup, limits.topic_alias_maximum, now_ms)
-                .encode(conn.protocol, conn.out())
+            let publish;
+            (publish, new_alias) =
+                full_publish(conn, d, packet_id, dup, limits.topic_alias_maximum, now_ms);
+            publish.encode(conn.protocol, conn.out())
         };
         // Encoded once and taken back if it is larger than the client accepts, rather than
         // computing every length twice for each message.
-        if encoded.is_err() {
-            return false;
-        }
-        if conn.out_len() - start > limits.max_packet_bytes as usize {
+        let oversize = encoded.is_ok() && conn.out_len() - start > limits.max_packet_bytes as usize;
+        if encoded.is_err() || oversize {
             conn.out().truncate(start);
-            self.metrics.oversize_drops += 1;
+            // The client never sees this PUBLISH, so it never learns the alias it set up: a
+            // later alias-only PUBLISH would name a topic it does not know (§3.3.2.3.4).
+            if new_alias {
+                forget_outbound_alias(conn, m.topic.as_str());
+            }
+            if oversize {
+                self.metrics.oversize_drops += 1;
+            }
             return false;
         }
         self.metrics.publishes_sent += 1;
@@ -329,7 +337,7 @@ pub(super) enum QueueBound {
 
 /// The PUBLISH for an MQTT 5 receiver whose message has properties for it: the message's
 /// own, the remaining expiry [MQTT-3.3.2-6], its subscription identifiers, and a Topic
-/// Alias once the receiver allows them.
+/// Alias once the receiver allows them. True beside it when this PUBLISH sets up a new alias.
 fn full_publish(
     conn: &mut super::Conn,
     d: &Delivery,
@@ -337,7 +345,7 @@ fn full_publish(
     dup: bool,
     topic_alias_maximum: u16,
     now_ms: u64,
-) -> Publish {
+) -> (Publish, bool) {
     let m = &d.message;
     let mut publish = Publish {
         dup,
@@ -353,6 +361,7 @@ fn full_publish(
     }
     publish.properties.message_expiry_interval = m.remaining_expiry_secs(now_ms);
     publish.properties.subscription_identifiers = d.subscription_ids.clone();
+    let mut new_alias = false;
     if topic_alias_maximum > 0 {
         let aliases = &mut conn.aliases.get_or_insert_with(Default::default).outbound;
         match aliases.get(m.topic.as_str()) {
@@ -364,9 +373,17 @@ fn full_publish(
                 let alias = aliases.len() as u16 + 1;
                 aliases.insert(MqttStr::from(m.topic.as_str()), alias);
                 publish.properties.topic_alias = Some(alias);
+                new_alias = true;
             }
             None => {}
         }
     }
-    publish
+    (publish, new_alias)
+}
+
+/// Takes back the alias just given to `topic` (the newest, so the next one reuses its number).
+fn forget_outbound_alias(conn: &mut super::Conn, topic: &str) {
+    if let Some(aliases) = conn.aliases.as_mut() {
+        aliases.outbound.remove(topic);
+    }
 }

@@ -81,8 +81,16 @@ impl Shard {
                     "takeover of a session of another generation"
                 );
             }
-            self.end_taken_over_connection(skey, clean_start, now_ms);
-            if clean_start {
+            // A session with no expiry lasts only as long as its connection, which this
+            // takeover closes: it ends here and is never resumed (Session Expiry 0, or an
+            // MQTT 3.1.1 Clean Session, [MQTT-3.1.2-6]), whatever the new CONNECT asks.
+            let ends = clean_start
+                || self
+                    .sessions
+                    .get(skey)
+                    .is_some_and(|s| s.session.expiry_secs == 0);
+            self.end_taken_over_connection(skey, ends, now_ms);
+            if ends {
                 let slot = self.remove_session(skey);
                 if slot.will_pending {
                     // The session ends: a delayed Will is due now [MQTT-3.1.3-9].
@@ -120,7 +128,7 @@ impl Shard {
     /// Ends the live connection of a session being taken over, with 0x8E [MQTT-3.1.4-3].
     /// Its Will goes out now if the session ends or has no delay; otherwise the reconnect
     /// cancels it.
-    fn end_taken_over_connection(&mut self, skey: Key, clean_start: bool, now_ms: u64) {
+    fn end_taken_over_connection(&mut self, skey: Key, session_ends: bool, now_ms: u64) {
         let taken = self.sessions.get_mut(skey).and_then(|s| {
             let conn = s.conn.take();
             conn.map(|c| (c, s.session.outbound.queue.len()))
@@ -144,7 +152,7 @@ impl Shard {
                 .as_ref()
                 .is_some_and(|w| w.properties.will_delay_interval.unwrap_or(0) == 0)
         });
-        if will_on_close && (clean_start || no_delay) {
+        if will_on_close && (session_ends || no_delay) {
             self.publish_will(skey, now_ms);
         }
     }
