@@ -6,25 +6,6 @@ mod common;
 use common::*;
 use std::time::{Duration, Instant};
 
-/// A CONNECT frame built by hand: protocol name, level, flags, keep alive, client id (and,
-/// for level 5, an empty property block).
-fn raw_connect(name: &[u8], level: u8, flags: u8, client_id: &[u8]) -> Vec<u8> {
-    let mut body = Vec::new();
-    body.extend_from_slice(&(name.len() as u16).to_be_bytes());
-    body.extend_from_slice(name);
-    body.push(level);
-    body.push(flags);
-    body.extend_from_slice(&60u16.to_be_bytes());
-    if level == 5 {
-        body.push(0);
-    }
-    body.extend_from_slice(&(client_id.len() as u16).to_be_bytes());
-    body.extend_from_slice(client_id);
-    let mut frame = vec![0x10, body.len() as u8];
-    frame.extend(body);
-    frame
-}
-
 /// [MQTT-3.2.2-1]/[MQTT-3.2.2-3]: a 3.1.1 CONNACK accepting a clean session is exactly
 /// `20 02 00 00`.
 #[test]

@@ -7,53 +7,6 @@ mod common;
 use common::*;
 use std::time::{Duration, Instant};
 
-/// A bystander subscribed on a topic; `check` proves it still receives after each abuse.
-struct Bystander {
-    sub: Client,
-    publ: Client,
-    topic: String,
-    n: u32,
-}
-
-impl Bystander {
-    fn new(broker: &Broker) -> Bystander {
-        let topic = unique("bystander");
-        let mut sub = broker.v5(&unique("by-sub"));
-        sub.sub(&topic, QoS::AtLeastOnce);
-        let publ = broker.v311(&unique("by-pub"));
-        Bystander {
-            sub,
-            publ,
-            topic,
-            n: 0,
-        }
-    }
-
-    #[track_caller]
-    fn check(&mut self) {
-        self.n += 1;
-        let payload = self.n.to_be_bytes();
-        self.publ
-            .publish(&self.topic, &payload, QoS::AtLeastOnce, false);
-        assert_eq!(&self.sub.recv_publish().payload[..], &payload);
-    }
-}
-
-/// Sends `bytes` on a fresh connected client of `protocol` and expects the connection to
-/// close, with DISCONNECT `reason` for 5.0 (none for 3.1.1).
-#[track_caller]
-fn abuse(broker: &Broker, protocol: Protocol, bytes: &[u8], reason: ReasonCode) {
-    let (mut c, ack) = broker.connect(Connect::new(protocol, unique("bad")));
-    assert_eq!(ack.reason_code, ReasonCode::SUCCESS);
-    c.send_raw(bytes);
-    if protocol.is_v5() {
-        c.expect_disconnect(reason);
-    } else {
-        let seen = c.expect_closed();
-        assert!(seen.is_empty(), "3.1.1 gets no DISCONNECT: {seen:?}");
-    }
-}
-
 /// Reserved fixed-header flags [MQTT-2.2.2-1, MQTT-2.2.2-2]: SUBSCRIBE / UNSUBSCRIBE /
 /// PUBREL with flags other than 0010, PINGREQ with flags → malformed (0x81), connection
 /// closed; others unaffected.

@@ -4,7 +4,8 @@ use bytes::{Bytes, BytesMut};
 
 use super::error::{DecodeError, EncodeError};
 use super::properties::{
-    block_len, read_block, ConnAckProperties, ConnectProperties, WillProperties,
+    block_len, check_response_topic, read_block, ConnAckProperties, ConnectProperties,
+    WillProperties,
 };
 use super::reason::{allowed, ReasonCode};
 use super::types::{MqttStr, Protocol, QoS};
@@ -110,7 +111,9 @@ impl Connect {
         let client_id = r.string()?;
         let will = if has_will {
             let properties = if protocol.is_v5() {
-                WillProperties::decode(read_block(&mut r)?, 0)?
+                let properties = WillProperties::decode(read_block(&mut r)?, 0)?;
+                check_response_topic(properties.response_topic.as_ref())?;
+                properties
             } else {
                 WillProperties::default()
             };
@@ -291,7 +294,8 @@ impl ConnAck {
         };
         write_frame(out, frame_len(remaining), |w| {
             w.put_header(CONNACK << 4, remaining);
-            w.put_u8(self.session_present as u8);
+            // MQTT 3.1 has no Session Present: the byte is reserved there.
+            w.put_u8((self.session_present && protocol != Protocol::V31) as u8);
             w.put_u8(code);
             if v5 {
                 w.put_var_int(props_len);

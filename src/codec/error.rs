@@ -9,8 +9,10 @@ use crate::topic::TopicError;
 /// code to put in the CONNACK or DISCONNECT that closes the connection.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum DecodeError {
-    /// The remaining length uses more than 4 bytes [MQTT-1.5.5-1].
-    #[error("remaining length is longer than 4 bytes")]
+    /// A variable byte integer (the remaining length, a property length or identifier, a
+    /// Subscription Identifier) uses more than 4 bytes, or more than its shortest form
+    /// [MQTT-1.5.5-1].
+    #[error("variable byte integer longer than 4 bytes or not in its shortest form")]
     MalformedRemainingLength,
     /// The frame is larger than this side accepts (Maximum Packet Size).
     #[error("packet of {size} bytes exceeds the maximum of {max} bytes")]
@@ -58,10 +60,13 @@ pub enum DecodeError {
     /// CONNECT flags break [MQTT-3.1.2-3], [MQTT-3.1.2-11..15] or [MQTT-3.1.2-22].
     #[error("invalid CONNECT flags {0:#010b}")]
     InvalidConnectFlags(u8),
-    /// Reserved bits of the subscription options are set, or Retain Handling is 3
-    /// [MQTT-3.8.3-5].
+    /// Reserved bits of the subscription options are set [MQTT-3.8.3-5].
     #[error("invalid subscription options {0:#010b}")]
     InvalidSubscriptionOptions(u8),
+    /// Retain Handling or Maximum QoS is 3 in the subscription options: a Protocol Error
+    /// (§3.8.3.1), not a malformed packet.
+    #[error("subscription options {0:#010b}: Retain Handling or Maximum QoS of 3")]
+    SubscriptionOptionValue(u8),
     /// No Local on a shared subscription [MQTT-3.8.3-4].
     #[error("No Local set on a shared subscription")]
     NoLocalOnSharedSubscription,
@@ -111,6 +116,10 @@ pub enum DecodeError {
     /// A SUBSCRIBE / UNSUBSCRIBE topic filter is invalid.
     #[error("invalid topic filter: {0}")]
     TopicFilterInvalid(TopicError),
+    /// A Response Topic that is not a valid topic name: empty or with wildcards
+    /// ([MQTT-3.3.2-14]; the same for a Will's, §3.1.3.2.6).
+    #[error("invalid Response Topic: {0}")]
+    ResponseTopicInvalid(TopicError),
 }
 
 impl DecodeError {
@@ -130,6 +139,8 @@ impl DecodeError {
             | NoTopicFilters
             | NoLocalOnSharedSubscription
             | EmptyTopicWithoutAlias
+            | SubscriptionOptionValue(_)
+            | ResponseTopicInvalid(_)
             | InvalidPropertyValue(_) => ReasonCode::PROTOCOL_ERROR,
             MalformedRemainingLength
             | UnknownPacketType(_)

@@ -522,3 +522,12 @@ pub(crate) fn block_range(body: &[u8], at: usize) -> Result<Range<usize>, Decode
 pub(crate) fn block_len(props_len: usize) -> usize {
     var_int_len(props_len) + props_len
 }
+
+/// A Response Topic must be a valid topic name, not empty and without wildcards
+/// [MQTT-3.3.2-14]; the broker forwards it, so it is checked where it arrives.
+pub(crate) fn check_response_topic(topic: Option<&MqttStr>) -> Result<(), DecodeError> {
+    match topic {
+        Some(t) => crate::topic::validate_topic_name(t).map_err(DecodeError::ResponseTopicInvalid),
+        None => Ok(()),
+    }
+}

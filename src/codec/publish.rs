@@ -5,7 +5,7 @@ use std::ops::Range;
 use bytes::{Buf, Bytes, BytesMut};
 
 use super::error::{DecodeError, EncodeError};
-use super::properties::{block_len, block_range, PublishProperties};
+use super::properties::{block_len, block_range, check_response_topic, PublishProperties};
 use super::types::{validate_topic_name_utf8, MqttStr, Protocol, QoS};
 use super::wire::{binary_len, check_field, check_remaining, frame_len, write_frame, Reader};
 
@@ -57,6 +57,7 @@ impl Publish {
             PublishProperties::decode(Reader::new(body.slice(layout.properties.clone())), PUBLISH)?
         };
         layout.check_topic_or_alias(properties.topic_alias)?;
+        check_response_topic(properties.response_topic.as_ref())?;
         let topic = if layout.topic.is_empty() {
             MqttStr::default()
         } else {

@@ -117,6 +117,14 @@ impl fmt::Debug for ReasonCode {
     }
 }
 
+impl ReasonCode {
+    /// True when a DISCONNECT may carry this code (§3.14.2.1): some refusals (0x84
+    /// Unsupported Protocol Version, 0x8C Bad authentication method) exist only in CONNACK.
+    pub fn allowed_in_disconnect(self) -> bool {
+        allowed::DISCONNECT.contains(&self.0)
+    }
+}
+
 impl fmt::Display for ReasonCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} ({:#04x})", self.name(), self.0)

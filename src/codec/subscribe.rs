@@ -65,10 +65,11 @@ impl SubscriptionOptions {
             0 => RetainHandling::OnSubscribe,
             1 => RetainHandling::OnNewSubscription,
             2 => RetainHandling::Never,
-            _ => return Err(DecodeError::InvalidSubscriptionOptions(b)),
+            _ => return Err(DecodeError::SubscriptionOptionValue(b)),
         };
+        let qos = QoS::from_bits(b & 0x03).map_err(|_| DecodeError::SubscriptionOptionValue(b))?;
         Ok(SubscriptionOptions {
-            qos: QoS::from_bits(b & 0x03)?,
+            qos,
             no_local: b & 0x04 != 0,
             retain_as_published: b & 0x08 != 0,
             retain_handling,

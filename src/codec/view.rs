@@ -72,7 +72,10 @@ fn publish_properties(block: &[u8]) -> Result<PublishProperties, DecodeError> {
     if block.is_empty() {
         return Ok(PublishProperties::default());
     }
-    PublishProperties::decode(Reader::new(Bytes::copy_from_slice(block)), PUBLISH)
+    let properties =
+        PublishProperties::decode(Reader::new(Bytes::copy_from_slice(block)), PUBLISH)?;
+    super::properties::check_response_topic(properties.response_topic.as_ref())?;
+    Ok(properties)
 }
 
 fn ack_properties(block: &[u8], packet_type: u8) -> Result<AckProperties, DecodeError> {

@@ -59,6 +59,11 @@ pub fn parse_var_int(bytes: &[u8]) -> Result<Option<(u32, usize)>, DecodeError> 
         };
         value |= ((b & 0x7F) as u32) << (7 * i);
         if b & 0x80 == 0 {
+            // A last byte of 0 after others adds nothing: the value had a shorter form
+            // [MQTT-1.5.5-1].
+            if b == 0 && i > 0 {
+                return Err(DecodeError::MalformedRemainingLength);
+            }
             return Ok(Some((value, i + 1)));
         }
     }

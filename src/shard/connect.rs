@@ -78,12 +78,18 @@ impl Shard {
             } else {
                 ReasonCode::SERVER_UNAVAILABLE
             })
-        } else if connect.client_id.is_empty() && !connect.clean_start && !v5 {
-            // [MQTT-3.1.3-8]: 3.1.1 needs Clean Session = 1 with an empty client id.
+        } else if connect.client_id.is_empty()
+            && (connect.protocol == Protocol::V31 || !connect.clean_start && !v5)
+        {
+            // [MQTT-3.1.3-8]: 3.1.1 needs Clean Session = 1 with an empty client id; MQTT
+            // 3.1 needs an id of 1 to 23 characters whatever the flag.
             Some(ReasonCode::CLIENT_IDENTIFIER_NOT_VALID)
         } else if v5 && connect.properties.authentication_method.is_some() {
             // Extended authentication is not supported [MQTT-4.12.0-1].
             Some(ReasonCode::BAD_AUTHENTICATION_METHOD)
+        } else if v5 && connect.properties.authentication_data.is_some() {
+            // Authentication Data without an Authentication Method (§3.1.2.11.10).
+            Some(ReasonCode::PROTOCOL_ERROR)
         } else if let Err(reason) = admitted {
             // [MQTT-3.1.4-2]: a refused client gets CONNACK with the reason, then the close.
             self.metrics.auth_failures += 1;
@@ -572,7 +578,9 @@ impl Shard {
             {
                 let cap = self.config.limits.max_session_expiry_secs;
                 if let Some(slot) = self.sessions.get_mut(skey) {
-                    if slot.session.expiry_secs == 0 && new_expiry > 0 {
+                    // With a cap above 0, an expiry of 0 here means the CONNECT asked for 0;
+                    // with a cap of 0 every session has 0 and the CONNECT's value is unknown.
+                    if slot.session.expiry_secs == 0 && new_expiry > 0 && cap > 0 {
                         // [MQTT-3.14.2-2]: cannot turn a session that ends into one that stays.
                         self.fail_connection(key, ReasonCode::PROTOCOL_ERROR);
                         return;

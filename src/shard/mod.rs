@@ -368,7 +368,9 @@ impl Shard {
             Packet::Unsubscribe(u) => self.on_unsubscribe(key, u),
             Packet::PingReq => self.write(key, &Packet::PingResp),
             Packet::Disconnect(d) => self.on_disconnect(key, d),
-            Packet::Auth(_) => self.fail_connection(key, ReasonCode::BAD_AUTHENTICATION_METHOD),
+            // Only a client that named an Authentication Method in its CONNECT may send
+            // AUTH (§4.12), and such a CONNECT is refused: any AUTH here is a Protocol Error.
+            Packet::Auth(_) => self.fail_connection(key, ReasonCode::PROTOCOL_ERROR),
             // Packets only a server sends.
             Packet::ConnAck(_) | Packet::SubAck(_) | Packet::UnsubAck(_) | Packet::PingResp => {
                 self.fail_connection(key, ReasonCode::PROTOCOL_ERROR)
@@ -430,6 +432,13 @@ impl Shard {
         if let (Some(reason), Protocol::V5, ConnState::Active) =
             (reason, conn.protocol, &conn.state)
         {
+            // A code only CONNACK may carry (a malformed second CONNECT decodes as 0x84)
+            // becomes what it is once connected: a Protocol Error [MQTT-3.1.0-2].
+            let reason = if reason.allowed_in_disconnect() {
+                reason
+            } else {
+                ReasonCode::PROTOCOL_ERROR
+            };
             let _ = Packet::Disconnect(Disconnect::new(reason)).encode(conn.protocol, conn.out());
         }
         conn.state = ConnState::Closing;

@@ -51,6 +51,11 @@ impl Shard {
                 aliases.inbound[slot] = Some(MqttStr::from(p.topic.as_str()));
             }
         }
+        if !p.properties.subscription_identifiers.is_empty() {
+            // [MQTT-3.3.4-6]: only the server puts Subscription Identifiers in a PUBLISH.
+            self.fail_connection(key, ReasonCode::PROTOCOL_ERROR);
+            return;
+        }
         if !self.topic_within_limits(&p.topic) {
             self.metrics.topic_rejects += 1;
             self.fail_connection(key, ReasonCode::TOPIC_NAME_INVALID);
@@ -135,7 +140,6 @@ impl Shard {
             .message_expiry_interval
             .take()
             .map(|s| now_ms + s as u64 * 1000);
-        props.subscription_identifiers.clear();
         let message = Arc::new(Message {
             topic: p.topic,
             payload: p.payload,

@@ -93,6 +93,7 @@ fn every_decode_error_has_the_right_reason_code() {
         (UnsupportedProtocolVersion(6), 0x84),
         (InvalidConnectFlags(1), 0x81),
         (InvalidSubscriptionOptions(0xC0), 0x81),
+        (SubscriptionOptionValue(0x30), 0x82),
         (NoLocalOnSharedSubscription, 0x82),
         (ZeroPacketId, 0x82),
         (NoTopicFilters, 0x82),

@@ -104,17 +104,40 @@ fn subscription_options_reserved_bits() {
         DecodeError::InvalidSubscriptionOptions(0x04),
         MALFORMED,
     );
-    // 5.0: bits 6-7 reserved [MQTT-3.8.3-5], Retain Handling 3 is malformed.
+    // 5.0: bits 6-7 reserved, a malformed packet [MQTT-3.8.3-5].
     rejects(
         &[0x82, 0x07, 0x00, 0x01, 0x00, 0x00, 0x01, b'a', 0x40],
         V5,
         DecodeError::InvalidSubscriptionOptions(0x40),
         MALFORMED,
     );
+    // Retain Handling 3 and Maximum QoS 3 are Protocol Errors (§3.8.3.1).
+    for options in [0x30, 0x03] {
+        rejects(
+            &[0x82, 0x07, 0x00, 0x01, 0x00, 0x00, 0x01, b'a', options],
+            V5,
+            DecodeError::SubscriptionOptionValue(options),
+            PROTOCOL_ERROR,
+        );
+    }
+}
+
+/// [MQTT-1.5.5-1]: a variable byte integer uses the fewest bytes its value needs; a longer
+/// form (a last byte of 0 after a continuation) is malformed, wherever it appears.
+#[test]
+fn variable_byte_integer_not_in_shortest_form_mqtt_1_5_5_1() {
+    // PINGREQ whose remaining length 0 is written in two bytes.
     rejects(
-        &[0x82, 0x07, 0x00, 0x01, 0x00, 0x00, 0x01, b'a', 0x30],
+        &[0xC0, 0x80, 0x00],
         V5,
-        DecodeError::InvalidSubscriptionOptions(0x30),
+        DecodeError::MalformedRemainingLength,
+        MALFORMED,
+    );
+    // A PUBLISH whose property length 0 is written in two bytes.
+    rejects(
+        &[0x30, 0x05, 0x00, 0x01, b't', 0x80, 0x00],
+        V5,
+        DecodeError::MalformedRemainingLength,
         MALFORMED,
     );
 }

@@ -7,11 +7,14 @@
 //! helper.
 #![allow(dead_code)]
 
+mod abuse;
 mod broker;
 mod client;
 mod tls;
 mod ws;
 
+#[allow(unused_imports)] // only the files that send bad input use it
+pub use abuse::*;
 pub use broker::*;
 pub use client::*;
 #[allow(unused_imports)] // only the TLS test files use it
