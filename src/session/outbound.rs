@@ -15,6 +15,11 @@ pub enum InflightState {
     AwaitingAck,
     /// PUBREL sent; waiting for PUBCOMP.
     AwaitingComp,
+    /// Sent on an earlier connection and not acknowledged, not yet sent again on this one:
+    /// the client came back with a Receive Maximum smaller than what was in flight
+    /// [MQTT-3.3.4-9]. It keeps its identifier [MQTT-4.4.0-1] and goes out (DUP) as the
+    /// window frees, ahead of the queue.
+    Unsent,
 }
 
 /// An unacknowledged outgoing message.
@@ -51,6 +56,9 @@ pub struct Outbound {
     /// just connected, look stalled at its first burst, and its queue drop instead of its
     /// publishers slowing down.
     pub last_progress_ms: u64,
+    /// Some entries of the window may be [`InflightState::Unsent`]: the window is searched
+    /// for them before the queue moves (cleared when a search finds none).
+    pub resend_pending: bool,
 }
 
 impl Outbound {
@@ -62,7 +70,30 @@ impl Outbound {
             inflight: VecDeque::new(),
             queue: VecDeque::new(),
             last_progress_ms: 0,
+            resend_pending: false,
         }
+    }
+
+    /// The oldest entry still to be sent again, and how many entries count against the
+    /// window now (those sent on this connection); clears `resend_pending` when none is left.
+    pub fn next_unsent(&mut self) -> Option<(usize, usize)> {
+        if !self.resend_pending {
+            return None;
+        }
+        let first = self
+            .inflight
+            .iter()
+            .position(|f| f.state == InflightState::Unsent);
+        let Some(first) = first else {
+            self.resend_pending = false;
+            return None;
+        };
+        let unsent = self
+            .inflight
+            .iter()
+            .filter(|f| f.state == InflightState::Unsent)
+            .count();
+        Some((first, self.inflight.len() - unsent))
     }
 
     /// Allocates a packet identifier not in use by the window, in O(1) unless the counter
@@ -113,7 +144,7 @@ impl Outbound {
     /// for the caller to release when it suits it (see [`super::message::Retired`]).
     pub fn on_puback(&mut self, packet_id: u16) -> Option<Delivery> {
         match self.position(packet_id) {
-            Some(i) if self.inflight[i].state == InflightState::AwaitingAck => {
+            Some(i) if self.inflight[i].state != InflightState::AwaitingComp => {
                 self.inflight.remove(i).map(|f| f.delivery)
             }
             _ => None,

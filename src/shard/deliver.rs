@@ -65,7 +65,9 @@ impl Shard {
         let outbound = &mut slot.session.outbound;
         if let (Some(ckey), true) = (
             writable,
-            outbound.queue.is_empty() && outbound.inflight.len() < window,
+            outbound.queue.is_empty()
+                && outbound.inflight.len() < window
+                && !outbound.resend_pending,
         ) {
             let packet_id = outbound.next_packet_id();
             self.send_in_window(skey, ckey, delivery, packet_id, now_ms);
@@ -174,44 +176,80 @@ impl Shard {
         true
     }
 
-    /// Sends again what was unacknowledged (DUP) and fills the window from the queue
-    /// [MQTT-4.4.0-1].
+    /// Sends again what was unacknowledged, in order, with DUP and the same identifiers
+    /// [MQTT-4.4.0-1], then fills the window from the queue. The client may have come back
+    /// with a smaller Receive Maximum: PUBLISH packets beyond it wait (`Unsent`) for room
+    /// [MQTT-3.3.4-9]. One that no longer fits its Maximum Packet Size is dropped as if
+    /// delivered [MQTT-3.1.2-25] instead of holding a place in the window for good.
     pub(super) fn resume_outbound(&mut self, skey: Key, now_ms: u64) {
-        let Some(slot) = self.sessions.get(skey) else {
+        let max_inflight = self.config.limits.max_inflight;
+        let Some(slot) = self.sessions.get_mut(skey) else {
             return;
         };
         let Some(ckey) = slot.conn else {
             return;
         };
-        let inflight: Vec<(u16, InflightState, Delivery)> = slot
-            .session
-            .outbound
+        // Looked at through `Deref` first: `DerefMut` would allocate an empty outbound state.
+        if slot.session.outbound.inflight.is_empty() && slot.session.outbound.queue.is_empty() {
+            return;
+        }
+        let window = slot.session.send_window(max_inflight);
+        let outbound = &mut slot.session.outbound;
+        // Flows past PUBREC hold their place in the window whatever happens below.
+        let mut counted = outbound
             .inflight
             .iter()
-            .map(|f| (f.packet_id, f.state, f.delivery.clone()))
-            .collect();
-        for (packet_id, state, delivery) in inflight {
-            match state {
-                InflightState::AwaitingAck => {
-                    self.write_publish(skey, ckey, &delivery, packet_id, true, now_ms);
+            .filter(|f| f.state == InflightState::AwaitingComp)
+            .count();
+        let mut resend = Vec::new();
+        let mut held_back = false;
+        for f in outbound.inflight.iter_mut() {
+            match f.state {
+                InflightState::AwaitingComp => resend.push((f.packet_id, None)),
+                InflightState::AwaitingAck | InflightState::Unsent if counted < window => {
+                    counted += 1;
+                    f.state = InflightState::AwaitingAck;
+                    resend.push((f.packet_id, Some(f.delivery.clone())));
                 }
-                InflightState::AwaitingComp => {
-                    self.write(ckey, &Packet::PubRel(PubResponse::new(packet_id)));
+                InflightState::AwaitingAck | InflightState::Unsent => {
+                    f.state = InflightState::Unsent;
+                    held_back = true;
                 }
             }
         }
+        outbound.resend_pending = held_back;
+        for (packet_id, delivery) in resend {
+            match delivery {
+                None => self.write(ckey, &Packet::PubRel(PubResponse::new(packet_id))),
+                Some(d) => self.resend(skey, ckey, &d, packet_id, now_ms),
+            }
+        }
         self.pump_queue(skey, now_ms);
+    }
+
+    /// Sends an unacknowledged PUBLISH again (DUP); one the connection takes but that is too
+    /// large for the client leaves the window as if delivered [MQTT-3.1.2-25].
+    fn resend(&mut self, skey: Key, ckey: Key, d: &Delivery, packet_id: u16, now_ms: u64) {
+        if self.write_publish(skey, ckey, d, packet_id, true, now_ms) {
+            return;
+        }
+        if self.conns.get(ckey).is_none_or(|c| c.is_closing()) {
+            return; // Kept for the next connection.
+        }
+        if let Some(slot) = self.sessions.get_mut(skey) {
+            if let Some(done) = slot.session.outbound.on_puback(packet_id) {
+                self.retired.push(done.message);
+            }
+        }
     }
 
     /// Moves queued messages into the window while it has room.
     fn pump_queue(&mut self, skey: Key, now_ms: u64) {
         let max_inflight = self.config.limits.max_inflight;
         let full_mark = self.full_queue_mark();
-        if self
-            .sessions
-            .get(skey)
-            .is_none_or(|s| s.session.outbound.queue.is_empty())
-        {
+        if self.sessions.get(skey).is_none_or(|s| {
+            s.session.outbound.queue.is_empty() && !s.session.outbound.resend_pending
+        }) {
             return; // Nothing queued: do not allocate the outbound state.
         }
         loop {
@@ -226,6 +264,17 @@ impl Shard {
             }
             let window = slot.session.send_window(max_inflight);
             let outbound = &mut slot.session.outbound;
+            // What waits to be sent again goes first, as the window frees.
+            if let Some((index, counted)) = outbound.next_unsent() {
+                if counted >= window {
+                    return;
+                }
+                let f = &mut outbound.inflight[index];
+                f.state = InflightState::AwaitingAck;
+                let (packet_id, delivery) = (f.packet_id, f.delivery.clone());
+                self.resend(skey, ckey, &delivery, packet_id, now_ms);
+                continue;
+            }
             if outbound.inflight.len() >= window {
                 return;
             }
