@@ -147,3 +147,35 @@ fn shared_subscription_no_retained_and_remote_publish() {
     p1.publish(&topic, b"nobody", QoS::AtLeastOnce, false);
     m0.expect_nothing();
 }
+
+/// §4.8.2: a member of a group whose client is away (its session kept) does not take its
+/// round-robin share while another member on its shard is connected: that one gets every
+/// message, QoS 0 (which the away member would drop) and QoS 1 (which it would hold until
+/// it returns). Nothing waits for the away member when it comes back.
+#[test]
+fn shared_subscription_prefers_connected_members() {
+    let broker = Broker::start();
+    let topic = unique("share-away");
+    let filter = format!("$share/g/{topic}");
+    let (mut away, away_id) = broker.v5_on_shard(0, 300);
+    away.sub(&filter, QoS::AtLeastOnce);
+    let (mut here, _) = broker.v5_on_shard(0, 0);
+    here.sub(&filter, QoS::AtLeastOnce);
+    away.drop_connection();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let (mut p, _) = broker.v5_on_shard(0, 0);
+    for i in 0..12u8 {
+        let qos = if i % 3 == 0 {
+            QoS::AtMostOnce
+        } else {
+            QoS::AtLeastOnce
+        };
+        p.publish(&topic, &[i], qos, false);
+    }
+    let got: Vec<u8> = (0..12).map(|_| here.recv_publish().payload[0]).collect();
+    assert_eq!(got, (0..12).collect::<Vec<u8>>());
+    here.expect_nothing();
+    let (mut back, ack) = broker.connect(connect_v5(&away_id, false, 300));
+    assert!(ack.session_present);
+    back.expect_nothing();
+}

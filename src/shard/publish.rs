@@ -18,6 +18,12 @@ impl Shard {
             && topic.bytes().filter(|&b| b == b'/').count() < l.max_topic_levels
     }
 
+    /// True when the session has a connection: a shared group's message goes to such a
+    /// member first.
+    pub(super) fn is_connected(&self, session: Key) -> bool {
+        self.sessions.get(session).is_some_and(|s| s.conn.is_some())
+    }
+
     pub(super) fn on_publish(&mut self, key: Key, mut p: Publish, now_ms: u64) {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
@@ -233,7 +239,7 @@ impl Shard {
                 .filters
                 .get(filter)
                 .and_then(|e| e.groups().iter().find(|g| &g.name == group))
-                .and_then(|g| g.pick_member())
+                .and_then(|g| g.pick_member(|k| self.is_connected(k)))
                 .map(target);
             targets.extend(member);
         }

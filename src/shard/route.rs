@@ -120,7 +120,7 @@ impl Shard {
             for g in &shared.groups {
                 match g.pick_shard(me) {
                     Some(s) if s == me => {
-                        if let Some(m) = g.pick_member() {
+                        if let Some(m) = g.pick_member(|k| self.is_connected(k)) {
                             merge |= !targets.is_empty();
                             targets.push(target(m));
                         }

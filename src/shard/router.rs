@@ -60,12 +60,20 @@ impl SharedGroup {
         None
     }
 
-    /// Picks the local member that receives the next message (round robin).
-    pub fn pick_member(&self) -> Option<&LocalSub> {
-        if self.members.is_empty() {
+    /// Picks the local member that receives the next message: round robin over those
+    /// `connected` says are online, or over all when none is (a persistent session that is
+    /// away still queues QoS 1/2). A member that is away would drop a QoS 0 message and hold
+    /// a QoS 1/2 one until it returns, while another member could take it now (§4.8.2).
+    pub fn pick_member(&self, connected: impl Fn(Key) -> bool) -> Option<&LocalSub> {
+        let n = self.members.len();
+        if n == 0 {
             return None;
         }
-        let i = self.next_member.get() as usize % self.members.len();
+        let start = self.next_member.get() as usize % n;
+        let online = (0..n)
+            .map(|step| (start + step) % n)
+            .find(|&i| connected(self.members[i].session));
+        let i = online.unwrap_or(start);
         self.next_member.set((i + 1) as u32);
         self.members.get(i)
     }
