@@ -67,7 +67,14 @@ impl SubscriptionOptions {
             2 => RetainHandling::Never,
             _ => return Err(DecodeError::SubscriptionOptionValue(b)),
         };
-        let qos = QoS::from_bits(b & 0x03).map_err(|_| DecodeError::SubscriptionOptionValue(b))?;
+        // QoS 3: malformed in 3.1.1 [MQTT-3-8.3-4], a Protocol Error in 5.0 (§3.8.3.1).
+        let qos = QoS::from_bits(b & 0x03).map_err(|e| {
+            if protocol.is_v5() {
+                DecodeError::SubscriptionOptionValue(b)
+            } else {
+                e
+            }
+        })?;
         Ok(SubscriptionOptions {
             qos,
             no_local: b & 0x04 != 0,

@@ -444,6 +444,7 @@ impl Shard {
             conn: None,
             will_pending: false,
             awaiting_connection: false,
+            retained_pending: false,
         });
         if let Some(old) = self.by_client.insert(skey, &self.sessions) {
             // Unreachable with a consistent registry; never leak the old one.

@@ -31,9 +31,16 @@ impl Shard {
         let max_queued = self.config.limits.max_queued_messages;
         let max_inflight = self.config.limits.max_inflight;
         let full_mark = self.full_queue_mark();
-        let Some(conn_key) = self.sessions.get(skey).map(|s| s.conn) else {
+        let Some((conn_key, retained_pending)) = self
+            .sessions
+            .get(skey)
+            .map(|s| (s.conn, s.retained_pending))
+        else {
             return;
         };
+        if retained_pending && bound == QueueBound::MaxQueued {
+            self.note_live_topic(skey, &delivery.message.topic);
+        }
         // A connection that is closing (DISCONNECT read, output still flushing) takes no more
         // messages: QoS 1/2 wait in the queue for the next one, as if offline.
         let writable = conn_key.filter(|&c| self.conns.get(c).is_some_and(|c| !c.is_closing()));

@@ -56,6 +56,9 @@ pub struct SessionSlot {
     /// Taken over by a connection on another shard that is moving here: no expiry runs
     /// until it arrives (or word comes that it ended).
     pub awaiting_connection: bool,
+    /// A SUBSCRIBE of this session waits to send retained messages: live deliveries note
+    /// their topics in it meanwhile (see `subscribe::PendingSubscribe::live_topics`).
+    pub retained_pending: bool,
 }
 
 /// The home shard's record of where a client id's session lives: the owner shard in the

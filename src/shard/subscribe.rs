@@ -26,7 +26,18 @@ pub(super) struct PendingSubscribe {
     suback: SubAck,
     subscription_id: Option<u32>,
     retained: Vec<(SharedMessage, QoS)>,
+    /// Retained messages were asked for: until they are sent, after the SUBACK, the topics
+    /// of live messages delivered to the session are noted in `live_topics`.
+    wants_retained: bool,
+    /// Topics that a live message reached the session on while this SUBSCRIBE waited. The
+    /// retained message of such a topic is not sent: it is that message again or an older
+    /// one, and would reach the subscriber after the newer, live one.
+    live_topics: Vec<MqttStr>,
 }
+
+/// The most live topics a pending SUBSCRIBE notes (a bound on its memory; beyond it a
+/// retained message can again follow a newer live one).
+const MAX_LIVE_TOPICS: usize = 1024;
 
 /// Splits `$share/{group}/{filter}` (already validated by the codec).
 fn split_filter(filter: &str) -> (&str, Option<&str>) {
@@ -54,6 +65,8 @@ impl Shard {
             },
             subscription_id: s.properties.subscription_identifier,
             retained: Vec::new(),
+            wants_retained: false,
+            live_topics: Vec::new(),
         };
         for f in s.filters {
             let code = self.add_subscription(skey, &f.filter, f.options, &mut pending, token, v5);
@@ -64,6 +77,12 @@ impl Shard {
         } else {
             if let Some(conn) = self.conns.get_mut(key) {
                 conn.blocked = true;
+            }
+            pending.wants_retained = pending.retained_left > 0;
+            if pending.wants_retained {
+                if let Some(slot) = self.sessions.get_mut(skey) {
+                    slot.retained_pending = true;
+                }
             }
             self.pending
                 .insert(token, Pending::Subscribe(Box::new(pending)));
@@ -323,14 +342,45 @@ impl Shard {
             self.pending.retain(
                 |_, v| !matches!(v, Pending::Retained { subscribe, .. } if *subscribe == token),
             );
+            if p.wants_retained {
+                let skey = p.session;
+                let still = self.pending.values().any(
+                    |v| matches!(v, Pending::Subscribe(o) if o.session == skey && o.wants_retained),
+                );
+                if let Some(slot) = self.sessions.get_mut(skey) {
+                    slot.retained_pending = still;
+                }
+            }
             self.complete_subscribe(*p, now_ms);
         }
     }
 
-    /// SUBACK, then the retained messages [MQTT-3.3.1-9] (RETAIN set), then unblock.
+    /// A live message reached a session whose SUBSCRIBE waits to send retained messages:
+    /// its topic is noted in each such SUBSCRIBE.
+    pub(super) fn note_live_topic(&mut self, skey: Key, topic: &str) {
+        for v in self.pending.values_mut() {
+            if let Pending::Subscribe(p) = v {
+                if p.session == skey
+                    && p.wants_retained
+                    && p.live_topics.len() < MAX_LIVE_TOPICS
+                    && !p.live_topics.iter().any(|t| t.as_str() == topic)
+                {
+                    p.live_topics.push(MqttStr::from(topic));
+                }
+            }
+        }
+    }
+
+    /// SUBACK, then the retained messages [MQTT-3.3.1-9] (RETAIN set), then unblock. A
+    /// retained message on a topic that a live message reached the session on meanwhile is
+    /// left out: it is that message again, or one it replaced.
     fn complete_subscribe(&mut self, p: PendingSubscribe, now_ms: u64) {
         self.write(p.conn, &Packet::SubAck(p.suback));
+        let live = p.live_topics;
         for (message, qos) in p.retained {
+            if live.iter().any(|t| t.as_str() == message.topic.as_str()) {
+                continue;
+            }
             let delivery = Delivery {
                 qos: message.qos.min(qos),
                 retain: true,

@@ -9,7 +9,8 @@ fn qos_3_mqtt_3_3_1_4() {
         DecodeError::InvalidQoS,
         MALFORMED,
     );
-    // SUBSCRIBE requested QoS 3 [MQTT-3.8.3-4] (3.1.1) / malformed options (5.0).
+    // SUBSCRIBE requested QoS 3: malformed in 3.1.1 [MQTT-3-8.3-4], a Protocol Error in
+    // 5.0 (§3.8.3.1).
     rejects(
         &[0x82, 0x06, 0x00, 0x01, 0x00, 0x01, b'a', 0x03],
         V3,
@@ -19,8 +20,8 @@ fn qos_3_mqtt_3_3_1_4() {
     rejects(
         &[0x82, 0x07, 0x00, 0x01, 0x00, 0x00, 0x01, b'a', 0x03],
         V5,
-        DecodeError::InvalidQoS,
-        MALFORMED,
+        DecodeError::SubscriptionOptionValue(0x03),
+        PROTOCOL_ERROR,
     );
 }
 
