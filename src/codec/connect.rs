@@ -294,8 +294,7 @@ impl ConnAck {
         };
         write_frame(out, frame_len(remaining), |w| {
             w.put_header(CONNACK << 4, remaining);
-            // MQTT 3.1 has no Session Present: the byte is reserved there.
-            w.put_u8((self.session_present && protocol != Protocol::V31) as u8);
+            w.put_u8(self.session_present as u8);
             w.put_u8(code);
             if v5 {
                 w.put_var_int(props_len);

@@ -185,7 +185,7 @@ impl Shard {
         }
         if let Some(conn) = self.conns.get_mut(key) {
             let ack = ConnAck {
-                session_present,
+                session_present: session_present && conn.protocol != Protocol::V31,
                 ..ConnAck::default()
             };
             let _ = ack.encode(conn.protocol, conn.out());
@@ -345,6 +345,8 @@ impl Shard {
             ..ConnAck::default()
         };
         let conn = self.conns.get_mut(key).expect("checked above");
+        // MQTT 3.1 has no Session Present: that byte of its CONNACK is reserved.
+        ack.session_present &= conn.protocol != Protocol::V31;
         conn.session = Some(skey);
         let mut keepalive = connect.keep_alive_secs;
         if limits.max_keepalive_secs > 0
