@@ -20,9 +20,6 @@ pub struct ExactInterest {
     changes: u64,
 }
 
-/// The map is shrunk once it is used below a quarter of its capacity, and not below this.
-const SHRINK_ABOVE_CAPACITY: usize = 64;
-
 impl ExactInterest {
     /// Records that `shard` has (`add`) or no longer has ordinary subscribers of `filter`.
     pub fn apply(&mut self, filter: &str, shard: ShardId, add: bool) {
@@ -43,13 +40,7 @@ impl ExactInterest {
         *mask &= !bit;
         if *mask == 0 {
             self.shards_by_filter.remove(filter);
-            let (len, capacity) = (
-                self.shards_by_filter.len(),
-                self.shards_by_filter.capacity(),
-            );
-            if capacity > SHRINK_ABOVE_CAPACITY && len < capacity / 4 {
-                self.shards_by_filter.shrink_to(len * 2);
-            }
+            crate::topic::shrink_if_sparse(&mut self.shards_by_filter);
         }
     }
 

@@ -20,7 +20,7 @@ mod validate;
 
 pub use matching::filter_matches;
 pub use retained::RetainedIndex;
-pub use table::{is_exact_filter, FilterTable};
+pub use table::{is_exact_filter, shrink_if_sparse, FilterTable};
 pub use trie::TopicTrie;
 pub use validate::{
     is_shared_filter, parse_shared_filter, validate_topic_filter, validate_topic_name,

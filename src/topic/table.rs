@@ -31,6 +31,16 @@ pub struct FilterTable<V> {
 /// A map is shrunk once it is used below a quarter of its capacity, and not below this.
 const SHRINK_ABOVE_CAPACITY: usize = 64;
 
+/// Gives a map's memory back once it is used below a quarter of its capacity (to twice its
+/// length), so that memory returns to what it was before a burst of entries came and went:
+/// the filter maps hold one entry per subscribed device.
+pub fn shrink_if_sparse<K: Eq + std::hash::Hash, V>(map: &mut AHashMap<K, V>) {
+    let (len, capacity) = (map.len(), map.capacity());
+    if capacity > SHRINK_ABOVE_CAPACITY && len < capacity / 4 {
+        map.shrink_to(len * 2);
+    }
+}
+
 /// True when the filter has no wildcard level, so it matches exactly one topic name: itself.
 pub fn is_exact_filter(filter: &str) -> bool {
     !filter.split('/').any(|level| level == "+" || level == "#")
@@ -124,10 +134,7 @@ impl<V> FilterTable<V> {
         }
         self.exact_changes += 1;
         let v = self.exact.remove(filter);
-        let (len, capacity) = (self.exact.len(), self.exact.capacity());
-        if capacity > SHRINK_ABOVE_CAPACITY && len < capacity / 4 {
-            self.exact.shrink_to(len * 2);
-        }
+        shrink_if_sparse(&mut self.exact);
         v
     }
 
