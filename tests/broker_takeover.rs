@@ -238,3 +238,59 @@ fn every_connection_of_a_takeover_burst_gets_connack() {
     assert_eq!(still_open, 1, "connections left connected");
     drop(first);
 }
+
+/// A burst of connections with one client id, each with a Will of its own (no delay): every
+/// connection that is taken over closes without DISCONNECT from its client, so its Will is
+/// published [MQTT-3.1.2-8], whether it was taken over after its CONNACK or while its
+/// CONNECT was still being answered (a broker answering CONNECTs one at a time would have
+/// attached it and taken it over at once). Only the last connection's Will stays unsent.
+#[test]
+fn every_connection_taken_over_in_a_burst_publishes_its_will() {
+    const CONNECTIONS: usize = 40;
+    let broker = Broker::start();
+    let will_topic = unique("burst-will");
+    let mut watcher = broker.v5(&unique("watch"));
+    watcher.sub(&format!("{will_topic}/#"), QoS::AtLeastOnce);
+    let (first, id) = broker.v5_on_shard(0, 300);
+    let mut clients: Vec<Client> = (0..CONNECTIONS)
+        .map(|i| {
+            let mut c = broker.raw();
+            c.protocol = Protocol::V5;
+            let mut connect = connect_v5(&id, false, 300);
+            connect.will = Some(will(
+                &format!("{will_topic}/{i}"),
+                i.to_string().as_bytes(),
+                QoS::AtLeastOnce,
+            ));
+            c.send(&Packet::Connect(Box::new(connect)));
+            c
+        })
+        .collect();
+    let mut taken_over = Vec::new();
+    for (i, c) in clients.iter_mut().enumerate() {
+        assert!(
+            matches!(c.recv(WAIT), Recv::Packet(Packet::ConnAck(_))),
+            "connection {i}: no CONNACK"
+        );
+        if let Recv::Packet(Packet::Disconnect(d)) = c.recv(Duration::from_secs(2)) {
+            assert_eq!(
+                d.reason_code,
+                ReasonCode::SESSION_TAKEN_OVER,
+                "connection {i}"
+            );
+            taken_over.push(i);
+        }
+    }
+    assert_eq!(taken_over.len(), CONNECTIONS - 1, "connections taken over");
+    let mut wills: Vec<usize> = (0..taken_over.len())
+        .map(|_| {
+            let p = watcher.recv_publish();
+            watcher.ack(&p);
+            std::str::from_utf8(&p.payload).unwrap().parse().unwrap()
+        })
+        .collect();
+    wills.sort_unstable();
+    assert_eq!(wills, taken_over, "the Wills published");
+    watcher.expect_nothing();
+    drop(first);
+}

@@ -178,21 +178,36 @@ impl Shard {
     /// would have sent: CONNACK, then (MQTT 5) DISCONNECT 0x8E [MQTT-3.1.4-3], never a close
     /// without an answer, which a client reads as a broken network and retries. While the
     /// shard stops it is refused instead (0x88 / 0x03).
-    pub(super) fn supersede_connecting(&mut self, key: Key, session_present: bool) {
+    ///
+    /// Its Will goes out as that broker's takeover would send it: at once when it has no
+    /// delay or when the session it asked for ends with the connection [MQTT-3.1.2-8].
+    pub(super) fn supersede_connecting(&mut self, key: Key, session_present: bool, now_ms: u64) {
         if self.shutting_down {
             self.refuse_connect(key, ReasonCode::SERVER_UNAVAILABLE);
             return;
         }
+        let cap = self.config.limits.max_session_expiry_secs;
+        let mut will = None;
         if let Some(conn) = self.conns.get_mut(key) {
             let ack = ConnAck {
                 session_present: session_present && conn.protocol != Protocol::V31,
                 ..ConnAck::default()
             };
             let _ = ack.encode(conn.protocol, conn.out());
+            if let ConnState::Connecting { connect, .. } = &mut conn.state {
+                let session_ends = requested_expiry_secs(connect).min(cap) == 0;
+                will = connect
+                    .will
+                    .take()
+                    .filter(|w| session_ends || w.properties.will_delay_interval.unwrap_or(0) == 0);
+            }
             conn.will_on_close = false;
             conn.state = ConnState::Active;
         }
         self.close(key, Some(ReasonCode::SESSION_TAKEN_OVER));
+        if let Some(will) = will {
+            self.route_will(will, now_ms);
+        }
     }
 
     /// Home shard: records the new owner and starts the takeover of the previous one. With a
@@ -308,13 +323,7 @@ impl Shard {
         slot.conn = Some(key);
         let session = &mut slot.session;
         session.protocol = connect.protocol;
-        let requested_expiry = if v5 {
-            connect.properties.session_expiry_interval.unwrap_or(0)
-        } else if connect.clean_start {
-            0
-        } else {
-            u32::MAX
-        };
+        let requested_expiry = requested_expiry_secs(&connect);
         session.expiry_secs = requested_expiry.min(limits.max_session_expiry_secs);
         session.will = connect.will.clone().map(Box::new);
         session.limits = ClientLimits {
@@ -596,5 +605,17 @@ impl Shard {
         // 0x00 discards the Will [MQTT-3.14.4-3]; 0x04 and error codes keep it.
         conn.will_on_close = d.reason_code != ReasonCode::NORMAL_DISCONNECTION;
         self.close(key, None);
+    }
+}
+
+/// The Session Expiry a CONNECT asks for, before the configured cap: 3.1.1's Clean Session 0
+/// keeps the session for good, Clean Session 1 ends it with the connection.
+fn requested_expiry_secs(connect: &Connect) -> u32 {
+    if connect.protocol.is_v5() {
+        connect.properties.session_expiry_interval.unwrap_or(0)
+    } else if connect.clean_start {
+        0
+    } else {
+        u32::MAX
     }
 }

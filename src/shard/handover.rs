@@ -179,7 +179,7 @@ impl Shard {
         if from == self.id {
             match self.waiting_session(&client_id, generation) {
                 Some(skey) => self.connect_session(key, skey, session_present, now_ms),
-                None => self.supersede_connecting(key, session_present),
+                None => self.supersede_connecting(key, session_present, now_ms),
             }
             return;
         }
@@ -290,7 +290,7 @@ impl Shard {
             }
             _ => {
                 // Taken over again while it moved, or this shard is stopping.
-                self.supersede_connecting(key, session_present);
+                self.supersede_connecting(key, session_present, now_ms);
                 if let Some(skey) = session {
                     self.park_session(skey, now_ms);
                 }
