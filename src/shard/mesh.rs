@@ -11,6 +11,19 @@ use super::metrics::Metrics;
 /// Index of a shard.
 pub type ShardId = usize;
 
+/// A shared subscription group's message sent to a shard for one of its members.
+#[derive(Debug, Clone)]
+pub struct GroupForward {
+    /// The plain filter (without `$share/{group}/`).
+    pub filter: MqttStr,
+    /// The share name.
+    pub group: MqttStr,
+    /// Shards that had the message and passed it on (bit per shard): a shard whose members
+    /// have all left, or are away, passes it to one that has not had it
+    /// ([`crate::shard::router::SharedGroup::place`]).
+    pub visited: u64,
+}
+
 /// One cross-shard message.
 #[derive(Debug)]
 pub enum MeshMsg {
@@ -20,8 +33,8 @@ pub enum MeshMsg {
         message: SharedMessage,
         /// Deliver to the shard's ordinary subscriptions.
         ordinary: bool,
-        /// Shared subscription groups (plain filter, group) this shard was chosen for.
-        groups: Vec<(MqttStr, MqttStr)>,
+        /// Shared subscription groups this shard was chosen for.
+        groups: Vec<GroupForward>,
         /// The message also goes to receivers outside this shard: a subscriber here that
         /// is behind must not hold them back ([`crate::shard::Shard::delivery_pressure`]).
         shared: bool,

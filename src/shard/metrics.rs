@@ -66,6 +66,13 @@ pub struct Metrics {
     /// Times a subscriber behind stopped being waited for because its messages also went
     /// to other receivers (it drops by policy instead of slowing them all).
     pub slow_subscribers: u64,
+    /// Shared-subscription messages passed on to another shard of the group: none of this
+    /// shard's members was online, or the last one had left (the interest the sender had
+    /// was older than its leaving).
+    pub shared_passed_on: u64,
+    /// Shared-subscription messages dropped: the group's last member, on every shard, left
+    /// while the message was on its way.
+    pub shared_undeliverable: u64,
 }
 
 impl Metrics {
@@ -102,7 +109,9 @@ impl Metrics {
             wills_published,
             mesh_backpressure,
             delivery_backpressure,
-            slow_subscribers
+            slow_subscribers,
+            shared_passed_on,
+            shared_undeliverable
         );
     }
 }

@@ -3,8 +3,8 @@
 use bytes::Bytes;
 use std::sync::Arc;
 
-use super::mesh::MeshMsg;
-use super::router::{merge_duplicates, Target};
+use super::mesh::{GroupForward, MeshMsg, ShardId};
+use super::router::{merge_duplicates, GroupPick, Target};
 use super::slab::Key;
 use super::Shard;
 use crate::codec::{MqttStr, Packet, PubResponse, Publish, QoS, ReasonCode};
@@ -178,7 +178,7 @@ impl Shard {
         }
         let mut targets = std::mem::take(&mut self.scratch);
         let mut remote: u64 = 0;
-        let mut group_forwards: Vec<(usize, MqttStr, MqttStr)> = Vec::new();
+        let mut group_forwards: Vec<(ShardId, GroupForward)> = Vec::new();
         let generation = self.routing_generation();
         let cached = publisher.and_then(|p| self.routes.get(p, &message.topic, generation));
         if let Some(route) = cached {
@@ -217,7 +217,7 @@ impl Shard {
         &mut self,
         message: &SharedMessage,
         ordinary: bool,
-        groups: &[(MqttStr, MqttStr)],
+        groups: &[GroupForward],
         shared: bool,
         now_ms: u64,
     ) {
@@ -234,14 +234,35 @@ impl Shard {
                 merge_duplicates(&mut targets);
             }
         }
-        for (filter, group) in groups {
-            let member = self
+        let mut passed_on: Vec<(ShardId, GroupForward)> = Vec::new();
+        for forward in groups {
+            let pick = self
                 .filters
-                .get(filter)
-                .and_then(|e| e.groups().iter().find(|g| &g.name == group))
-                .and_then(|g| g.pick_member(|k| self.is_connected(k)))
-                .map(target);
-            targets.extend(member);
+                .get(&forward.filter)
+                .and_then(|e| e.groups().iter().find(|g| g.name == forward.group))
+                .map_or(GroupPick::Nowhere, |g| {
+                    g.place(self.id, forward.visited, |k| self.is_connected(k))
+                });
+            match pick {
+                GroupPick::Member(m) => targets.push(target(m)),
+                GroupPick::Shard(to) => {
+                    let visited = forward.visited | 1 << self.id;
+                    passed_on.push((
+                        to,
+                        GroupForward {
+                            visited,
+                            ..forward.clone()
+                        },
+                    ));
+                }
+                // Every shard with members had it and none has one now: the group's last
+                // member left while the message was on its way, and no session keeps it.
+                GroupPick::Nowhere => self.metrics.shared_undeliverable += 1,
+            }
+        }
+        if !passed_on.is_empty() {
+            self.metrics.shared_passed_on += passed_on.len() as u64;
+            self.forward(message, 0, &passed_on, shared);
         }
         let shared = shared || targets.len() > 1;
         for t in targets.drain(..) {

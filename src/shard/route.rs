@@ -2,12 +2,11 @@
 //! publisher's session remembered for the same topic), and one forward per shard with
 //! interest.
 
-use super::mesh::MeshMsg;
+use super::mesh::{GroupForward, MeshMsg, ShardId};
 use super::publish::target;
-use super::router::{merge_duplicates, Target};
+use super::router::{merge_duplicates, GroupPick, Target};
 use super::slab::Key;
 use super::Shard;
-use crate::codec::MqttStr;
 use crate::session::SharedMessage;
 
 /// Slots in a shard's route table: enough for every busy publisher of a benchmark or a
@@ -96,7 +95,7 @@ impl Shard {
         publisher: Option<Key>,
         targets: &mut Vec<Target>,
         remote: &mut u64,
-        group_forwards: &mut Vec<(usize, MqttStr, MqttStr)>,
+        group_forwards: &mut Vec<(ShardId, GroupForward)>,
     ) -> bool {
         let me = self.id;
         let mut merge = false;
@@ -118,16 +117,25 @@ impl Shard {
                 return;
             };
             for g in &shared.groups {
-                match g.pick_shard(me) {
-                    Some(s) if s == me => {
-                        if let Some(m) = g.pick_member(|k| self.is_connected(k)) {
+                let (to, visited) = match g.pick_shard(me) {
+                    Some(s) if s == me => match g.place(me, 0, |k| self.is_connected(k)) {
+                        GroupPick::Member(m) => {
                             merge |= !targets.is_empty();
                             targets.push(target(m));
+                            continue;
                         }
-                    }
-                    Some(s) => group_forwards.push((s, shared.filter.clone(), g.name.clone())),
-                    None => {}
-                }
+                        GroupPick::Shard(s) => (s, 1 << me),
+                        GroupPick::Nowhere => continue,
+                    },
+                    Some(s) => (s, 0),
+                    None => continue,
+                };
+                let forward = GroupForward {
+                    filter: shared.filter.clone(),
+                    group: g.name.clone(),
+                    visited,
+                };
+                group_forwards.push((to, forward));
             }
         });
         if merge {
@@ -142,7 +150,7 @@ impl Shard {
         &mut self,
         message: &SharedMessage,
         remote: u64,
-        group_forwards: &[(usize, MqttStr, MqttStr)],
+        group_forwards: &[(ShardId, GroupForward)],
         shared: bool,
     ) {
         let me = self.id;
@@ -151,10 +159,10 @@ impl Shard {
                 continue;
             }
             let ordinary = remote & (1 << s) != 0;
-            let groups: Vec<(MqttStr, MqttStr)> = group_forwards
+            let groups: Vec<GroupForward> = group_forwards
                 .iter()
-                .filter(|(to, _, _)| *to == s)
-                .map(|(_, f, g)| (f.clone(), g.clone()))
+                .filter(|(to, _)| *to == s)
+                .map(|(_, g)| g.clone())
                 .collect();
             if ordinary || !groups.is_empty() {
                 self.send(

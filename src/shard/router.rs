@@ -38,6 +38,17 @@ pub struct SharedGroup {
     pub next_member: Cell<u32>,
 }
 
+/// Where a shard sends a group's message it holds ([`SharedGroup::place`]).
+#[derive(Debug, PartialEq, Eq)]
+pub enum GroupPick<'a> {
+    /// To this member on the shard.
+    Member(&'a LocalSub),
+    /// On to this shard.
+    Shard(ShardId),
+    /// Nowhere: no shard left that has members and has not had the message.
+    Nowhere,
+}
+
 impl SharedGroup {
     /// Picks the shard that receives the next message of this group (round robin over
     /// shards with members). `None` when the group is empty everywhere.
@@ -46,6 +57,11 @@ impl SharedGroup {
         if !self.members.is_empty() {
             mask |= 1 << me;
         }
+        self.next_shard_in(mask)
+    }
+
+    /// Round robin over the shards in `mask`.
+    fn next_shard_in(&self, mask: u64) -> Option<ShardId> {
         if mask == 0 {
             return None;
         }
@@ -60,11 +76,12 @@ impl SharedGroup {
         None
     }
 
-    /// Picks the local member that receives the next message: round robin over those
+    /// The local member next in turn, and whether it is online: round robin over those
     /// `connected` says are online, or over all when none is (a persistent session that is
     /// away still queues QoS 1/2). A member that is away would drop a QoS 0 message and hold
     /// a QoS 1/2 one until it returns, while another member could take it now (§4.8.2).
-    pub fn pick_member(&self, connected: impl Fn(Key) -> bool) -> Option<&LocalSub> {
+    /// Moves no cursor ([`SharedGroup::take_member`] does).
+    fn choose_member(&self, connected: impl Fn(Key) -> bool) -> Option<(usize, bool)> {
         let n = self.members.len();
         if n == 0 {
             return None;
@@ -73,9 +90,37 @@ impl SharedGroup {
         let online = (0..n)
             .map(|step| (start + step) % n)
             .find(|&i| connected(self.members[i].session));
-        let i = online.unwrap_or(start);
+        Some(online.map_or((start, false), |i| (i, true)))
+    }
+
+    fn take_member(&self, i: usize) -> &LocalSub {
         self.next_member.set((i + 1) as u32);
-        self.members.get(i)
+        &self.members[i]
+    }
+
+    /// Places a group message held by shard `me`, after the shards in `visited` had it and
+    /// passed it on: an online member here first; else another shard with members that has
+    /// not had it (its members may be online, and the interest this shard has may be older
+    /// than a member's leaving there); else a member here that is away. Each shard passes a
+    /// message on at most once, so it makes at most one hop per shard.
+    pub fn place(
+        &self,
+        me: ShardId,
+        visited: u64,
+        connected: impl Fn(Key) -> bool,
+    ) -> GroupPick<'_> {
+        let chosen = self.choose_member(connected);
+        if let Some((i, true)) = chosen {
+            return GroupPick::Member(self.take_member(i));
+        }
+        let untried = self.remote & !visited & !(1 << me);
+        if let Some(s) = self.next_shard_in(untried) {
+            return GroupPick::Shard(s);
+        }
+        match chosen {
+            Some((i, _)) => GroupPick::Member(self.take_member(i)),
+            None => GroupPick::Nowhere,
+        }
     }
 }
 
@@ -275,5 +320,46 @@ mod tests {
         };
         let picks: Vec<_> = (0..4).map(|_| g.pick_shard(0).unwrap()).collect();
         assert_eq!(picks, vec![1, 2, 1, 2]);
+    }
+
+    fn group(members: &[Key], remote: u64) -> SharedGroup {
+        SharedGroup {
+            name: "g".into(),
+            members: members
+                .iter()
+                .map(|&session| LocalSub {
+                    session,
+                    options: SubscriptionOptions::default(),
+                    id: None,
+                })
+                .collect(),
+            remote,
+            next_shard: Cell::new(0),
+            next_member: Cell::new(0),
+        }
+    }
+
+    /// Shard 1 holds the message; shards 0 and 2 have members too.
+    #[test]
+    fn place_prefers_an_online_member_then_an_unvisited_shard_then_an_away_member() {
+        let mut slab = Slab::default();
+        let (away, online) = (slab.insert(()), slab.insert(()));
+        let is_online = |k: Key| k == online;
+        let g = group(&[away, online], 0b101);
+        assert_eq!(g.place(1, 0, is_online), GroupPick::Member(&g.members[1]));
+
+        let g = group(&[away], 0b101);
+        assert_eq!(g.place(1, 0, is_online), GroupPick::Shard(0));
+        assert_eq!(g.place(1, 0b001, is_online), GroupPick::Shard(2));
+        assert_eq!(
+            g.place(1, 0b101, is_online),
+            GroupPick::Member(&g.members[0]),
+            "every other shard had it: the member that is away keeps it"
+        );
+
+        let g = group(&[], 0b101);
+        assert_eq!(g.place(1, 0b100, is_online), GroupPick::Shard(0));
+        assert_eq!(g.place(1, 0b101, is_online), GroupPick::Nowhere);
+        assert_eq!(group(&[], 0).place(1, 0, is_online), GroupPick::Nowhere);
     }
 }
