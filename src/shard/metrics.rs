@@ -73,6 +73,9 @@ pub struct Metrics {
     /// Shared-subscription messages dropped: the group's last member, on every shard, left
     /// while the message was on its way.
     pub shared_undeliverable: u64,
+    /// Live messages on topics past the 1,024 a SUBSCRIBE waiting for retained messages
+    /// notes: a retained message of such a topic may still follow the newer live one.
+    pub live_topics_unnoted: u64,
 }
 
 impl Metrics {
@@ -111,7 +114,8 @@ impl Metrics {
             delivery_backpressure,
             slow_subscribers,
             shared_passed_on,
-            shared_undeliverable
+            shared_undeliverable,
+            live_topics_unnoted
         );
     }
 }

@@ -36,7 +36,7 @@ pub(super) struct PendingSubscribe {
 }
 
 /// The most live topics a pending SUBSCRIBE notes (a bound on its memory; beyond it a
-/// retained message can again follow a newer live one).
+/// retained message can again follow a newer live one, counted in `live_topics_unnoted`).
 const MAX_LIVE_TOPICS: usize = 1024;
 
 /// Splits `$share/{group}/{filter}` (already validated by the codec).
@@ -362,10 +362,13 @@ impl Shard {
             if let Pending::Subscribe(p) = v {
                 if p.session == skey
                     && p.wants_retained
-                    && p.live_topics.len() < MAX_LIVE_TOPICS
                     && !p.live_topics.iter().any(|t| t.as_str() == topic)
                 {
-                    p.live_topics.push(MqttStr::from(topic));
+                    if p.live_topics.len() < MAX_LIVE_TOPICS {
+                        p.live_topics.push(MqttStr::from(topic));
+                    } else {
+                        self.metrics.live_topics_unnoted += 1;
+                    }
                 }
             }
         }
