@@ -7,15 +7,17 @@
 
 pub mod message;
 mod outbound;
+mod will;
 
 pub use message::{Delivery, Message, Retired, SharedMessage};
 pub use outbound::{Inflight, InflightState, Outbound};
+pub use will::StoredWill;
 
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 use std::ops::{Deref, DerefMut};
 
-use crate::codec::{MqttStr, Protocol, SubscriptionOptions, Will};
+use crate::codec::{MqttStr, Protocol, SubscriptionOptions};
 
 /// A session's subscriptions by filter, once it has more than [`FEW_SUBSCRIPTIONS`]. The
 /// hasher has fixed keys and no per-map state: each map holds one client's own filters, at
@@ -251,7 +253,7 @@ pub struct Session {
     /// Client → broker QoS 2 packet ids received and not yet released (PUBREL).
     pub inbound_qos2: InboundQos2,
     /// The Will of the current or last connection.
-    pub will: Option<Box<Will>>,
+    pub will: Option<Box<StoredWill>>,
     /// The client's announced limits.
     pub limits: ClientLimits,
 }

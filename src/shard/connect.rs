@@ -34,7 +34,7 @@ use super::{Pending, RegistryEntry, SessionSlot, Shard};
 use crate::codec::{
     ConnAck, Connect, Disconnect, MqttStr, Protocol, PublishProperties, ReasonCode,
 };
-use crate::session::{ClientLimits, InflightState, Message, Session};
+use crate::session::{ClientLimits, InflightState, Message, Session, StoredWill};
 
 impl Shard {
     /// The runtime finished a TLS handshake whose client certificate names the user
@@ -325,7 +325,7 @@ impl Shard {
         session.protocol = connect.protocol;
         let requested_expiry = requested_expiry_secs(&connect);
         session.expiry_secs = requested_expiry.min(limits.max_session_expiry_secs);
-        session.will = connect.will.clone().map(Box::new);
+        session.will = connect.will.as_ref().map(|w| Box::new(StoredWill::new(w)));
         session.limits = ClientLimits {
             receive_maximum: connect.properties.receive_maximum.unwrap_or(u16::MAX),
             max_packet_bytes: connect.properties.maximum_packet_size.unwrap_or(u32::MAX),
@@ -499,11 +499,7 @@ impl Shard {
             self.end_session(skey, now_ms);
             return;
         }
-        let delay = slot
-            .session
-            .will
-            .as_ref()
-            .map(|w| w.properties.will_delay_interval.unwrap_or(0));
+        let delay = slot.session.will.as_ref().map(|w| w.delay_secs());
         match delay {
             Some(0) => self.publish_will(skey, now_ms),
             Some(d) => {
@@ -546,13 +542,13 @@ impl Shard {
         };
         slot.will_pending = false;
         if let Some(will) = slot.session.will.take() {
-            self.route_will(*will, now_ms);
+            self.route_will(will.into_will(), now_ms);
         }
     }
 
     pub(super) fn publish_will_of(&mut self, mut session: Session, now_ms: u64) {
         if let Some(will) = session.will.take() {
-            self.route_will(*will, now_ms);
+            self.route_will(will.into_will(), now_ms);
         }
     }
 

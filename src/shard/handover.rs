@@ -150,7 +150,7 @@ impl Shard {
             slot.session
                 .will
                 .as_ref()
-                .is_some_and(|w| w.properties.will_delay_interval.unwrap_or(0) == 0)
+                .is_some_and(|w| w.delay_secs() == 0)
         });
         if will_on_close && (session_ends || no_delay) {
             self.publish_will(skey, now_ms);
