@@ -298,11 +298,27 @@ fn packets_pipelined_after_connect_are_processed_in_order() {
 }
 
 /// Server Keep Alive (5.0 §3.2.2.3.14): with `max_keepalive_secs`, a client asking for more
-/// (or for 0) is told the server's value [MQTT-3.2.2-21], and 3.1.1 connections are held to
-/// it as well.
+/// (or for 0) is told the server's value [MQTT-3.2.2-21]. A 3.1.1 client cannot be told: one
+/// asking for more (or for 0) is refused with return code 2 (as mosquitto does) instead of
+/// being cut off later as if it had died, and one within the cap keeps its own value.
 #[test]
 fn server_keep_alive_lowers_requested_keepalive_mqtt_3_2_2_21() {
     let broker = Broker::with_config("[limits]\nmax_keepalive_secs = 1\n");
+    for keep_alive_secs in [600, 0] {
+        let mut connect = Connect::new(Protocol::V311, unique("ka311"));
+        connect.keep_alive_secs = keep_alive_secs;
+        let (_c, ack) = broker.connect(connect);
+        assert_eq!(
+            ack.reason_code,
+            ReasonCode::CLIENT_IDENTIFIER_NOT_VALID,
+            "3.1.1 keep alive {keep_alive_secs}"
+        );
+    }
+    let mut connect = Connect::new(Protocol::V311, unique("ka311-ok"));
+    connect.keep_alive_secs = 1;
+    let (mut within, ack) = broker.connect(connect);
+    assert_eq!(ack.reason_code, ReasonCode::SUCCESS);
+    within.ping();
     let mut connect = Connect::new(Protocol::V5, unique("ka"));
     connect.keep_alive_secs = 600;
     let (mut c, ack) = broker.connect(connect);

@@ -119,3 +119,45 @@ fn an_interval_of_zero_publishes_nothing() {
     ops.sub("$SYS/#", QoS::AtMostOnce);
     ops.expect_nothing_for(Duration::from_millis(1500));
 }
+
+/// A Will may not publish under `$SYS` any more than a PUBLISH may: the CONNECT is refused
+/// (5.0: CONNACK 0x87; 3.1.1: return code 5), and the broker's retained value stays.
+#[test]
+fn a_will_under_sys_is_refused() {
+    let broker = Broker::with_config("sys_interval_secs = 1\n");
+    for protocol in [Protocol::V311, Protocol::V5] {
+        let mut connect = Connect::new(protocol, unique("sys-will"));
+        let mut w = will("$SYS/broker/version", b"fake", QoS::AtMostOnce);
+        w.retain = true;
+        connect.will = Some(w);
+        let (c, ack) = broker.connect(connect);
+        assert_eq!(ack.reason_code, ReasonCode::NOT_AUTHORIZED, "{protocol:?}");
+        c.drop_connection();
+    }
+    let mut ops = broker.v5(&unique("ops"));
+    ops.sub("$SYS/broker/version", QoS::AtMostOnce);
+    let version = wait_for_value(&mut ops, "$SYS/broker/version", |_| true);
+    assert!(version.starts_with("shardmq "), "{version}");
+}
+
+/// `clients/connected` counts the clients that got CONNACK, not every open socket: three
+/// sockets that never send CONNECT do not count.
+#[test]
+fn clients_connected_counts_only_connected_clients() {
+    let broker = Broker::with_config("sys_interval_secs = 1\n");
+    let _silent: Vec<std::net::TcpStream> = (0..3)
+        .map(|_| std::net::TcpStream::connect(broker.addr).unwrap())
+        .collect();
+    let _other = broker.v311(&unique("other"));
+    let mut ops = broker.v5(&unique("ops"));
+    ops.sub("$SYS/broker/clients/connected", QoS::AtMostOnce);
+    // Retained values may be from before the last two connected: wait for the count.
+    let deadline = Instant::now() + Duration::from_secs(4);
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        if let Recv::Packet(Packet::Publish(p)) = ops.recv(Duration::from_millis(500)) {
+            last = String::from_utf8_lossy(&p.payload).to_string();
+        }
+    }
+    assert_eq!(last, "2", "two clients connected, three silent sockets");
+}

@@ -52,6 +52,7 @@ impl Shard {
         // resolves it from the open-file limit before start.
         let over_limit =
             limits.max_connections != 0 && self.gauge.open() as u64 > limits.max_connections;
+        let keepalive_cap_secs = limits.max_keepalive_secs;
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
@@ -101,6 +102,24 @@ impl Shard {
         {
             self.metrics.topic_rejects += 1;
             Some(ReasonCode::TOPIC_NAME_INVALID)
+        } else if connect
+            .will
+            .as_ref()
+            .is_some_and(|w| super::sys::is_sys_topic(&w.topic))
+        {
+            // A Will may not publish under `$SYS` any more than a PUBLISH may: refused with
+            // the CONNECT, as a Will the ACL denies is.
+            self.metrics.acl_denials += 1;
+            Some(ReasonCode::NOT_AUTHORIZED)
+        } else if !v5
+            && keepalive_cap_secs > 0
+            && (connect.keep_alive_secs == 0 || connect.keep_alive_secs > keepalive_cap_secs)
+        {
+            // 3.1 and 3.1.1 have no Server Keep Alive to tell the client of the cap, and a
+            // client that keeps its own would be cut off as if it had died: refused with
+            // return code 2, as mosquitto does.
+            self.metrics.keepalive_refusals += 1;
+            Some(ReasonCode::CLIENT_IDENTIFIER_NOT_VALID)
         } else {
             None
         };
@@ -358,7 +377,9 @@ impl Shard {
         ack.session_present &= conn.protocol != Protocol::V31;
         conn.session = Some(skey);
         let mut keepalive = connect.keep_alive_secs;
-        if limits.max_keepalive_secs > 0
+        // 3.1 / 3.1.1 CONNECTs outside the cap were refused (`on_connect`).
+        if v5
+            && limits.max_keepalive_secs > 0
             && (keepalive == 0 || keepalive > limits.max_keepalive_secs)
         {
             keepalive = limits.max_keepalive_secs;

@@ -76,6 +76,13 @@ pub struct Metrics {
     /// Live messages on topics past the 1,024 a SUBSCRIBE waiting for retained messages
     /// notes: a retained message of such a topic may still follow the newer live one.
     pub live_topics_unnoted: u64,
+    /// MQTT 3.1 / 3.1.1 CONNECTs refused for a Keep Alive of 0 or above
+    /// `limits.max_keepalive_secs` (they cannot be told a Server Keep Alive).
+    pub keepalive_refusals: u64,
+    /// Clients connected (CONNACK sent, not closed) on the shards gathered: a gauge, filled
+    /// in for `$SYS/broker/clients/connected`, not a counter.
+    #[serde(skip)]
+    pub clients_connected: u64,
 }
 
 impl Metrics {
@@ -115,7 +122,9 @@ impl Metrics {
             slow_subscribers,
             shared_passed_on,
             shared_undeliverable,
-            live_topics_unnoted
+            live_topics_unnoted,
+            keepalive_refusals,
+            clients_connected
         );
     }
 }

@@ -256,6 +256,15 @@ impl Shard {
         self.conns.len()
     }
 
+    /// Connections with a session attached: CONNACK sent and not closed. Not those still in
+    /// a TLS or WebSocket handshake, before CONNECT, refused, or closing. A scan, for `$SYS`.
+    pub(super) fn connected_clients(&self) -> usize {
+        self.conns
+            .iter()
+            .filter(|(_, c)| c.session.is_some() && !c.is_closing())
+            .count()
+    }
+
     /// Sessions held (connected or not).
     pub fn session_count(&self) -> usize {
         self.sessions.len()

@@ -167,7 +167,8 @@ impl Shard {
                 self.on_retain_reply(token, messages, now_ms)
             }
             MeshMsg::StatsQuery { token } => {
-                let metrics = Box::new(self.metrics);
+                let mut metrics = Box::new(self.metrics);
+                metrics.clients_connected = self.connected_clients() as u64;
                 self.send(from, MeshMsg::Stats { token, metrics });
             }
             MeshMsg::Stats { token, metrics } => self.on_stats(token, *metrics, now_ms),

@@ -86,7 +86,7 @@ impl Shard {
             ("shards".to_string(), self.shards.to_string()),
             (
                 "clients/connected".to_string(),
-                self.gauge.open().to_string(),
+                sum.clients_connected.to_string(),
             ),
             (
                 "messages/received".to_string(),
