@@ -543,3 +543,37 @@ fn a_burst_of_simultaneous_tls_handshakes_all_get_in() {
         wait_counter(&broker, "tls_handshakes_deferred", 0)
     );
 }
+
+/// A client that ends its side with close_notify gets the broker's close_notify before the
+/// socket closes (RFC 8446 §6.1), so it reads a clean end of the stream, not a truncation.
+#[test]
+fn a_client_close_notify_is_answered() {
+    use std::io::{Read, Write};
+    let broker = tls_broker("");
+    let addr = broker.tls_addr.expect("TLS listener");
+    let tcp = std::net::TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(WAIT)).unwrap();
+    let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+    let conn = rustls::ClientConnection::new(tls_client_config(None), name).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    let mut bytes = bytes::BytesMut::new();
+    Packet::Connect(Box::new(connect_v5(&unique("notify"), true, 0)))
+        .encode(Protocol::V5, &mut bytes)
+        .unwrap();
+    tls.write_all(&bytes).unwrap();
+    tls.flush().unwrap();
+    let mut head = [0u8; 2];
+    tls.read_exact(&mut head).unwrap();
+    assert_eq!(head[0], 0x20, "CONNACK");
+    let mut rest = vec![0u8; usize::from(head[1])];
+    tls.read_exact(&mut rest).unwrap();
+    tls.conn.send_close_notify();
+    tls.flush().unwrap();
+    let mut after = Vec::new();
+    let end = tls.read_to_end(&mut after);
+    assert!(
+        end.is_ok(),
+        "{end:?}: the broker closed without close_notify"
+    );
+    assert!(after.is_empty(), "{after:?}");
+}

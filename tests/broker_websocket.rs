@@ -228,3 +228,75 @@ fn bad_websocket_settings_stop_startup() {
     ));
     assert!(e.contains("websocket.port"), "the TLS listener's port: {e}");
 }
+
+/// A close the broker starts (here a DISCONNECT 0x82 for a protocol error) sends one close
+/// frame after the DISCONNECT and then ends the TCP connection (RFC 6455 §5.5.1, §7.1.1),
+/// at once, not when `close_timeout_secs` runs out. Before, the loop framed a new close
+/// frame every time it looked for output: megabytes of them, for 10 s.
+#[test]
+fn a_close_the_broker_starts_sends_one_close_frame() {
+    let broker = ws_broker();
+    let (_, mut s) = ws_request(broker.ws_addr.unwrap(), "Sec-WebSocket-Protocol: mqtt\r\n");
+    let mut bytes = BytesMut::new();
+    Packet::Connect(Box::new(connect_v5(&unique("closed"), true, 0)))
+        .encode(Protocol::V5, &mut bytes)
+        .unwrap();
+    s.write_all(&ws_frame(0x2, true, &bytes)).unwrap();
+    let (_, opcode, _) = ws_read_frame(&mut s).expect("CONNACK");
+    assert_eq!(opcode, 0x2);
+    let start = std::time::Instant::now();
+    // A reserved packet type: malformed, DISCONNECT 0x82 [MQTT-2.1.3-1].
+    s.write_all(&ws_frame(0x2, true, &[0xF0, 0x00])).unwrap();
+    let mut frames = Vec::new();
+    while let Some((_, opcode, payload)) = ws_read_frame(&mut s) {
+        frames.push((opcode, payload));
+        if frames.len() > 4 {
+            break;
+        }
+    }
+    assert_eq!(
+        frames,
+        vec![
+            (0x2, vec![0xE0, 0x01, 0x82]),
+            (0x8, 1000u16.to_be_bytes().to_vec())
+        ],
+        "DISCONNECT 0x82, one close frame, then the end of the stream"
+    );
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(3),
+        "the connection ended after {:?}",
+        start.elapsed()
+    );
+}
+
+/// A client that pings and never reads gets no more than `max_outgoing_bytes` of pongs
+/// held for it: past that the broker stops reading it, as it does for MQTT output, and the
+/// client's own sends stall. Before, every ping's pong was kept (hundreds of MB).
+#[test]
+fn pongs_for_a_client_that_does_not_read_are_bounded() {
+    let broker =
+        Broker::with_config("[websocket]\nport = 0\n[limits]\nmax_outgoing_bytes = 65536\n");
+    let (_, mut s) = ws_request(broker.ws_addr.unwrap(), "Sec-WebSocket-Protocol: mqtt\r\n");
+    let mut bytes = BytesMut::new();
+    Packet::Connect(Box::new(connect_v5(&unique("pinger"), true, 0)))
+        .encode(Protocol::V5, &mut bytes)
+        .unwrap();
+    s.write_all(&ws_frame(0x2, true, &bytes)).unwrap();
+    let pings: Vec<u8> = (0..1000)
+        .flat_map(|_| ws_frame(0x9, true, &[b'x'; 125]))
+        .collect();
+    s.set_write_timeout(Some(std::time::Duration::from_secs(2)))
+        .unwrap();
+    const LIMIT_BYTES: usize = 256 << 20;
+    let mut sent = 0;
+    while sent < LIMIT_BYTES {
+        match s.write(&pings) {
+            Ok(n) => sent += n,
+            Err(_) => break, // stalled: the broker stopped reading
+        }
+    }
+    assert!(
+        sent < LIMIT_BYTES,
+        "{sent} bytes of pings taken from a client that reads nothing"
+    );
+}

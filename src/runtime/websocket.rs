@@ -16,6 +16,8 @@ pub(super) struct WsConn {
     deframer: Deframer,
     /// Bytes owed to the client ahead of the next MQTT data: the 101 response, pongs.
     reply: Vec<u8>,
+    /// The broker's close frame went out: nothing more may follow it (RFC 6455 §5.5.1).
+    close_sent: bool,
 }
 
 /// What a receive on a WebSocket connection came to.
@@ -37,6 +39,7 @@ impl WsConn {
             request: Some(Vec::new()),
             deframer: Deframer::default(),
             reply: Vec::new(),
+            close_sent: false,
         }
     }
 
@@ -48,6 +51,19 @@ impl WsConn {
     /// True when control bytes wait to be sent although the shard wrote nothing.
     pub(super) fn wants_write(&self) -> bool {
         !self.reply.is_empty()
+    }
+
+    /// Bytes owed to the client that the shard's output does not count: the loop stops
+    /// reading a connection while these and its output pass `limits.max_outgoing_bytes`,
+    /// so a client that pings and never reads cannot grow its pongs without bound.
+    pub(super) fn owed_bytes(&self) -> usize {
+        self.reply.len()
+    }
+
+    /// True once the close frame went out: a closing connection then has nothing more to
+    /// send, and its socket can close.
+    pub(super) fn close_sent(&self) -> bool {
+        self.close_sent
     }
 
     /// Takes received bytes: the opening request first, then frames, whose MQTT bytes are
@@ -97,7 +113,8 @@ impl WsConn {
     }
 
     /// Everything due on the wire: the control bytes owed, then the shard's MQTT output as
-    /// one binary frame; with `last`, a normal close frame after it. Empty when nothing is.
+    /// one binary frame; with `last`, a normal close frame after it, once. Empty when
+    /// nothing is.
     pub(super) fn outgoing(&mut self, mqtt: &[u8], last: bool) -> Vec<u8> {
         let mut out = std::mem::take(&mut self.reply);
         if !self.is_open() {
@@ -107,8 +124,9 @@ impl WsConn {
         if !mqtt.is_empty() {
             ws::encode_binary(mqtt, &mut out);
         }
-        if last {
+        if last && !self.close_sent {
             ws::encode_close(1000, &mut out);
+            self.close_sent = true;
         }
         out
     }

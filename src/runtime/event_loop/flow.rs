@@ -165,7 +165,13 @@ impl EventLoop {
         if io.flags.has(IoFlags::RECV_ARMED) || !conn.can_process_input() {
             return;
         }
-        if conn.out_len() >= self.max_outgoing {
+        // A WebSocket client's pongs count too: one that pings and never reads would
+        // otherwise grow them without bound.
+        let ws_owed = match io.flags.has(IoFlags::WS) {
+            true => self.ws.get(&key).map_or(0, |ws| ws.owed_bytes()),
+            false => 0,
+        };
+        if conn.out_len() + ws_owed >= self.max_outgoing {
             return; // Writes first: read again once the client drained its output.
         }
         let has_frame = matches!(

@@ -103,10 +103,19 @@ impl EventLoop {
         self.process_opened(c.key, closed, now);
         if closed {
             // close_notify: the end of the stream, as a plain socket's EOF.
+            self.answer_close_notify(c);
             self.drop_connection(c.key);
             return;
         }
         self.service.push(c.key);
+    }
+
+    /// The client's close_notify ends its side: ours goes out before the socket closes
+    /// (RFC 8446 §6.1), so that the client reads a clean end, not a truncation.
+    pub(super) fn answer_close_notify(&mut self, c: IoConn) {
+        if let Some(tls) = self.tls.get_mut(&c.key) {
+            send_now(c.fd, &tls.seal_last(&[]));
+        }
     }
 
     /// What goes on the wire for `key` now: the shard's output, framed on a WebSocket
@@ -123,7 +132,10 @@ impl EventLoop {
         // Framed (WebSocket) or as the shard wrote it; either way sealed below.
         let (framed, out) = if io.flags.has(IoFlags::WS) {
             let ws = self.ws.get_mut(&io.key)?;
-            if conn.out_len() == 0 && !ws.wants_write() && !last && !handshake_owed {
+            // A closing connection owes its close frame once; then (and after close_notify
+            // over TLS, sealed with it) it is done, and the loop closes the socket.
+            let close_owed = last && !ws.close_sent();
+            if conn.out_len() == 0 && !ws.wants_write() && !close_owed && !handshake_owed {
                 return None;
             }
             let framed = ws.outgoing(&conn.take_out(), last);

@@ -56,6 +56,7 @@ impl EventLoop {
                 self.process_opened(c.key, true, now);
             }
             self.read_buf.clear();
+            self.answer_close_notify(c);
             self.drop_connection(c.key);
             return;
         }
