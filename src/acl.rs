@@ -28,7 +28,8 @@
 //!   the filter behind it. So a subscriber never receives a message it may not read, and
 //!   the delivery path has nothing to check.
 //! - A `%c` or `%u` replaced by an id or name containing `/`, `+` or `#` grants nothing:
-//!   a client id must not widen its own rule.
+//!   a client id must not widen its own rule. Nor does a pattern that the replacement
+//!   turns into a `$` filter (`%c/#` for a client id `$SYS`).
 //!
 //! Pure: the runtime reads the file once at start. A connection keeps only a shared pointer
 //! to its user's rules (and its user name, when a pattern uses `%u`); patterns are expanded
@@ -266,6 +267,11 @@ impl AclRules {
                 }
             }
             scratch.push_str(rest);
+            // An id or name starting with `$` in front of a pattern must not turn it into a
+            // rule on the server's `$` topics (`%c/#` for a client id `$SYS`).
+            if scratch.starts_with('$') && !p.filter.starts_with('$') {
+                return false;
+            }
             test(p.access, scratch)
         })
     }
@@ -403,6 +409,17 @@ pattern readwrite users/%u/#
             assert!(!c.may_subscribe("fleet/+/commands/#"), "{id:?}");
             assert!(!c.may_publish("users/x/y/z"), "{id:?}");
         }
+        // A pattern that starts with `%c` would become a rule on `$SYS` for the id `$SYS`.
+        let acl = AclRules::parse("pattern readwrite %c/#\npattern read $dev/%c\n").unwrap();
+        let sys = view(&acl, "$SYS", None);
+        assert!(!sys.may_subscribe("$SYS/#"));
+        assert!(!sys.may_subscribe("$SYS/broker/version"));
+        let plain = view(&acl, "dev1", None);
+        assert!(plain.may_subscribe("dev1/#"), "the pattern still works");
+        assert!(
+            plain.may_subscribe("$dev/dev1"),
+            "a `$` pattern keeps its `$`"
+        );
     }
 
     #[test]
