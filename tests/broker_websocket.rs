@@ -229,6 +229,18 @@ fn bad_websocket_settings_stop_startup() {
     assert!(e.contains("websocket.port"), "the TLS listener's port: {e}");
 }
 
+/// A raw WebSocket connection that has sent an MQTT 5 CONNECT (client id `id`, made
+/// unique) in one binary frame; the CONNACK is left unread.
+fn ws_send_connect(broker: &Broker, id: &str) -> std::net::TcpStream {
+    let (_, mut s) = ws_request(broker.ws_addr.unwrap(), "Sec-WebSocket-Protocol: mqtt\r\n");
+    let mut bytes = BytesMut::new();
+    Packet::Connect(Box::new(connect_v5(&unique(id), true, 0)))
+        .encode(Protocol::V5, &mut bytes)
+        .unwrap();
+    s.write_all(&ws_frame(0x2, true, &bytes)).unwrap();
+    s
+}
+
 /// A close the broker starts (here a DISCONNECT 0x82 for a protocol error) sends one close
 /// frame after the DISCONNECT and then ends the TCP connection (RFC 6455 §5.5.1, §7.1.1),
 /// at once, not when `close_timeout_secs` runs out. Before, the loop framed a new close
@@ -236,12 +248,7 @@ fn bad_websocket_settings_stop_startup() {
 #[test]
 fn a_close_the_broker_starts_sends_one_close_frame() {
     let broker = ws_broker();
-    let (_, mut s) = ws_request(broker.ws_addr.unwrap(), "Sec-WebSocket-Protocol: mqtt\r\n");
-    let mut bytes = BytesMut::new();
-    Packet::Connect(Box::new(connect_v5(&unique("closed"), true, 0)))
-        .encode(Protocol::V5, &mut bytes)
-        .unwrap();
-    s.write_all(&ws_frame(0x2, true, &bytes)).unwrap();
+    let mut s = ws_send_connect(&broker, "closed");
     let (_, opcode, _) = ws_read_frame(&mut s).expect("CONNACK");
     assert_eq!(opcode, 0x2);
     let start = std::time::Instant::now();
@@ -276,12 +283,7 @@ fn a_close_the_broker_starts_sends_one_close_frame() {
 fn pongs_for_a_client_that_does_not_read_are_bounded() {
     let broker =
         Broker::with_config("[websocket]\nport = 0\n[limits]\nmax_outgoing_bytes = 65536\n");
-    let (_, mut s) = ws_request(broker.ws_addr.unwrap(), "Sec-WebSocket-Protocol: mqtt\r\n");
-    let mut bytes = BytesMut::new();
-    Packet::Connect(Box::new(connect_v5(&unique("pinger"), true, 0)))
-        .encode(Protocol::V5, &mut bytes)
-        .unwrap();
-    s.write_all(&ws_frame(0x2, true, &bytes)).unwrap();
+    let mut s = ws_send_connect(&broker, "pinger");
     let pings: Vec<u8> = (0..1000)
         .flat_map(|_| ws_frame(0x9, true, &[b'x'; 125]))
         .collect();
