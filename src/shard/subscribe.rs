@@ -5,6 +5,8 @@
 //! (`Interest`) and SUBACK waits for all their acknowledgements: once a client holds SUBACK,
 //! a publish from any shard reaches it.
 
+use ahash::AHashSet;
+
 use super::deliver::QueueBound;
 use super::mesh::MeshMsg;
 use super::router::{remove_member, upsert, FilterEntry, LocalSub};
@@ -31,8 +33,9 @@ pub(super) struct PendingSubscribe {
     wants_retained: bool,
     /// Topics that a live message reached the session on while this SUBSCRIBE waited. The
     /// retained message of such a topic is not sent: it is that message again or an older
-    /// one, and would reach the subscriber after the newer, live one.
-    live_topics: Vec<MqttStr>,
+    /// one, and would reach the subscriber after the newer, live one. A set: each live
+    /// message and each retained one looks its topic up once.
+    live_topics: AHashSet<Box<str>>,
 }
 
 /// The most live topics a pending SUBSCRIBE notes (a bound on its memory; beyond it a
@@ -66,7 +69,7 @@ impl Shard {
             subscription_id: s.properties.subscription_identifier,
             retained: Vec::new(),
             wants_retained: false,
-            live_topics: Vec::new(),
+            live_topics: AHashSet::new(),
         };
         for f in s.filters {
             let code = self.add_subscription(skey, &f.filter, f.options, &mut pending, token, v5);
@@ -360,12 +363,9 @@ impl Shard {
     pub(super) fn note_live_topic(&mut self, skey: Key, topic: &str) {
         for v in self.pending.values_mut() {
             if let Pending::Subscribe(p) = v {
-                if p.session == skey
-                    && p.wants_retained
-                    && !p.live_topics.iter().any(|t| t.as_str() == topic)
-                {
+                if p.session == skey && p.wants_retained && !p.live_topics.contains(topic) {
                     if p.live_topics.len() < MAX_LIVE_TOPICS {
-                        p.live_topics.push(MqttStr::from(topic));
+                        p.live_topics.insert(Box::from(topic));
                     } else {
                         self.metrics.live_topics_unnoted += 1;
                     }
@@ -381,7 +381,7 @@ impl Shard {
         self.write(p.conn, &Packet::SubAck(p.suback));
         let live = p.live_topics;
         for (message, qos) in p.retained {
-            if live.iter().any(|t| t.as_str() == message.topic.as_str()) {
+            if live.contains(message.topic.as_str()) {
                 continue;
             }
             let delivery = Delivery {
