@@ -255,6 +255,81 @@ fn a_publisher_held_back_is_not_timed_out_for_keepalive() {
     }
 }
 
+/// A subscriber reading a long backlog slowly (a slow link) while it sends a PINGREQ every
+/// 250 ms is heard from: the broker writes to it before decoding its input again, but
+/// still takes in what it sends, so its keep alive (1 s: closed after 1.5 s of silence)
+/// does not run out while its output is over `max_outgoing_bytes` [MQTT-3.1.2-24]. Every
+/// PINGREQ is answered once the backlog is read. Before the fix the broker left its
+/// PINGREQs in the socket until the output drained, and closed it with 0x8D.
+#[test]
+fn a_subscriber_reading_a_backlog_slowly_is_not_timed_out_for_keepalive() {
+    use std::io::Read;
+    let broker = Broker::with_config("[limits]\nmax_outgoing_bytes = 65536\n");
+    let topic = unique("backlog");
+    let mut connect = Connect::new(Protocol::V5, unique("backlog-sub").as_str());
+    connect.keep_alive_secs = 1;
+    let (mut sub, _) = Client::tcp_with_recv_buffer(broker.addr, 4096).handshake(connect);
+    sub.sub(&topic, QoS::AtMostOnce);
+    let mut publ = broker.v5(&unique("backlog-pub"));
+    let bulk = vec![b'x'; 64 * 1024];
+    for _ in 0..64 {
+        publ.publish(&topic, &bulk, QoS::AtMostOnce, false);
+    }
+    publ.ping();
+    // About 200 KB/s for 3 s: the broker's socket buffer stays full, its output over the
+    // mark, the whole time.
+    let mut stream = bytes::BytesMut::new();
+    let mut chunk = [0u8; 4096];
+    let mut pings = 0;
+    let started = std::time::Instant::now();
+    sub.stream
+        .tcp()
+        .set_read_timeout(Some(Duration::from_millis(5)))
+        .unwrap();
+    while started.elapsed() < Duration::from_secs(3) {
+        if started.elapsed() >= Duration::from_millis(250) * pings {
+            sub.send_raw(&[0xC0, 0]);
+            pings += 1;
+        }
+        if let Ok(n) = sub.stream.tcp().read(&mut chunk) {
+            assert!(n > 0, "closed after {:?}", started.elapsed());
+            stream.extend_from_slice(&chunk[..n]);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Then as fast as its small window allows (about 1 MB/s), still pinging, to the answers
+    // of the PINGREQs above.
+    let slow_pings = pings;
+    let (mut pingresps, mut publishes, mut total) = (0, 0, stream.len());
+    let mut chunk = vec![0u8; 64 * 1024];
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while pingresps < slow_pings {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{pingresps} of {slow_pings} PINGRESPs; {publishes} PUBLISHes, {total} bytes, {} left",
+            stream.len()
+        );
+        if started.elapsed() >= Duration::from_millis(250) * pings {
+            sub.send_raw(&[0xC0, 0]);
+            pings += 1;
+        }
+        loop {
+            match Packet::decode(&mut stream, Protocol::V5, shardmq::codec::MAX_FRAME_BYTES) {
+                Ok(Some(Packet::PingResp)) => pingresps += 1,
+                Ok(Some(Packet::Publish(_))) => publishes += 1,
+                Ok(Some(other)) => panic!("after {pingresps} PINGRESPs: {other:?}"),
+                Ok(None) => break,
+                Err(e) => panic!("undecodable: {e}"),
+            }
+        }
+        if let Ok(n) = sub.stream.tcp().read(&mut chunk) {
+            assert!(n > 0, "closed after {pingresps} PINGRESPs");
+            stream.extend_from_slice(&chunk[..n]);
+            total += n;
+        }
+    }
+}
+
 /// One subscriber far behind, acknowledging a message every 500 ms, matches everything that
 /// a publisher sends to a subscriber that keeps up: the one behind loses messages by policy
 /// (`max_queued_messages`) and the other receives every message at the publisher's pace.

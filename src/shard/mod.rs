@@ -279,6 +279,12 @@ impl Shard {
         key
     }
 
+    /// The connection, for the runtime to see what it has waiting to be sent and decoded.
+    #[inline]
+    pub fn conn(&self, key: Key) -> Option<&Conn> {
+        self.conns.get(key)
+    }
+
     /// The connection, for the runtime to flush its output and register its waker.
     #[inline]
     pub fn conn_mut(&mut self, key: Key) -> Option<&mut Conn> {

@@ -138,8 +138,9 @@ impl Shard {
 
     /// Keeps bytes received from `key` undecoded, behind any input it already kept, until the
     /// runtime lets it be processed: a receive that was armed before the shard came under
-    /// pressure must not add to queues that are already full. The client counts as heard from
-    /// ([MQTT-3.1.2-24] is about what it sent, not about when we decode it).
+    /// pressure must not add to queues that are already full, and a client whose output is
+    /// backed up is written to first. The client counts as heard from ([MQTT-3.1.2-24] is
+    /// about what it sent, not about when we decode it).
     pub fn hold_input(&mut self, key: Key, data: &[u8], now_ms: u64) {
         let Some(conn) = self.conns.get_mut(key) else {
             return;

@@ -71,6 +71,20 @@ impl Client {
         Client::over(Transport::Plain(stream))
     }
 
+    /// Opens a TCP connection whose receive buffer is `bytes` (set before the connect, so
+    /// the window is small from the start: a client on a slow link). Nothing is sent.
+    pub fn tcp_with_recv_buffer(addr: SocketAddr, bytes: usize) -> Client {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("a socket");
+        socket.set_recv_buffer_size(bytes).unwrap();
+        socket
+            .connect(&addr.into())
+            .expect("connecting to the broker");
+        let stream: TcpStream = socket.into();
+        stream.set_nodelay(true).unwrap();
+        Client::over(Transport::Plain(stream))
+    }
+
     /// Opens a TLS connection with `config` (trusting the test CA for 127.0.0.1); the
     /// handshake runs with the first write. Nothing is sent.
     pub fn tls(addr: SocketAddr, config: std::sync::Arc<rustls::ClientConfig>) -> Client {

@@ -53,6 +53,13 @@ impl EventLoop {
                     self.pause(c.key);
                     return;
                 }
+                if self.writes_first(&c) {
+                    // Kept until the client drained its output (`service_connection`).
+                    self.shard.hold_input(c.key, data, now);
+                    self.bufs.consumed(bid, res, flags);
+                    self.service.push(c.key);
+                    return;
+                }
                 self.read_buf.extend_from_slice(data);
                 self.bufs.consumed(bid, res, flags);
                 self.process_read(c.key, now);

@@ -2,7 +2,12 @@
 //! congestion: this shard's forwards wait for a peer) and towards subscribers (delivery
 //! pressure: this shard's queues are full), and how paused connections get their turn back.
 
-use super::{parse_frame_header, EventLoop, IoFlags, Key, MESH_BATCHES_PER_TURN};
+use super::{parse_frame_header, EventLoop, IoConn, IoFlags, Key, MESH_BATCHES_PER_TURN};
+
+/// Input kept undecoded (with any WebSocket pongs it caused), at most, plus one receive,
+/// from a client whose output is over `max_outgoing_bytes`: room for its PINGREQs and
+/// acknowledgements, not for a flood.
+const HOLD_WHILE_WRITING_BYTES: usize = 4096;
 
 impl EventLoop {
     pub(super) fn drain_mesh_inbound(&mut self) {
@@ -130,6 +135,24 @@ impl EventLoop {
         }
     }
 
+    /// True when `key` has `max_outgoing_bytes` or more waiting to be sent: it is written
+    /// to before its input is decoded again. A WebSocket client's pongs count too: one that
+    /// pings and never reads would otherwise grow them without bound.
+    pub(super) fn writes_first(&self, io: &IoConn) -> bool {
+        let Some(conn) = self.shard.conn(io.key) else {
+            return false;
+        };
+        conn.out_len() + self.ws_owed(io) >= self.max_outgoing
+    }
+
+    /// What a WebSocket connection owes beside its MQTT output (pongs, its close frame).
+    fn ws_owed(&self, io: &IoConn) -> usize {
+        match io.flags.has(IoFlags::WS) {
+            true => self.ws.get(&io.key).map_or(0, |ws| ws.owed_bytes()),
+            false => 0,
+        }
+    }
+
     /// Flushes output and re-arms the receive of `key` (or decodes the input it holds);
     /// under pressure a publisher is paused instead unless it is `released` (its turn).
     fn service_connection(&mut self, key: Key, released: bool) {
@@ -159,25 +182,38 @@ impl EventLoop {
                 self.submit_send(key, data);
             }
         }
-        let Some(conn) = self.shard.conn_mut(key) else {
+        let Some(conn) = self.shard.conn(key) else {
             return;
         };
-        if io.flags.has(IoFlags::RECV_ARMED) || !conn.can_process_input() {
+        let recv_armed = io.flags.has(IoFlags::RECV_ARMED);
+        if (recv_armed && conn.input().is_empty()) || !conn.can_process_input() {
             return;
         }
-        // A WebSocket client's pongs count too: one that pings and never reads would
-        // otherwise grow them without bound.
-        let ws_owed = match io.flags.has(IoFlags::WS) {
-            true => self.ws.get(&key).map_or(0, |ws| ws.owed_bytes()),
-            false => 0,
-        };
-        if conn.out_len() + ws_owed >= self.max_outgoing {
-            return; // Writes first: read again once the client drained its output.
+        if self.writes_first(&io) {
+            // Its input is decoded once the client drained its output. Until then what it
+            // sends is only kept, up to a bound, so that a client reading a long backlog
+            // over a slow link is still heard from: its PINGREQs are not left in the socket
+            // to run out its keep alive [MQTT-3.1.2-24].
+            // A DISCONNECT (or a bad packet) among what it sent is acted on at once, with
+            // the packets before it: the client is leaving, and what they add to its
+            // output is bounded by the hold. WebSocket pongs count against the hold too:
+            // reading a client that pings and never reads would grow them without bound.
+            let held = conn.input().len() + self.ws_owed(&io);
+            if ends_connection(conn.input(), self.max_packet) {
+                self.process_buffered(key);
+                self.service.push(key);
+            } else if !recv_armed && held < HOLD_WHILE_WRITING_BYTES {
+                self.arm_recv(key);
+            }
+            return;
         }
         let has_frame = matches!(
             parse_frame_header(conn.input(), self.max_packet),
             Ok(Some(_)) | Err(_)
         );
+        if recv_armed && !has_frame {
+            return; // A partial packet: the armed receive brings the rest.
+        }
         // Under either pressure a client that owes acknowledgements is still read: its acks
         // are what drain the queues. Pausing it too let two shards wait on each other (each
         // pressured, so not taking the other's forwards, and congested towards the other)
@@ -192,5 +228,18 @@ impl EventLoop {
             return;
         }
         self.arm_recv(key);
+    }
+}
+
+/// True when `input`, read up to its first incomplete packet, holds a DISCONNECT or a packet
+/// that cannot be decoded (too large, malformed length): either ends the connection.
+fn ends_connection(mut input: &[u8], max_packet_bytes: usize) -> bool {
+    loop {
+        match parse_frame_header(input, max_packet_bytes) {
+            Err(_) => return true,
+            Ok(None) => return false,
+            Ok(Some(frame)) if frame.packet_type == crate::codec::DISCONNECT => return true,
+            Ok(Some(frame)) => input = &input[frame.frame_len()..],
+        }
     }
 }

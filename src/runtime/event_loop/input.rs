@@ -4,7 +4,7 @@
 
 use bytes::BytesMut;
 
-use super::{EventLoop, Key};
+use super::{EventLoop, IoConn, Key};
 
 impl EventLoop {
     /// New bytes are in `read_buf`: decode them in place when the connection has no
@@ -36,16 +36,20 @@ impl EventLoop {
     }
 
     /// MQTT bytes a TLS or WebSocket connection's receive left in `read_buf`: decoded now,
-    /// or, under delivery pressure, held for the connection's turn (unless it is `closing`:
-    /// then they are its last).
-    pub(super) fn process_opened(&mut self, key: Key, closing: bool, now: u64) {
+    /// or held (unless it is `closing`: then they are its last) — under delivery pressure
+    /// for the connection's turn, or until its output drained (`writes_first`).
+    pub(super) fn process_opened(&mut self, c: IoConn, closing: bool, now: u64) {
+        let key = c.key;
         if self.read_buf.is_empty() {
             return;
         }
-        if self.pressured && self.shard.may_hold_input(key) && !closing {
+        let held_for_pressure = self.pressured && self.shard.may_hold_input(key);
+        if !closing && (held_for_pressure || self.writes_first(&c)) {
             self.shard.hold_input(key, &self.read_buf, now);
             self.read_buf.clear();
-            self.pause(key);
+            if held_for_pressure {
+                self.pause(key);
+            }
         } else {
             self.process_read(key, now);
             self.note_pressure(now);

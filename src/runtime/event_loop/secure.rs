@@ -100,7 +100,7 @@ impl EventLoop {
             self.on_wss_plain(c, closed, now);
             return;
         }
-        self.process_opened(c.key, closed, now);
+        self.process_opened(c, closed, now);
         if closed {
             // close_notify: the end of the stream, as a plain socket's EOF.
             self.answer_close_notify(c);

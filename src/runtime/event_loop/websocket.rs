@@ -53,7 +53,7 @@ impl EventLoop {
         self.wss_plain = plain;
         if tls_closed {
             if matches!(input, WsInput::Data) {
-                self.process_opened(c.key, true, now);
+                self.process_opened(c, true, now);
             }
             self.read_buf.clear();
             self.answer_close_notify(c);
@@ -84,7 +84,7 @@ impl EventLoop {
             WsInput::Data => None,
             WsInput::Closed(echo) => Some(echo),
         };
-        self.process_opened(c.key, closing.is_some(), now);
+        self.process_opened(c, closing.is_some(), now);
         if let Some(echo) = closing {
             // The client's close frame: the end of the stream, as a plain socket's EOF.
             self.send_last(c, &echo);
