@@ -522,6 +522,36 @@ fn sigterm_sends_0x8b_and_exits_0() {
     assert!(status.success(), "exit status {status:?}");
 }
 
+/// During the shutdown grace (while clients that do not read are still being flushed) the
+/// broker no longer listens: a new client is refused by the kernel, not accepted and then
+/// turned away with CONNACK 0x88. Before the fix its CONNECT got CONNACK 0x88.
+#[test]
+fn no_connection_is_accepted_during_the_shutdown_grace() {
+    let mut broker = Broker::start();
+    let topic = unique("grace");
+    let mut reader_that_stopped = broker.v5(&unique("stopped"));
+    reader_that_stopped.sub(&topic, QoS::AtMostOnce);
+    let mut publisher = broker.v5(&unique("grace-pub"));
+    back_up_output(&mut publisher, &topic);
+    broker.signal(libc::SIGTERM);
+    publisher.expect_disconnect(ReasonCode::SERVER_SHUTTING_DOWN);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        broker.is_running(),
+        "still flushing the client that does not read"
+    );
+    match std::net::TcpStream::connect(broker.addr) {
+        Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused, "{e}"),
+        Ok(_) => {
+            let (_, ack) = broker.connect(Connect::new(Protocol::V5, "late"));
+            panic!("accepted during the shutdown grace: {ack:?}");
+        }
+    }
+    let status = broker.wait_exit(Duration::from_secs(10)).expect("exit");
+    assert!(status.success());
+    drop(reader_that_stopped);
+}
+
 /// SIGINT behaves like SIGTERM.
 #[test]
 fn sigint_exits_0() {

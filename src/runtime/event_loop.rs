@@ -481,6 +481,7 @@ impl EventLoop {
                     .shutdown
                     .load(std::sync::atomic::Ordering::SeqCst)
             {
+                self.stop_listening();
                 self.shard.shutdown();
                 shutdown_deadline = Some(Instant::now() + SHUTDOWN_GRACE);
             }
@@ -574,10 +575,7 @@ impl EventLoop {
             self.drop_connection(key);
         }
         self.close_lingering();
-        for fd in self.listeners.iter().flatten() {
-            // SAFETY: we own the listening sockets.
-            unsafe { libc::close(*fd) };
-        }
+        self.stop_listening();
         let _ = self.ring.submit();
     }
 }

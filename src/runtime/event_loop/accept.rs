@@ -26,10 +26,32 @@ impl EventLoop {
         self.push(sqe);
     }
 
+    /// At shutdown: the listening sockets stop listening and close, so that a client
+    /// connecting during the grace is refused by the kernel (one waiting in the accept queue
+    /// is reset) instead of being accepted only to get CONNACK 0x88. Their pending accepts
+    /// complete with an error, which `on_accept_completion` ignores.
+    pub(super) fn stop_listening(&mut self) {
+        for fd in self.listeners.iter_mut().filter_map(Option::take) {
+            // SAFETY: we own the listening sockets; the ring holds its own reference until
+            // the accept completes.
+            unsafe {
+                libc::shutdown(fd, libc::SHUT_RDWR);
+                libc::close(fd);
+            }
+        }
+    }
+
     /// A multishot accept's completion: a new socket, or an error that backs the listener
     /// off until the next tick.
     pub(super) fn on_accept_completion(&mut self, index: u32, res: i32, flags: u32) {
         let listener = index.min(LISTENERS as u32 - 1);
+        if self.listeners[listener as usize].is_none() {
+            // Stopped listening (shutdown): a socket accepted just before is still served.
+            if res >= 0 {
+                self.on_accept(res, listener);
+            }
+            return;
+        }
         if res >= 0 {
             self.on_accept(res, listener);
             if !cqueue::more(flags) {
