@@ -65,7 +65,8 @@ pub struct Cli {
     /// Label copied into the summary (e.g. the broker's name).
     #[arg(long, default_value = "", global = true)]
     pub label: String,
-    /// Source addresses 127.0.0.1..K for client sockets (0: one per 25,000 connections).
+    /// Source addresses 127.0.0.1..K for client sockets (0: one per 25,000 connections);
+    /// an IPv4 loopback target only, ignored for others.
     #[arg(long, default_value_t = 0, global = true)]
     pub src_addrs: usize,
     /// MQTT keep alive, seconds.

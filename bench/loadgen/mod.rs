@@ -132,10 +132,13 @@ pub fn run(cli: &Cli) -> Result<Summary, String> {
     } else {
         0.0
     };
-    let src_addrs = if cli.src_addrs > 0 {
-        cli.src_addrs
-    } else {
-        plan.clients.len().div_ceil(25_000).max(1)
+    // Extra source addresses are 127.0.0.x: only for an IPv4 loopback target (a remote
+    // one is unreachable from them; IPv6 has no such range).
+    let loopback_v4 = matches!(addr.ip(), std::net::IpAddr::V4(ip) if ip.is_loopback());
+    let src_addrs = match (cli.src_addrs, loopback_v4) {
+        (_, false) => 1,
+        (0, true) => plan.clients.len().div_ceil(25_000).max(1),
+        (n, true) => n,
     };
     let protocol = if cli.mqtt == 5 {
         Protocol::V5
@@ -361,7 +364,6 @@ pub fn run(cli: &Cli) -> Result<Summary, String> {
             }
         }
     }
-    let window_end_counters = totals.c;
     let rss_after = pid.and_then(sys::rss_kb);
 
     // Phase 3: drain late deliveries.
@@ -432,7 +434,10 @@ pub fn run(cli: &Cli) -> Result<Summary, String> {
     // Summary.
     let window_s = secs.max(1e-3);
     let measured_s = (measured_end.saturating_sub(t0)) as f64 / 1e9;
-    let w = |f: fn(&stats::Counters) -> u64| f(&window_end_counters) - f(&window_start);
+    // Every report is in by now (Finish): a thread's last interval before `end` reaches
+    // the main thread only after it, so the window's counters are read from the totals,
+    // each counted by the threads only for events up to `end`.
+    let w = |f: fn(&stats::Counters) -> u64| f(&totals.c) - f(&window_start);
     let delivered_total = totals.c.delivered;
     let lost = track::lost(totals.c.expected, totals.streams.unique);
     let mut s = Summary {
@@ -451,7 +456,7 @@ pub fn run(cli: &Cli) -> Result<Summary, String> {
         expected: totals.c.expected,
         delivered: delivered_total,
         msgs_per_s: w(|c| c.delivered_in_window) as f64 / window_s,
-        sent_per_s: w(|c| c.sent) as f64 / window_s,
+        sent_per_s: w(|c| c.sent_in_window) as f64 / window_s,
         p50_us: quantile_us(&totals.lat, 0.5),
         p90_us: quantile_us(&totals.lat, 0.9),
         p99_us: quantile_us(&totals.lat, 0.99),
@@ -463,6 +468,7 @@ pub fn run(cli: &Cli) -> Result<Summary, String> {
             totals.lat.mean() / 1000.0
         },
         lost,
+        unsent: totals.c.unsent,
         dup: totals.streams.dup,
         shared_group: match cli.cmd {
             Scenario::Fanin { share, .. } => share,

@@ -47,7 +47,6 @@ impl Pacer {
         }
     }
 
-    #[cfg(test)]
     /// How many messages are due by `now` (messages `0..n` have `due <= now`).
     pub fn due_count(&self, now: u64) -> u64 {
         if now < self.start_ns {

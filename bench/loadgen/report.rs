@@ -54,6 +54,10 @@ pub struct Summary {
     pub mean_us: f64,
     /// Expected but never received.
     pub lost: u64,
+    /// Due at a constant rate within the window but never sent: the publisher's window was
+    /// full until the end (the broker fell that far behind). Not in `lost`, nor in the
+    /// latencies, which understate the delay when this is not 0.
+    pub unsent: u64,
     /// Received more than once.
     pub dup: u64,
     /// Received after a later message of the same publisher (with a shared group: by the
@@ -183,6 +187,15 @@ pub fn render_table(s: &Summary) -> String {
             "lost / dup / reordered"
         };
         row(label, format!("{} / {} / {}", s.lost, s.dup, s.reordered));
+        if s.unsent > 0 {
+            row(
+                "unsent",
+                format!(
+                    "{} due but never sent (publishers held back to the end): latencies understate",
+                    s.unsent
+                ),
+            );
+        }
     }
     if let Some(ms) = s.retained_ms {
         row(
@@ -290,6 +303,17 @@ mod tests {
         };
         s.errors.insert("closed by broker".into(), 1);
         s
+    }
+
+    #[test]
+    fn messages_never_sent_are_named_in_the_table() {
+        assert!(!render_table(&sample()).contains("unsent"));
+        let s = Summary {
+            unsent: 1234,
+            ..sample()
+        };
+        assert!(render_table(&s).contains("unsent                 1234 due but never sent"));
+        assert!(render_json(&s).contains("\"unsent\":1234"));
     }
 
     #[test]

@@ -16,6 +16,11 @@ pub fn new_hist() -> Histogram<u64> {
 pub struct Counters {
     /// PUBLISH packets encoded for sending.
     pub sent: u64,
+    /// Of those, sent before the end of the publishing window.
+    pub sent_in_window: u64,
+    /// Messages a paced publisher had due in the window but never sent (its window was
+    /// full until the run ended).
+    pub unsent: u64,
     /// Deliveries expected from what was sent (sent × matching subscribers).
     pub expected: u64,
     /// Benchmark PUBLISH packets received by subscribers.
@@ -45,6 +50,8 @@ impl Counters {
     /// Adds `o` field by field.
     pub fn add(&mut self, o: &Counters) {
         self.sent += o.sent;
+        self.sent_in_window += o.sent_in_window;
+        self.unsent += o.unsent;
         self.expected += o.expected;
         self.delivered += o.delivered;
         self.delivered_in_window += o.delivered_in_window;

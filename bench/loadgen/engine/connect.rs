@@ -89,6 +89,11 @@ impl Worker {
     pub(super) fn on_connect(&mut self, ci: usize, res: i32, now: u64) {
         let c = &mut self.conns[ci];
         c.connect_out = false;
+        if res < 0 && c.st == St::Closing {
+            // Given up on already (timed out, and counted then), or the run ended.
+            self.maybe_closed(ci);
+            return;
+        }
         if res < 0 {
             let reason = format!("connect: {}", errno_text(-res));
             self.connect_failed(ci, reason);

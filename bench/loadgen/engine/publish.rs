@@ -128,7 +128,17 @@ impl Worker {
         }
     }
 
+    /// Sends what publisher `ci` may send at `now`, and counts it in the window's sends
+    /// when `now` is within the window (a backlog sent after it is not).
     pub(super) fn run_publisher(&mut self, ci: usize, now: u64) {
+        let sent_before = self.iv.c.sent;
+        self.publish_due(ci, now);
+        if now <= self.end {
+            self.iv.c.sent_in_window += self.iv.c.sent - sent_before;
+        }
+    }
+
+    fn publish_due(&mut self, ci: usize, now: u64) {
         if self.conns[ci].publ.is_none() {
             return;
         }
