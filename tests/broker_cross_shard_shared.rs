@@ -283,3 +283,45 @@ fn shared_subscription_message_outlives_its_members_leaving() {
     assert!(missing.is_empty(), "messages no member got: {missing:?}");
     assert_eq!(got, expected, "each message once");
 }
+
+/// §4.8.2: "If the Client's Session terminates before the Client reconnects, the Server
+/// SHOULD send the Application Message to another Client that is subscribed to the same
+/// Shared Subscription." A member takes its share of 20 QoS 1 messages and acknowledges
+/// none; when its session ends — with its connection (Session Expiry 0), or 1 s later —
+/// every message it held goes to the other member, on its shard or the other. Before the
+/// fix they were dropped with the session: the other member got only its own share.
+#[test]
+fn a_members_unacknowledged_messages_go_to_another_member_when_its_session_ends() {
+    const N: u32 = 20;
+    let broker = Broker::start();
+    for (quits_on, keeps_on, expiry_secs) in [(0, 0, 0), (0, 1, 0), (1, 0, 1)] {
+        let topic = unique("share-handback");
+        let filter = format!("$share/g/{topic}");
+        let (mut quits, _) = broker.v5_on_shard(quits_on, expiry_secs);
+        quits.sub(&filter, QoS::AtLeastOnce);
+        let (mut keeps, _) = broker.v5_on_shard(keeps_on, 0);
+        keeps.sub(&filter, QoS::AtLeastOnce);
+        let (mut p, _) = broker.v5_on_shard(0, 0);
+        for i in 0..N {
+            p.publish(&topic, &i.to_be_bytes(), QoS::AtLeastOnce, false);
+        }
+        let mut held = 0;
+        while let Recv::Packet(packet) = quits.recv(std::time::Duration::from_millis(300)) {
+            held += matches!(packet, Packet::Publish(_)) as u32;
+        }
+        assert!(held > 0, "the member that quits got none of the {N}");
+        quits.drop_connection();
+        std::thread::sleep(std::time::Duration::from_millis(
+            1000 * expiry_secs as u64 + 300,
+        ));
+        let mut got = Vec::new();
+        drain_payloads(&mut keeps, &mut got);
+        got.sort_unstable();
+        assert_eq!(
+            got,
+            (0..N).collect::<Vec<u32>>(),
+            "shards {quits_on} → {keeps_on}, Session Expiry {expiry_secs}: {held} held by the \
+             member that quit"
+        );
+    }
+}

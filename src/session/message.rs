@@ -46,6 +46,17 @@ impl Message {
     }
 }
 
+/// A `$share/{name}/{filter}` group, named once per group and shared by the deliveries
+/// made for it: a member's session that ends before acknowledging one hands it back to the
+/// group (§4.8.2).
+#[derive(Debug, PartialEq, Eq)]
+pub struct ShareGroup {
+    /// The plain filter (without `$share/{name}/`).
+    pub filter: MqttStr,
+    /// The share name.
+    pub name: MqttStr,
+}
+
 /// One message on its way to one subscriber: the per-receiver parts of the PUBLISH.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
@@ -57,6 +68,8 @@ pub struct Delivery {
     pub retain: bool,
     /// Identifiers of the matching subscriptions (usually none: no allocation).
     pub subscription_ids: Vec<u32>,
+    /// The shared-subscription group this receiver was chosen for, if any.
+    pub share_group: Option<Arc<ShareGroup>>,
 }
 
 /// Messages whose last flow ended (PUBACK, PUBCOMP), released together after a batch of

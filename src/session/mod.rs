@@ -9,7 +9,7 @@ pub mod message;
 mod outbound;
 mod will;
 
-pub use message::{Delivery, Message, Retired, SharedMessage};
+pub use message::{Delivery, Message, Retired, ShareGroup, SharedMessage};
 pub use outbound::{Inflight, InflightState, Outbound};
 pub use will::StoredWill;
 
@@ -156,6 +156,13 @@ impl Deref for LazyOutbound {
 impl DerefMut for LazyOutbound {
     fn deref_mut(&mut self) -> &mut Outbound {
         self.0.get_or_insert_with(Default::default)
+    }
+}
+
+impl LazyOutbound {
+    /// The outgoing state, if any was allocated, leaving none.
+    pub fn take(&mut self) -> Option<Box<Outbound>> {
+        self.0.take()
     }
 }
 

@@ -200,6 +200,7 @@ mod tests {
             qos: QoS::ExactlyOnce,
             retain: false,
             subscription_ids: Vec::new(),
+            share_group: None,
         }
     }
 

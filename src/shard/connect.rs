@@ -488,13 +488,14 @@ impl Shard {
     }
 
     /// Takes a session off this shard: trie entries, client-id index, timers.
-    pub(super) fn remove_session(&mut self, skey: Key) -> SessionSlot {
-        let slot = self.sessions.remove(skey).expect("caller checked the key");
+    pub(super) fn remove_session(&mut self, skey: Key, now_ms: u64) -> SessionSlot {
+        let mut slot = self.sessions.remove(skey).expect("caller checked the key");
         let filters: Vec<MqttStr> = slot.session.subscriptions.keys().cloned().collect();
         for f in &filters {
             self.remove_subscription_entry(skey, f);
         }
         self.by_client.remove(&slot.session.client_id, skey);
+        self.hand_back_shared(&mut slot.session, now_ms);
         slot
     }
 
@@ -549,7 +550,7 @@ impl Shard {
         if self.sessions.get(skey).is_none() {
             return;
         }
-        let slot = self.remove_session(skey);
+        let slot = self.remove_session(skey, now_ms);
         let client_id = MqttStr::from(&*slot.session.client_id);
         let generation = slot.session.generation;
         self.publish_will_of(slot.session, now_ms);

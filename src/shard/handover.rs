@@ -91,7 +91,7 @@ impl Shard {
                     .is_some_and(|s| s.session.expiry_secs == 0);
             self.end_taken_over_connection(skey, ends, now_ms);
             if ends {
-                let slot = self.remove_session(skey);
+                let slot = self.remove_session(skey, now_ms);
                 if slot.will_pending {
                     // The session ends: a delayed Will is due now [MQTT-3.1.3-9].
                     self.publish_will_of(slot.session, now_ms);

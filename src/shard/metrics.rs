@@ -73,6 +73,9 @@ pub struct Metrics {
     /// Shared-subscription messages dropped: the group's last member, on every shard, left
     /// while the message was on its way.
     pub shared_undeliverable: u64,
+    /// Shared-subscription messages handed back to their group: the member's session ended
+    /// before it acknowledged them (§4.8.2).
+    pub shared_handed_back: u64,
     /// Live messages on topics past the 1,024 a SUBSCRIBE waiting for retained messages
     /// notes: a retained message of such a topic may still follow the newer live one.
     pub live_topics_unnoted: u64,
@@ -122,6 +125,7 @@ impl Metrics {
             slow_subscribers,
             shared_passed_on,
             shared_undeliverable,
+            shared_handed_back,
             live_topics_unnoted,
             keepalive_refusals,
             clients_connected

@@ -12,6 +12,7 @@ mod connect;
 mod decode;
 mod deliver;
 mod gauge;
+mod handback;
 mod handover;
 mod interest;
 mod mesh;

@@ -4,7 +4,7 @@ use bytes::Bytes;
 use std::sync::Arc;
 
 use super::mesh::{GroupForward, MeshMsg, ShardId};
-use super::router::{merge_duplicates, GroupPick, Target};
+use super::router::{merge_duplicates, GroupPick, SharedGroup, Target};
 use super::slab::Key;
 use super::Shard;
 use crate::codec::{MqttStr, Packet, PubResponse, Publish, QoS, ReasonCode};
@@ -236,16 +236,9 @@ impl Shard {
         }
         let mut passed_on: Vec<(ShardId, GroupForward)> = Vec::new();
         for forward in groups {
-            let pick = self
-                .filters
-                .get(&forward.filter)
-                .and_then(|e| e.groups().iter().find(|g| g.name == forward.group))
-                .map_or(GroupPick::Nowhere, |g| {
-                    g.place(self.id, forward.visited, |k| self.is_connected(k))
-                });
-            match pick {
-                GroupPick::Member(m) => targets.push(target(m)),
-                GroupPick::Shard(to) => {
+            match self.place_in_group(&forward.filter, &forward.group, forward.visited) {
+                Placement::Member(t) => targets.push(t),
+                Placement::Shard(to) => {
                     let visited = forward.visited | 1 << self.id;
                     passed_on.push((
                         to,
@@ -257,7 +250,7 @@ impl Shard {
                 }
                 // Every shard with members had it and none has one now: the group's last
                 // member left while the message was on its way, and no session keeps it.
-                GroupPick::Nowhere => self.metrics.shared_undeliverable += 1,
+                Placement::Nowhere => self.metrics.shared_undeliverable += 1,
             }
         }
         if !passed_on.is_empty() {
@@ -275,13 +268,31 @@ impl Shard {
         self.scratch = targets;
     }
 
-    fn deliver_target(&mut self, t: Target, message: &SharedMessage, now_ms: u64) {
+    /// Where a message of the group `name` on `filter` goes from here, given the shards
+    /// that already had it (`visited`): see [`SharedGroup::place`].
+    pub(super) fn place_in_group(&self, filter: &str, name: &str, visited: u64) -> Placement {
+        let group = self
+            .filters
+            .get(filter)
+            .and_then(|e| e.groups().iter().find(|g| g.name.as_str() == name));
+        let Some(group) = group else {
+            return Placement::Nowhere;
+        };
+        match group.place(self.id, visited, |k| self.is_connected(k)) {
+            GroupPick::Member(m) => Placement::Member(member_target(m, group)),
+            GroupPick::Shard(s) => Placement::Shard(s),
+            GroupPick::Nowhere => Placement::Nowhere,
+        }
+    }
+
+    pub(super) fn deliver_target(&mut self, t: Target, message: &SharedMessage, now_ms: u64) {
         let delivery = Delivery {
             message: message.clone(),
             qos: message.qos.min(t.qos),
             // [MQTT-3.3.1-12]: RETAIN is kept only with Retain As Published.
             retain: message.retain && t.retain_as_published,
             subscription_ids: t.ids,
+            share_group: t.share_group,
         };
         self.deliver(t.session, delivery, now_ms);
     }
@@ -323,6 +334,26 @@ pub(super) fn target(sub: &super::router::LocalSub) -> Target {
         qos: sub.options.qos,
         retain_as_published: sub.options.retain_as_published,
         ids: sub.id.into_iter().collect(),
+        share_group: None,
+    }
+}
+
+/// Where a shared-subscription message goes: [`Shard::place_in_group`].
+pub(super) enum Placement {
+    /// To this member here.
+    Member(Target),
+    /// On to this shard.
+    Shard(ShardId),
+    /// Nowhere: no member left that could have it.
+    Nowhere,
+}
+
+/// A target chosen for a `$share` group: its delivery carries the group, to be handed back
+/// if the member's session ends first (§4.8.2).
+pub(super) fn member_target(sub: &super::router::LocalSub, group: &SharedGroup) -> Target {
+    Target {
+        share_group: Some(group.origin.clone()),
+        ..target(sub)
     }
 }
 

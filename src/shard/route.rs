@@ -3,7 +3,7 @@
 //! interest.
 
 use super::mesh::{GroupForward, MeshMsg, ShardId};
-use super::publish::target;
+use super::publish::{member_target, target};
 use super::router::{merge_duplicates, GroupPick, Target};
 use super::slab::Key;
 use super::Shard;
@@ -121,7 +121,7 @@ impl Shard {
                     Some(s) if s == me => match g.place(me, 0, |k| self.is_connected(k)) {
                         GroupPick::Member(m) => {
                             merge |= !targets.is_empty();
-                            targets.push(target(m));
+                            targets.push(member_target(m, g));
                             continue;
                         }
                         GroupPick::Shard(s) => (s, 1 << me),

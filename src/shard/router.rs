@@ -7,10 +7,12 @@
 //! remote shards.
 
 use std::cell::Cell;
+use std::sync::Arc;
 
 use super::mesh::ShardId;
 use super::slab::Key;
 use crate::codec::{MqttStr, QoS, SubscriptionOptions};
+use crate::session::ShareGroup;
 
 /// A subscription of a session on this shard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +30,8 @@ pub struct LocalSub {
 pub struct SharedGroup {
     /// Share name.
     pub name: MqttStr,
+    /// The group's name and filter, as its deliveries carry them.
+    pub origin: Arc<ShareGroup>,
     /// Members on this shard.
     pub members: Vec<LocalSub>,
     /// Other shards with members (bit per shard).
@@ -184,6 +188,10 @@ impl FilterEntry {
             None => {
                 shared.groups.push(SharedGroup {
                     name: name.clone(),
+                    origin: Arc::new(ShareGroup {
+                        filter: shared.filter.clone(),
+                        name: name.clone(),
+                    }),
                     members: Vec::new(),
                     remote: 0,
                     next_shard: Cell::new(0),
@@ -253,6 +261,8 @@ pub struct Target {
     pub retain_as_published: bool,
     /// Subscription identifiers of the matching subscriptions.
     pub ids: Vec<u32>,
+    /// The shared-subscription group it was chosen for, if any.
+    pub share_group: Option<Arc<ShareGroup>>,
 }
 
 /// Merges targets of the same session (overlapping subscriptions) into one delivery with
@@ -266,11 +276,15 @@ pub fn merge_duplicates(targets: &mut Vec<Target>) {
     for r in 1..targets.len() {
         if targets[r].session == targets[w].session {
             let ids = std::mem::take(&mut targets[r].ids);
+            let group = targets[r].share_group.take();
             let (qos, rap) = (targets[r].qos, targets[r].retain_as_published);
             let keep = &mut targets[w];
             keep.qos = keep.qos.max(qos);
             keep.retain_as_published |= rap;
             keep.ids.extend(ids);
+            if keep.share_group.is_none() {
+                keep.share_group = group;
+            }
         } else {
             w += 1;
             targets.swap(w, r);
@@ -294,6 +308,7 @@ mod tests {
             qos: q,
             retain_as_published: false,
             ids: id.into_iter().collect(),
+            share_group: None,
         };
         let mut v = vec![
             t(a, QoS::AtMostOnce, Some(1)),
@@ -313,6 +328,10 @@ mod tests {
     fn shared_group_round_robin_over_shards() {
         let g = SharedGroup {
             name: "g".into(),
+            origin: Arc::new(ShareGroup {
+                filter: "f".into(),
+                name: "g".into(),
+            }),
             members: Vec::new(),
             remote: 0b110,
             next_shard: Cell::new(0),
@@ -325,6 +344,10 @@ mod tests {
     fn group(members: &[Key], remote: u64) -> SharedGroup {
         SharedGroup {
             name: "g".into(),
+            origin: Arc::new(ShareGroup {
+                filter: "f".into(),
+                name: "g".into(),
+            }),
             members: members
                 .iter()
                 .map(|&session| LocalSub {

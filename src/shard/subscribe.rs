@@ -388,6 +388,7 @@ impl Shard {
                 qos: message.qos.min(qos),
                 retain: true,
                 subscription_ids: p.subscription_id.into_iter().collect(),
+                share_group: None,
                 message,
             };
             self.deliver_queued(p.session, delivery, now_ms, QueueBound::Whole);
