@@ -325,3 +325,51 @@ fn a_members_unacknowledged_messages_go_to_another_member_when_its_session_ends(
         );
     }
 }
+
+/// The same for QoS 2, where a message the member has acknowledged with PUBREC is its own
+/// (it has the message; only the release is left): those stay with the session that ends,
+/// and only the ones it had not acknowledged go to the other member — no message is had by
+/// two members [MQTT-4.3.3].
+#[test]
+fn a_members_qos2_messages_it_acknowledged_are_not_handed_back() {
+    const N: u32 = 20;
+    let broker = Broker::start();
+    let topic = unique("share-handback-2");
+    let filter = format!("$share/g/{topic}");
+    let (mut quits, _) = broker.v5_on_shard(0, 0);
+    quits.sub(&filter, QoS::ExactlyOnce);
+    let (mut keeps, _) = broker.v5_on_shard(1, 0);
+    keeps.sub(&filter, QoS::ExactlyOnce);
+    let (mut p, _) = broker.v5_on_shard(0, 0);
+    for i in 0..N {
+        p.publish(&topic, &i.to_be_bytes(), QoS::ExactlyOnce, false);
+    }
+    // Every other message it gets, the member that quits acknowledges with PUBREC.
+    let (mut acknowledged, mut held) = (Vec::new(), Vec::new());
+    while let Recv::Packet(packet) = quits.recv(std::time::Duration::from_millis(300)) {
+        if let Packet::Publish(m) = packet {
+            let n = u32::from_be_bytes(m.payload[..4].try_into().unwrap());
+            if (acknowledged.len() + held.len()) % 2 == 0 {
+                quits.send(&Packet::PubRec(PubResponse::new(m.packet_id)));
+                acknowledged.push(n);
+            } else {
+                held.push(n);
+            }
+        }
+    }
+    assert!(
+        !held.is_empty(),
+        "the member that quits got {acknowledged:?} only"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    quits.drop_connection();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let mut got = Vec::new();
+    drain_payloads(&mut keeps, &mut got);
+    got.sort_unstable();
+    let expected: Vec<u32> = (0..N).filter(|n| !acknowledged.contains(n)).collect();
+    assert_eq!(
+        got, expected,
+        "acknowledged (PUBREC) by the member that quit: {acknowledged:?}; held: {held:?}"
+    );
+}
