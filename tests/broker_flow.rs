@@ -330,6 +330,31 @@ fn a_subscriber_reading_a_backlog_slowly_is_not_timed_out_for_keepalive() {
     }
 }
 
+/// A client whose output is backed up publishes a QoS 1 message and then closes its socket
+/// without DISCONNECT (unread data in its socket: a reset): the broker read the PUBLISH
+/// before the close, so it is routed like any packet that arrived before the end of the
+/// stream. Before the fix the bytes kept while the output was backed up were dropped with
+/// the connection.
+#[test]
+fn what_a_backed_up_client_sent_before_closing_is_routed() {
+    let broker = Broker::with_config("[limits]\nmax_outgoing_bytes = 65536\n");
+    let (backlog, news) = (unique("backlog-a"), unique("backlog-b"));
+    let mut watcher = broker.v5(&unique("watcher"));
+    watcher.sub(&news, QoS::AtLeastOnce);
+    let connect = Connect::new(Protocol::V5, unique("leaves").as_str());
+    let (mut leaves, _) = Client::tcp_with_recv_buffer(broker.addr, 4096).handshake(connect);
+    leaves.sub(&backlog, QoS::AtMostOnce);
+    let mut publ = broker.v5(&unique("backlog-pub"));
+    back_up_output(&mut publ, &backlog);
+    let mut last_words = publish(&news, b"sent before the close", QoS::AtLeastOnce);
+    last_words.packet_id = leaves.next_packet_id();
+    leaves.send(&Packet::Publish(last_words));
+    std::thread::sleep(Duration::from_millis(200));
+    leaves.drop_connection();
+    let got = watcher.recv_publish();
+    assert_eq!(&got.payload[..], b"sent before the close");
+}
+
 /// One subscriber far behind, acknowledging a message every 500 ms, matches everything that
 /// a publisher sends to a subscriber that keeps up: the one behind loses messages by policy
 /// (`max_queued_messages`) and the other receives every message at the publisher's pace.

@@ -39,10 +39,13 @@ impl Shard {
             self.metrics.expired_drops += 1;
             return;
         }
-        self.metrics.shared_handed_back += 1;
         match self.place_in_group(&group.filter, &group.name, 0) {
-            Placement::Member(t) => self.deliver_target(t, &delivery.message, now_ms),
+            Placement::Member(t) => {
+                self.metrics.shared_handed_back += 1;
+                self.deliver_target(t, &delivery.message, now_ms);
+            }
             Placement::Shard(s) => {
+                self.metrics.shared_handed_back += 1;
                 let forward = GroupForward {
                     filter: group.filter.clone(),
                     group: group.name.clone(),

@@ -82,7 +82,18 @@ impl EventLoop {
             {
                 self.service.push(c.key);
             }
-            _ => self.drop_connection(c.key),
+            _ => {
+                // The end of the stream (or a reset): what was held undecoded (its output
+                // was backed up, or the shard under pressure) came before it, and is its last.
+                if self
+                    .shard
+                    .conn(c.key)
+                    .is_some_and(|c| !c.input().is_empty())
+                {
+                    self.process_buffered(c.key);
+                }
+                self.drop_connection(c.key);
+            }
         }
     }
 

@@ -41,6 +41,10 @@ impl EventLoop {
     pub(super) fn process_opened(&mut self, c: IoConn, closing: bool, now: u64) {
         let key = c.key;
         if self.read_buf.is_empty() {
+            if closing {
+                // A close_notify or close frame alone: input held before it is the last.
+                self.process_buffered(key);
+            }
             return;
         }
         let held_for_pressure = self.pressured && self.shard.may_hold_input(key);
