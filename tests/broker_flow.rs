@@ -491,3 +491,87 @@ fn subscribers_that_never_acknowledge_do_not_stop_the_shard() {
         c.expect_publish();
     }
 }
+
+/// A shard under delivery pressure (a subscriber behind that keeps acknowledging, slowly)
+/// stops taking its peers' forwards, but not their control messages: it still answers
+/// another shard's interest change, which that shard's SUBACK waits for (the SUBACK
+/// barrier), and the client id claims that CONNACKs wait for. Here shard 0's subscriber
+/// acknowledges one message every 100 ms with about 150 queued, so shard 0 stays under
+/// pressure until its queue is back under the mark (100): some 50 acknowledgements. A
+/// client on shard 1 subscribes and clients whose home shard is 0 connect meanwhile; all of
+/// them are answered while the subscriber is still far behind. Before the fix the mesh
+/// carried both kinds of message in one FIFO channel per pair, and shard 0 left it unread
+/// under pressure: the SUBACK came only after 50 acknowledgements (5 s).
+#[test]
+fn a_shard_under_delivery_pressure_still_answers_its_peers() {
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+    use std::sync::Arc;
+    const MESSAGES: u32 = 200;
+    let broker = Broker::with_config("[limits]\nmax_queued_messages = 200\nmax_inflight = 1\n");
+    let topic = unique("pressure");
+    let (mut slow, _) = broker.v5_on_shard(0, 0);
+    slow.sub(&topic, QoS::AtLeastOnce);
+    let (mut fresh, _) = broker.v5_on_shard(1, 0);
+    let (mut publ, _) = broker.v5_on_shard(1, 0);
+    for i in 0..MESSAGES {
+        let mut packet = publish(&topic, &i.to_be_bytes(), QoS::AtLeastOnce);
+        packet.packet_id = publ.next_packet_id();
+        publ.send(&Packet::Publish(packet));
+    }
+    let acked = Arc::new(AtomicU32::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let subscriber = {
+        let (acked, stop) = (acked.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut next = 0;
+            while !stop.load(Ordering::SeqCst) {
+                match slow.recv(Duration::from_secs(2)) {
+                    Recv::Packet(Packet::Publish(p)) => {
+                        assert_eq!(payload_index(&p), next, "in order");
+                        next += 1;
+                        std::thread::sleep(Duration::from_millis(100));
+                        slow.ack(&p);
+                        acked.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Recv::Packet(_) => continue,
+                    other => panic!("slow subscriber after {next} messages: {other:?}"),
+                }
+            }
+        })
+    };
+    // Shard 0 takes the forwards until the queue is near its limit (150), then stops.
+    std::thread::sleep(Duration::from_millis(500));
+    let behind = |what: &str| {
+        let n = acked.load(Ordering::SeqCst);
+        assert!(
+            n < 40,
+            "{what} came after {n} acknowledgements: it waited for the pressure to end"
+        );
+    };
+    let ack = fresh.subscribe_opts(
+        &format!("{topic}/fresh/#"),
+        SubscriptionOptions::qos(QoS::AtLeastOnce),
+        None,
+    );
+    assert_eq!(ack.reason_codes, vec![ReasonCode::GRANTED_QOS_1]);
+    behind("the SUBACK");
+    let mut homed = 0;
+    for n in 0.. {
+        let id = format!("{topic}-homed-{n}");
+        if shardmq::shard::stable_hash(id.as_bytes()) % 2 != 0 {
+            continue;
+        }
+        let (c, ack) = Client::connect(broker.addr, connect_v5(&id, true, 0));
+        assert_eq!(ack.reason_code, ReasonCode::SUCCESS);
+        behind("a CONNACK");
+        // Not `disconnect()`, which waits for the close: a DISCONNECT read by shard 0 is
+        // held with the rest of that client's input until the pressure ends.
+        c.drop_connection();
+        homed += 1;
+        if homed == 4 {
+            break;
+        }
+    }
+    stop.store(true, Ordering::SeqCst);
+    subscriber.join().expect("slow subscriber");
+}

@@ -502,6 +502,8 @@ impl EventLoop {
         let doorbell = self.port.doorbells[me].clone();
         doorbell.prepare_sleep();
         let busy = (!self.pressured && (self.port.has_inbound() || self.shard.holds_mesh()))
+            || self.port.has_control_inbound()
+            || self.port.control_sendable()
             || (self.congested && !self.port.blocked())
             || !self.service.is_empty()
             || !self.released.is_empty()

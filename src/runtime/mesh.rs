@@ -1,6 +1,10 @@
-//! The cross-shard mesh: one bounded channel per ordered pair of shards, carrying batches,
-//! and one doorbell (an eventfd) per shard that a sender rings only when the receiver is
-//! about to sleep — a busy shard is never interrupted by a syscall.
+//! The cross-shard mesh: two bounded channels per ordered pair of shards, carrying batches
+//! — the data lane (forwards, which a shard under delivery pressure leaves unread so that
+//! its peers slow their publishers) and the control lane (takeovers, interest changes and
+//! their acknowledgements, retained queries: read every turn, whatever the pressure, so a
+//! shard with a subscriber behind does not hold up the SUBACKs and CONNACKs of the others)
+//! — and one doorbell (an eventfd) per shard that a sender rings only when the receiver is
+//! about to sleep: a busy shard is never interrupted by a syscall.
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use std::os::fd::RawFd;
@@ -102,13 +106,20 @@ pub struct MeshPort {
     inlets: Vec<Option<Inlet>>,
     /// Batches that found their channel full, oldest first, per peer.
     backlog: Vec<std::collections::VecDeque<Batch>>,
+    /// Control lane to each peer (its sending end) and from each peer (its receiving end):
+    /// plain bounded channels. A full one never counts as congestion: control messages are
+    /// few, and the receiver takes them at its next turn.
+    control_out: Vec<Option<Sender<Batch>>>,
+    control_in: Vec<Option<Receiver<Batch>>>,
+    /// Control batches that found their channel full, oldest first, per peer.
+    control_backlog: Vec<std::collections::VecDeque<Batch>>,
     /// Messages a channel may hold before its sender counts as congested: bounds how long a
     /// forward waits in the mesh (latency), whatever the size of the batches.
     max_queued_messages: usize,
 }
 
-/// Builds the full mesh for `shards` shards: channels of `capacity` batches, congested above
-/// `max_queued_messages` messages.
+/// Builds the full mesh for `shards` shards: channels (both lanes) of `capacity` batches,
+/// the data lane congested above `max_queued_messages` messages.
 pub fn build_mesh(
     shards: usize,
     capacity: usize,
@@ -124,6 +135,9 @@ pub fn build_mesh(
             outlets: (0..shards).map(|_| None).collect(),
             inlets: (0..shards).map(|_| None).collect(),
             backlog: (0..shards).map(|_| Default::default()).collect(),
+            control_out: (0..shards).map(|_| None).collect(),
+            control_in: (0..shards).map(|_| None).collect(),
+            control_backlog: (0..shards).map(|_| Default::default()).collect(),
             max_queued_messages,
         })
         .collect();
@@ -137,6 +151,9 @@ pub fn build_mesh(
                     lane: lane.clone(),
                 });
                 ports[to].inlets[from] = Some(Inlet { rx, lane });
+                let (tx, rx) = crossbeam_channel::bounded(capacity);
+                ports[from].control_out[to] = Some(tx);
+                ports[to].control_in[from] = Some(rx);
             }
         }
     }
@@ -185,12 +202,66 @@ impl MeshPort {
         }
     }
 
+    /// Sends a batch on the control lane to `to` (behind earlier ones that found it full)
+    /// and rings the peer if it sleeps.
+    pub fn send_control(&mut self, to: usize, batch: Batch) {
+        self.control_backlog[to].push_back(batch);
+        self.flush_control(to);
+    }
+
+    fn flush_control(&mut self, to: usize) {
+        let Some(tx) = &self.control_out[to] else {
+            return;
+        };
+        let mut sent = false;
+        while let Some(batch) = self.control_backlog[to].pop_front() {
+            match tx.try_send(batch) {
+                Ok(()) => sent = true,
+                Err(TrySendError::Full(batch)) => {
+                    self.control_backlog[to].push_front(batch);
+                    break;
+                }
+                Err(TrySendError::Disconnected(_)) => {
+                    self.control_backlog[to].clear();
+                    break;
+                }
+            }
+        }
+        if sent {
+            self.doorbells[to].ring(false);
+        }
+    }
+
+    /// True when a control batch waits in a backlog and its channel has room again (the
+    /// next `retry` sends it; until then the shard must not sleep).
+    pub fn control_sendable(&self) -> bool {
+        (0..self.shards()).any(|to| {
+            !self.control_backlog[to].is_empty()
+                && self.control_out[to]
+                    .as_ref()
+                    .is_some_and(|tx| !tx.is_full())
+        })
+    }
+
+    /// Takes one batch from `peer`'s control lane.
+    pub fn receive_control(&self, peer: usize) -> Option<Batch> {
+        self.control_in[peer].as_ref()?.try_recv().ok()
+    }
+
+    /// True when some control lane holds a batch.
+    pub fn has_control_inbound(&self) -> bool {
+        self.control_in.iter().flatten().any(|rx| !rx.is_empty())
+    }
+
     /// Retries every backlog; true while any batch still waits or a channel holds more than
     /// `max_queued_messages` (the shard is congested). Each peer this shard waits for is
     /// told to wake it once it drained.
     pub fn retry(&mut self) -> bool {
         let mut congested = false;
         for to in 0..self.shards() {
+            if !self.control_backlog[to].is_empty() {
+                self.flush_control(to);
+            }
             if !self.backlog[to].is_empty() {
                 self.flush_peer(to);
             }
@@ -246,7 +317,7 @@ impl MeshPort {
         Some(batch)
     }
 
-    /// True when some inbound channel holds a batch.
+    /// True when some data lane holds a batch.
     pub fn has_inbound(&self) -> bool {
         self.inlets
             .iter()

@@ -1,5 +1,7 @@
-//! Messages between shards. Every cross-shard interaction is one of these, sent over the
-//! bounded SPSC channel of the ordered pair (FIFO per pair), in batches.
+//! Messages between shards. Every cross-shard interaction is one of these, sent in batches
+//! over one of two SPSC channels of the ordered pair, each FIFO: the data lane (publishes
+//! and retained messages for subscribers) and the control lane (everything a waiting client
+//! or a peer's bookkeeping depends on; see [`MeshMsg::is_control`]).
 
 use bytes::BytesMut;
 
@@ -141,6 +143,23 @@ pub enum MeshMsg {
         /// the mesh, forwards included, its size (232 bytes against 80).
         metrics: Box<Metrics>,
     },
+}
+
+impl MeshMsg {
+    /// True for the messages of the control lane, which a shard takes even while it leaves
+    /// the data lane unread (under delivery pressure, or with a batch held): a peer's SUBACK
+    /// or CONNACK waits for them, and none of them adds to a subscriber's queue beyond what
+    /// its own client asked for (the retained messages of a SUBSCRIBE).
+    ///
+    /// The data lane keeps what must stay in order with forwards: the forwards themselves,
+    /// and the retained replies (a SUBSCRIBE leaves out a retained message whose topic a
+    /// live message reached it on first, which needs the peer's forwards and its reply in
+    /// the order it sent them). A retained set and the retained queries of that shard stay
+    /// together on the control lane: a client that publishes a retained message and then
+    /// subscribes gets it [MQTT-3.3.1-5].
+    pub fn is_control(&self) -> bool {
+        !matches!(self, MeshMsg::Forward { .. } | MeshMsg::RetainReply { .. })
+    }
 }
 
 /// A connection moving to the shard that holds its session (see `connect.rs`).

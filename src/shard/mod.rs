@@ -3,8 +3,8 @@
 //!
 //! Everything here is pure: the runtime hands in bytes, mesh messages and the current time
 //! (ms on a clock shared by all shards) and takes out bytes (in each [`Conn`]'s `out`) and
-//! mesh messages (the per-peer outbox). A connection waiting for other shards is `blocked`;
-//! its next packets wait, which keeps per-connection order.
+//! mesh messages (the per-peer outboxes, one per lane). A connection waiting for other
+//! shards is `blocked`; its next packets wait, which keeps per-connection order.
 
 mod client_index;
 mod conn;
@@ -141,7 +141,10 @@ pub struct Shard {
     retained: RetainedIndex<SharedMessage>,
     pending: AHashMap<u64, Pending>,
     next_token: u64,
+    /// Per peer: messages for its data lane (forwards), sent as one batch per loop turn.
     outbox: Vec<Vec<MeshMsg>>,
+    /// Per peer: messages for its control lane ([`MeshMsg::is_control`]).
+    control_outbox: Vec<Vec<MeshMsg>>,
     /// Remembered routes of publishers that repeat a topic (bounded; see [`route::Routes`]).
     routes: route::Routes,
     local_queue: VecDeque<MeshMsg>,
@@ -211,6 +214,7 @@ impl Shard {
             pending: AHashMap::new(),
             next_token: 1,
             outbox: (0..shards).map(|_| Vec::new()).collect(),
+            control_outbox: (0..shards).map(|_| Vec::new()).collect(),
             routes: route::Routes::default(),
             local_queue: VecDeque::new(),
             retired: Retired::default(),

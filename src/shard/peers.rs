@@ -13,6 +13,8 @@ impl Shard {
     pub(super) fn send(&mut self, to: ShardId, msg: MeshMsg) {
         if to == self.id {
             self.local_queue.push_back(msg);
+        } else if msg.is_control() {
+            self.control_outbox[to].push(msg);
         } else {
             if let MeshMsg::Forward { .. } = msg {
                 self.metrics.mesh_forwards += 1;
@@ -45,7 +47,7 @@ impl Shard {
         self.draining = false;
     }
 
-    /// Messages waiting for peer `to`; the runtime sends them as one batch.
+    /// Messages waiting for peer `to`'s data lane; the runtime sends them as one batch.
     ///
     /// The batch leaves with its allocation (the peer frees it), so the next one starts with
     /// room for as many messages as this one had: growing from empty by doubling cost a
@@ -59,7 +61,23 @@ impl Shard {
         std::mem::replace(&mut self.outbox[to], Vec::with_capacity(room))
     }
 
-    /// Handles a batch from peer `from`.
+    /// Messages waiting for peer `to`'s control lane; the runtime sends them as one batch,
+    /// before the data lane's.
+    pub fn take_control_outbox(&mut self, to: ShardId) -> Vec<MeshMsg> {
+        std::mem::take(&mut self.control_outbox[to])
+    }
+
+    /// Handles a batch from peer `from`'s control lane, whole: nothing in it waits for a
+    /// queue to drain (see [`MeshMsg::is_control`]).
+    pub fn on_mesh_control(&mut self, from: ShardId, batch: Vec<MeshMsg>, now_ms: u64) {
+        for msg in batch {
+            debug_assert!(msg.is_control());
+            self.handle_mesh(from, msg, now_ms);
+        }
+        self.drain_local(now_ms);
+    }
+
+    /// Handles a batch from peer `from`'s data lane.
     ///
     /// Stops when a queue nears its limit: the rest of the batch is held, in order, until
     /// [`Shard::resume_mesh`] (a batch can carry one message from each publisher a peer read

@@ -48,11 +48,12 @@ pub struct SimClient {
     pub unacked: Vec<(u16, QoS)>,
 }
 
-/// Shards, the mesh queues between them (FIFO per ordered pair), and the clients.
+/// Shards, the mesh queues between them (two lanes per ordered pair, each FIFO, taken in
+/// any interleaving), and the clients.
 pub struct Sim {
     pub shards: Vec<Shard>,
-    /// Batches in flight from one shard to another.
-    pub links: HashMap<(usize, usize), VecDeque<Vec<MeshMsg>>>,
+    /// Batches in flight from one shard to another, by lane (true: control).
+    pub links: HashMap<(usize, usize, bool), VecDeque<Vec<MeshMsg>>>,
     pub rng: Rng,
     pub now: u64,
     pub clients: Vec<SimClient>,
@@ -81,9 +82,15 @@ impl Sim {
         let n = self.shards.len();
         for from in 0..n {
             for to in 0..n {
+                let control = self.shards[from].take_control_outbox(to);
+                if !control.is_empty() {
+                    let link = self.links.entry((from, to, true)).or_default();
+                    link.push_back(control);
+                }
                 let batch = self.shards[from].take_outbox(to);
                 if !batch.is_empty() {
-                    self.links.entry((from, to)).or_default().push_back(batch);
+                    let link = self.links.entry((from, to, false)).or_default();
+                    link.push_back(batch);
                 }
             }
         }
@@ -109,7 +116,7 @@ impl Sim {
     /// when nothing is in flight.
     pub fn step(&mut self) -> bool {
         self.collect();
-        let mut busy: Vec<(usize, usize)> = self
+        let mut busy: Vec<(usize, usize, bool)> = self
             .links
             .iter()
             .filter(|(_, q)| !q.is_empty())
@@ -123,14 +130,18 @@ impl Sim {
         self.now += 1;
         let pick = self.rng.below(busy.len() + moving.len());
         if pick < busy.len() {
-            let (from, to) = busy[pick];
+            let (from, to, control) = busy[pick];
             let batch = self
                 .links
-                .get_mut(&(from, to))
+                .get_mut(&(from, to, control))
                 .unwrap()
                 .pop_front()
                 .unwrap();
-            self.shards[to].on_mesh(from, batch, self.now);
+            if control {
+                self.shards[to].on_mesh_control(from, batch, self.now);
+            } else {
+                self.shards[to].on_mesh(from, batch, self.now);
+            }
             self.adopt(to);
         } else {
             let ci = moving[pick - busy.len()];

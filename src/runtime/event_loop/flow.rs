@@ -11,6 +11,7 @@ const HOLD_WHILE_WRITING_BYTES: usize = 4096;
 
 impl EventLoop {
     pub(super) fn drain_mesh_inbound(&mut self) {
+        self.drain_mesh_control();
         if self.pressured {
             // Leave forwards in the channels: the peers back up and slow their publishers.
             return;
@@ -45,10 +46,28 @@ impl EventLoop {
         }
     }
 
+    /// Takes the control lanes' batches, whatever the pressure (see `runtime/mesh.rs`).
+    fn drain_mesh_control(&mut self) {
+        for peer in 0..self.port.shards() {
+            for _ in 0..MESH_BATCHES_PER_TURN {
+                let Some(batch) = self.port.receive_control(peer) else {
+                    break;
+                };
+                let now = self.now_ms();
+                self.shard.on_mesh_control(peer, batch, now);
+                self.register_adopted();
+            }
+        }
+    }
+
     pub(super) fn flush_mesh(&mut self) {
         for peer in 0..self.port.shards() {
             if peer == self.port.me {
                 continue;
+            }
+            let control = self.shard.take_control_outbox(peer);
+            if !control.is_empty() {
+                self.port.send_control(peer, control);
             }
             let batch = self.shard.take_outbox(peer);
             if !batch.is_empty() {
