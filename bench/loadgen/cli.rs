@@ -30,8 +30,9 @@ pub struct Cli {
     /// Do not pin worker threads.
     #[arg(long, global = true)]
     pub no_pin: bool,
-    /// MQTT version: 3 (3.1.1) or 5.
-    #[arg(long, default_value_t = 5, global = true, value_parser = clap::value_parser!(u8).range(3..=5))]
+    /// MQTT version: 3 (3.1.1) or 5. Nothing else: 4 (3.1.1's protocol level) was taken
+    /// and silently run as 3.1.1, so a typo or a guess could mislabel a report.
+    #[arg(long, default_value_t = 5, global = true, value_parser = mqtt_version())]
     pub mqtt: u8,
     /// QoS of publishes and subscriptions.
     #[arg(long, default_value_t = 0, global = true, value_parser = clap::value_parser!(u8).range(0..=2))]
@@ -113,6 +114,13 @@ pub struct Cli {
     /// Scenario.
     #[command(subcommand)]
     pub cmd: Scenario,
+}
+
+/// `--mqtt`: exactly the documented values, so clap's error names the flag and lists them.
+fn mqtt_version() -> impl clap::builder::TypedValueParser<Value = u8> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(["3", "5"])
+        .map(|v| v.parse::<u8>().expect("a possible value is a number"))
 }
 
 /// Scenarios.
@@ -266,6 +274,26 @@ mod tests {
         assert!(cli.json);
         assert!(matches!(cli.cmd, Scenario::Fanin { pubs: 8, share: 0 }));
         assert!(Cli::try_parse_from(["shardmq-bench", "--qos", "3", "p2p"]).is_err());
-        assert!(Cli::try_parse_from(["shardmq-bench", "--mqtt", "4", "p2p"]).is_ok());
+    }
+
+    #[test]
+    fn mqtt_accepts_only_3_and_5() {
+        for (arg, v) in [("3", 3), ("5", 5)] {
+            let cli = Cli::try_parse_from(["shardmq-bench", "--mqtt", arg, "p2p"]).unwrap();
+            assert_eq!(cli.mqtt, v);
+        }
+        assert_eq!(
+            Cli::try_parse_from(["shardmq-bench", "p2p"]).unwrap().mqtt,
+            5
+        );
+        for bad in ["4", "0", "6", "3.1.1", "v5"] {
+            let e = Cli::try_parse_from(["shardmq-bench", "--mqtt", bad, "p2p"]).unwrap_err();
+            assert_eq!(e.kind(), clap::error::ErrorKind::InvalidValue, "{bad}");
+            let text = e.to_string();
+            assert!(
+                text.contains("--mqtt") && text.contains("[possible values: 3, 5]"),
+                "{text}"
+            );
+        }
     }
 }
