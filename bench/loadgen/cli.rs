@@ -47,10 +47,15 @@ pub struct Cli {
     /// `reconnect-storm`: connects per second (default: unlimited).
     #[arg(long, global = true)]
     pub rate: Option<f64>,
-    /// QoS 1/2 publish window (capped by the broker's Receive Maximum); for `conn` and
-    /// `reconnect-storm`: connects in flight.
+    /// QoS 1/2 publish window per publisher (capped by the broker's Receive Maximum).
+    /// Only that: it used to cap the connects in flight as well, so a small window also
+    /// slowed the connect phase and the connects/s it reports (see --connect-inflight).
     #[arg(long, default_value_t = 64, global = true)]
     pub inflight: usize,
+    /// Connection attempts in flight (socket connect to CONNACK), all threads together,
+    /// in every scenario (the connect phase; `conn`; `reconnect-storm`).
+    #[arg(long, default_value_t = 64, global = true)]
+    pub connect_inflight: usize,
     /// QoS 0 at --rate 0: a publisher pauses while this many bytes are unsent.
     #[arg(long, default_value_t = 65536, global = true)]
     pub max_unsent: usize,
@@ -214,6 +219,18 @@ impl Scenario {
     }
 }
 
+impl Cli {
+    /// The in-flight window of a QoS 1/2 publisher (`--inflight`, 1..=65,535).
+    pub fn publish_window(&self) -> u32 {
+        self.inflight.clamp(1, 65_535) as u32
+    }
+
+    /// Connects in flight per worker thread (`--connect-inflight` shared by `threads`).
+    pub fn connects_in_flight_per_thread(&self, threads: usize) -> usize {
+        (self.connect_inflight / threads.max(1)).max(1)
+    }
+}
+
 /// Resolves `--host`/`--port` and enforces the loopback rule.
 pub fn resolve_target(host: &str, port: u16, allow_remote: bool) -> Result<SocketAddr, String> {
     let addr = if let Ok(ip) = host.parse::<IpAddr>() {
@@ -274,6 +291,39 @@ mod tests {
         assert!(cli.json);
         assert!(matches!(cli.cmd, Scenario::Fanin { pubs: 8, share: 0 }));
         assert!(Cli::try_parse_from(["shardmq-bench", "--qos", "3", "p2p"]).is_err());
+    }
+
+    #[test]
+    fn the_publish_window_does_not_limit_connects() {
+        let cli = Cli::try_parse_from(["shardmq-bench", "--inflight", "1", "p2p"]).unwrap();
+        assert_eq!(cli.publish_window(), 1);
+        assert_eq!(
+            cli.connects_in_flight_per_thread(1),
+            64,
+            "default, not --inflight"
+        );
+        let cli = Cli::try_parse_from([
+            "shardmq-bench",
+            "--connect-inflight",
+            "8",
+            "--threads",
+            "2",
+            "conn",
+        ])
+        .unwrap();
+        assert_eq!(
+            cli.publish_window(),
+            64,
+            "--connect-inflight leaves the window"
+        );
+        assert_eq!(cli.connects_in_flight_per_thread(2), 4);
+        assert_eq!(
+            cli.connects_in_flight_per_thread(16),
+            1,
+            "at least one per thread"
+        );
+        let cli = Cli::try_parse_from(["shardmq-bench", "--inflight", "100000", "p2p"]).unwrap();
+        assert_eq!(cli.publish_window(), 65_535);
     }
 
     #[test]
