@@ -470,6 +470,7 @@ pub fn run(cli: &Cli) -> Result<Summary, String> {
         lost,
         unsent: totals.c.unsent,
         dup: totals.streams.dup,
+        late: totals.streams.late,
         shared_group: match cli.cmd {
             Scenario::Fanin { share, .. } => share,
             _ => 0,

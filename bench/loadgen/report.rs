@@ -63,6 +63,9 @@ pub struct Summary {
     /// Received after a later message of the same publisher (with a shared group: by the
     /// same member, since MQTT orders a publisher's messages per subscriber only).
     pub reordered: u64,
+    /// Delivered more than 65,536 messages behind its stream's newest (past the reorder
+    /// window, see `track`): counted once, as delivered and reordered, not lost nor dup.
+    pub late: u64,
     /// Members of the shared-subscription group (`fanin --share`), else 0.
     pub shared_group: usize,
     /// Successful connects (CONNACK success).
@@ -187,6 +190,15 @@ pub fn render_table(s: &Summary) -> String {
             "lost / dup / reordered"
         };
         row(label, format!("{} / {} / {}", s.lost, s.dup, s.reordered));
+        if s.late > 0 {
+            row(
+                "late",
+                format!(
+                    "{} delivered over 65,536 messages behind (in delivered and reordered)",
+                    s.late
+                ),
+            );
+        }
         if s.unsent > 0 {
             row(
                 "unsent",
@@ -317,6 +329,17 @@ mod tests {
     }
 
     #[test]
+    fn late_deliveries_are_named_in_the_table() {
+        assert!(!render_table(&sample()).contains("\n  late "));
+        let s = Summary {
+            late: 3,
+            ..sample()
+        };
+        assert!(render_table(&s).contains("late                   3 delivered over 65,536"));
+        assert!(render_json(&s).contains("\"late\":3"));
+    }
+
+    #[test]
     fn json_shape() {
         let v: serde_json::Value = serde_json::from_str(&render_json(&sample())).unwrap();
         let o = v.as_object().unwrap();
@@ -329,6 +352,7 @@ mod tests {
             "lost",
             "dup",
             "reordered",
+            "late",
             "connects_per_s",
             "bytes_per_conn",
             "broker_cpu_us_per_msg",
