@@ -34,13 +34,15 @@ pub struct Summary {
     pub sent: u64,
     /// Deliveries expected (sent × matching subscribers).
     pub expected: u64,
-    /// Deliveries received (including after the window, while draining).
+    /// Distinct deliveries received (including after the window, while draining);
+    /// duplicates are not in it, they are `dup`.
     pub delivered: u64,
-    /// Delivered per second during the window.
+    /// Distinct deliveries per second during the window (duplicates excluded).
     pub msgs_per_s: f64,
     /// Sent per second during the window.
     pub sent_per_s: f64,
-    /// Latency from the scheduled send time, µs.
+    /// Latency from the scheduled send time, µs, of every delivery (a duplicate is not a
+    /// sample).
     pub p50_us: f64,
     /// p90.
     pub p90_us: f64,
@@ -58,7 +60,8 @@ pub struct Summary {
     /// full until the end (the broker fell that far behind). Not in `lost`, nor in the
     /// latencies, which understate the delay when this is not 0.
     pub unsent: u64,
-    /// Received more than once.
+    /// Copies received of a message already received: not in `delivered`, `msgs_per_s` or
+    /// the latencies.
     pub dup: u64,
     /// Received after a later message of the same publisher (with a shared group: by the
     /// same member, since MQTT orders a publisher's messages per subscriber only).

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
 
-use super::track::StreamTotals;
+use super::track::{Seen, StreamTotals};
 
 /// Latencies in nanoseconds, up to 100 s, 3 significant digits.
 pub fn new_hist() -> Histogram<u64> {
@@ -23,7 +23,8 @@ pub struct Counters {
     pub unsent: u64,
     /// Deliveries expected from what was sent (sent × matching subscribers).
     pub expected: u64,
-    /// Benchmark PUBLISH packets received by subscribers.
+    /// Distinct benchmark messages received by subscribers (duplicates are not
+    /// deliveries: they are counted by the stream trackers as `dup`).
     pub delivered: u64,
     /// Of those, received before the end of the publishing window.
     pub delivered_in_window: u64,
@@ -92,6 +93,22 @@ pub struct Interval {
 }
 
 impl Interval {
+    /// Counts one received benchmark message sent (scheduled) at `ts_ns` and received at
+    /// `now`, as the stream tracker classified it. Only a delivery (new or late) counts in
+    /// `delivered` (and in the window's rate when `now <= window_end`) and is a latency
+    /// sample: a duplicate counted there inflated msg/s and weighted the percentiles with
+    /// a message's second copy.
+    pub fn record_delivery(&mut self, seen: Seen, now: u64, ts_ns: u64, window_end: u64) {
+        if !seen.is_delivery() {
+            return;
+        }
+        self.c.delivered += 1;
+        if now <= window_end {
+            self.c.delivered_in_window += 1;
+        }
+        self.lat.saturating_record(now.saturating_sub(ts_ns).max(1));
+    }
+
     /// An empty interval report.
     pub fn new(thread: usize) -> Interval {
         Interval {
@@ -247,6 +264,27 @@ mod tests {
         t.merge(&a2);
         assert_eq!(t.open(), 5);
         assert_eq!(t.c.delivered, 2005);
+    }
+
+    #[test]
+    fn a_duplicate_is_neither_delivered_nor_a_latency_sample() {
+        let mut iv = Interval::new(0);
+        let end = 10_000_000;
+        iv.record_delivery(Seen::New, 1_000_000, 900_000, end);
+        iv.record_delivery(Seen::Dup, 5_000_000, 900_000, end);
+        iv.record_delivery(Seen::Late, 20_000_000, 1_000_000, end);
+        assert_eq!(iv.c.delivered, 2, "the new and the late one");
+        assert_eq!(
+            iv.c.delivered_in_window, 1,
+            "the late one came after the window"
+        );
+        assert_eq!(iv.lat.len(), 2);
+        assert_eq!(iv.lat.max(), iv.lat.highest_equivalent(19_000_000));
+        assert!(
+            iv.lat.min() <= 100_000,
+            "no 4.1 ms sample from the duplicate"
+        );
+        assert_eq!(iv.lat.count_between(4_000_000, 5_000_000), 0);
     }
 
     #[test]

@@ -30,6 +30,13 @@ pub enum Seen {
     Dup,
 }
 
+impl Seen {
+    /// True for a message that counts as delivered.
+    pub fn is_delivery(self) -> bool {
+        self != Seen::Dup
+    }
+}
+
 /// Per-stream detector.
 #[derive(Debug, Clone, Default)]
 pub struct SeqTracker {
@@ -237,6 +244,8 @@ mod tests {
             "reordered within the window is new"
         );
         assert_eq!(t.observe(2), Seen::Dup);
+        assert!(Seen::New.is_delivery() && Seen::Late.is_delivery());
+        assert!(!Seen::Dup.is_delivery());
     }
 
     #[test]

@@ -34,7 +34,7 @@ use super::payload::{self, Header};
 use super::plan::{ClientSpec, Mode};
 use super::stats::Interval;
 use super::sys::now_ns;
-use super::track::{SeqTracker, StreamTotals};
+use super::track::{Seen, SeqTracker, StreamTotals};
 
 mod connect;
 mod publish;

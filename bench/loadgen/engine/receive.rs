@@ -306,14 +306,10 @@ impl Worker {
             }
             return;
         };
-        self.iv.c.delivered += 1;
-        if now <= self.end {
-            self.iv.c.delivered_in_window += 1;
-        }
-        self.iv
-            .lat
-            .saturating_record(now.saturating_sub(h.ts_ns).max(1));
-        if c.track_slot != usize::MAX {
+        // Classified first: a duplicate is counted by its stream (`dup`) and nowhere else.
+        let seen = if c.track_slot == usize::MAX {
+            Seen::New // not a subscriber (cannot happen in the scenarios): nothing to check
+        } else {
             let streams = &mut self.tracks[c.track_slot];
             let i = h.pub_id as usize;
             if i >= streams.len() {
@@ -323,13 +319,15 @@ impl Worker {
                 }
                 streams.resize_with(i + 1, SeqTracker::default);
             }
-            streams[i].observe(h.seq);
+            let seen = streams[i].observe(h.seq);
             if let Some(order) = c.member_order.as_mut() {
-                if !in_member_order(order, i, h.seq) {
+                if seen.is_delivery() && !in_member_order(order, i, h.seq) {
                     self.iv.c.member_reordered += 1;
                 }
             }
-        }
+            seen
+        };
+        self.iv.record_delivery(seen, now, h.ts_ns, self.end);
     }
 
     pub(super) fn on_ack(&mut self, ci: usize, pid: u16, rc: ReasonCode) {
