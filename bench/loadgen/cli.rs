@@ -98,7 +98,8 @@ pub struct Cli {
     /// Private key (PEM) of --tls-cert.
     #[arg(long, global = true, requires = "tls_cert")]
     pub tls_key: Option<std::path::PathBuf>,
-    /// Longest wait for late deliveries after the window, seconds.
+    /// Longest wait for late deliveries after the window, seconds: the drain ends when
+    /// every expected message is in or after this long; what has not arrived is `lost`.
     #[arg(long, default_value_t = 5.0, global = true)]
     pub drain_secs: f64,
     /// Longest wait for connecting and subscribing, seconds.

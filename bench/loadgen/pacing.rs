@@ -47,6 +47,16 @@ impl Pacer {
         }
     }
 
+    /// How many messages are due before `end` (messages `0..n` have `due < end`): what a
+    /// publisher owes for a window that ends at `end`, late or not.
+    pub fn due_before(&self, end: u64) -> u64 {
+        if end == 0 {
+            0
+        } else {
+            self.due_count(end - 1)
+        }
+    }
+
     /// How many messages are due by `now` (messages `0..n` have `due <= now`).
     pub fn due_count(&self, now: u64) -> u64 {
         if now < self.start_ns {
@@ -142,6 +152,24 @@ mod tests {
             (0..).take_while(|&k| a.due(k) <= 1_000_000_000).count(),
             2000
         );
+    }
+
+    #[test]
+    fn due_before_the_end_of_a_window() {
+        let p = Pacer::new(0, 1000.0, 0.0);
+        // Due at 0, 1 ms, ... 999 ms: a window ending at 1 s owes 1000, one ending just
+        // after 1 s owes the 1001st as well.
+        assert_eq!(p.due_before(1_000_000_000), 1000);
+        assert_eq!(p.due_before(1_000_000_001), 1001);
+        assert_eq!(p.due_before(0), 0);
+        assert_eq!(p.due_before(1), 1);
+        let q = Pacer::new(500, 10.0, 0.0);
+        assert_eq!(q.due_before(500), 0);
+        for end in [501u64, 100_000_499, 100_000_500, 100_000_501, 2_000_000_000] {
+            let n = q.due_before(end);
+            assert!(n == 0 || q.due(n - 1) < end);
+            assert!(q.due(n) >= end);
+        }
     }
 
     #[test]

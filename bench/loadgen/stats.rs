@@ -90,6 +90,9 @@ pub struct Interval {
     pub first_connect_ns: Option<u64>,
     /// Last successful CONNACK in this interval.
     pub last_connack_ns: Option<u64>,
+    /// Gauge: past the window's end, the thread's publishers will send nothing more (its
+    /// `sent` and `expected` so far are final).
+    pub settled: bool,
 }
 
 impl Interval {
@@ -122,6 +125,7 @@ impl Interval {
             retained_done_ns: Vec::new(),
             first_connect_ns: None,
             last_connack_ns: None,
+            settled: false,
         }
     }
 }
@@ -149,6 +153,8 @@ pub struct Totals {
     pub last_connack_ns: Option<u64>,
     /// Stream detector totals (from the final reports).
     pub streams: StreamTotals,
+    /// Latest `settled` gauge per thread.
+    pub settled: Vec<bool>,
 }
 
 impl Totals {
@@ -165,6 +171,7 @@ impl Totals {
             first_connect_ns: None,
             last_connack_ns: None,
             streams: StreamTotals::default(),
+            settled: vec![false; threads],
         }
     }
 
@@ -173,6 +180,9 @@ impl Totals {
         self.c.add(&iv.c);
         if let Some(g) = self.open_conns.get_mut(iv.thread) {
             *g = iv.open_conns;
+        }
+        if let Some(g) = self.settled.get_mut(iv.thread) {
+            *g = iv.settled;
         }
         self.lat.add(&iv.lat).expect("same histogram bounds");
         self.conn_lat
@@ -189,6 +199,18 @@ impl Totals {
     /// Connections open now, all threads.
     pub fn open(&self) -> u64 {
         self.open_conns.iter().sum()
+    }
+
+    /// Whether the drain has nothing left to wait for: every thread has said it will send
+    /// no more (so `expected` is final), every expected delivery is in and, with
+    /// `need_acks` (QoS 1/2), every publish is acknowledged. `delivered >= expected` alone
+    /// ended the drain early: a thread's deliveries of messages whose sending another
+    /// thread had not reported yet (or duplicates, then in `delivered`) made up for
+    /// messages still on their way, which the disconnect at the end then lost.
+    pub fn all_delivered(&self, need_acks: bool) -> bool {
+        self.settled.iter().all(|&s| s)
+            && self.c.delivered >= self.c.expected
+            && (!need_acks || self.c.acked >= self.c.sent)
     }
 
     /// Errors of every kind.
@@ -264,6 +286,40 @@ mod tests {
         t.merge(&a2);
         assert_eq!(t.open(), 5);
         assert_eq!(t.c.delivered, 2005);
+    }
+
+    #[test]
+    fn the_drain_waits_for_every_thread_to_stop_sending() {
+        // Thread 1 publishes; thread 0 subscribes and has already received 20 messages
+        // thread 1 sent after its last report, while 20 others are still on their way.
+        let mut t = Totals::new(2);
+        let mut publ = Interval::new(1);
+        (publ.c.sent, publ.c.expected) = (100, 100);
+        t.merge(&publ);
+        let mut sub = Interval::new(0);
+        sub.c.delivered = 100;
+        sub.settled = true;
+        t.merge(&sub);
+        assert!(t.c.delivered >= t.c.expected, "the old test said: done");
+        assert!(!t.all_delivered(false), "thread 1 has not said it stopped");
+        let mut publ = Interval::new(1);
+        (publ.c.sent, publ.c.expected, publ.settled) = (20, 20, true);
+        t.merge(&publ);
+        assert!(!t.all_delivered(false), "20 on their way");
+        let mut sub = Interval::new(0);
+        (sub.c.delivered, sub.settled) = (20, true);
+        t.merge(&sub);
+        assert!(t.all_delivered(false));
+        assert!(!t.all_delivered(true), "QoS 1/2: not acknowledged yet");
+        let mut publ = Interval::new(1);
+        (publ.c.acked, publ.settled) = (120, true);
+        t.merge(&publ);
+        assert!(t.all_delivered(true));
+        // A thread that reports it may send more again (a held-back backlog) reopens it.
+        let mut publ = Interval::new(1);
+        publ.settled = false;
+        t.merge(&publ);
+        assert!(!t.all_delivered(true));
     }
 
     #[test]

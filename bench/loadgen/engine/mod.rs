@@ -412,6 +412,7 @@ impl Worker {
                 self.t0 = t0;
                 self.end = end;
                 self.running = true;
+                self.next_report = self.next_report.min(end);
                 for ci in 0..self.conns.len() {
                     if self.conns[ci].st != St::Ready {
                         continue;

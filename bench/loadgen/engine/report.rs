@@ -42,15 +42,31 @@ impl Worker {
     }
 
     pub(super) fn send_interval(&mut self, now: u64) {
-        let period = if self.running && now > self.end {
-            100_000_000
+        // Every 100 ms after the window, and one report at its end: the drain waits for
+        // each thread's word that it has stopped sending (`settled`).
+        self.next_report = if self.running && now >= self.end {
+            now + 100_000_000
         } else {
-            1_000_000_000
+            (now + 1_000_000_000).min(self.end.max(now + 1))
         };
-        self.next_report = now + period;
         let mut iv = std::mem::replace(&mut self.iv, Interval::new(self.thread));
         iv.open_conns = self.open;
+        iv.settled = self.publishers_settled(now);
         let _ = self.tx.send(Report::Interval(Box::new(iv)));
+    }
+
+    /// Past the window's end, this thread's publishers will send nothing more, so the
+    /// `sent` and `expected` it has counted are final: a paced publisher has sent every
+    /// message due before the end (one its window held back sends them late); one at
+    /// --rate 0 stops at the end; one not connected sends nothing.
+    fn publishers_settled(&self, now: u64) -> bool {
+        if !self.running || now < self.end {
+            return false;
+        }
+        self.conns.iter().all(|c| match (c.publ.as_ref(), c.st) {
+            (Some(ps), St::Ready) => ps.pacer.is_none_or(|p| ps.seq >= p.due_before(self.end)),
+            _ => true,
+        })
     }
 
     pub(super) fn finish(&mut self) {
@@ -59,8 +75,8 @@ impl Worker {
         // window until the drain ended): not lost, not in the histogram, so counted apart.
         for c in &self.conns {
             if let Some(ps) = c.publ.as_ref() {
-                if let (Some(pacer), true) = (ps.pacer, self.end > 0) {
-                    let due = pacer.due_count(self.end - 1);
+                if let Some(pacer) = ps.pacer {
+                    let due = pacer.due_before(self.end);
                     self.iv.c.unsent += due.saturating_sub(ps.seq);
                 }
             }
