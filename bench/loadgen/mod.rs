@@ -52,22 +52,6 @@ pub fn main() -> i32 {
 /// How often a progress line is printed; a line waits up to as long again for a late thread.
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
-fn progress(cli: &Cli, t: &Totals, last: &stats::Counters, dt: f64, since: f64) {
-    if cli.quiet {
-        return;
-    }
-    let d = |a: u64, b: u64| (a - b) as f64 / dt.max(1e-3);
-    eprintln!(
-        "[{since:6.1}s] sent {:>9.0}/s  delivered {:>9.0}/s  p99 {:>9.0} µs  conns {:>6}  connects {:>7.0}/s  errors {}",
-        d(t.c.sent, last.sent),
-        d(t.c.delivered, last.delivered),
-        quantile_us(&t.lat, 0.99),
-        t.open(),
-        d(t.c.connects_ok, last.connects_ok),
-        t.error_count()
-    );
-}
-
 /// The TLS client settings of `--tls-ca` (and `--tls-cert`/`--tls-key`), with *ring* as the
 /// crypto provider, like the broker.
 fn tls_config(cli: &Cli) -> Result<Option<std::sync::Arc<rustls::ClientConfig>>, String> {
@@ -274,14 +258,15 @@ pub fn run(cli: &Cli) -> Result<Summary, String> {
         let elapsed = last_print.elapsed();
         let all_in = reported.iter().all(|&seen| seen);
         if (all_in && elapsed >= PROGRESS_EVERY) || elapsed >= PROGRESS_EVERY * 2 {
-            progress(
-                cli,
-                totals,
-                &last,
-                elapsed.as_secs_f64(),
-                started.elapsed().as_secs_f64(),
-            );
+            if !cli.quiet {
+                let since = started.elapsed().as_secs_f64();
+                eprintln!(
+                    "{}",
+                    totals.progress_line(&last, elapsed.as_secs_f64(), since)
+                );
+            }
             last = totals.c;
+            totals.reset_window();
             last_print = Instant::now();
             reported.fill(false);
         }

@@ -137,8 +137,10 @@ pub struct Totals {
     pub c: Counters,
     /// Latest open-connection gauge per thread.
     pub open_conns: Vec<u64>,
-    /// Merged delivery latency.
+    /// Merged delivery latency, the whole run (the summary's percentiles).
     pub lat: Histogram<u64>,
+    /// Merged delivery latency since the last progress line (its p99), see `reset_window`.
+    pub win_lat: Histogram<u64>,
     /// Merged connect latency.
     pub conn_lat: Histogram<u64>,
     /// Errors by reason.
@@ -164,6 +166,7 @@ impl Totals {
             c: Counters::default(),
             open_conns: vec![0; threads],
             lat: new_hist(),
+            win_lat: new_hist(),
             conn_lat: new_hist(),
             errors: BTreeMap::new(),
             connect_failures: BTreeMap::new(),
@@ -185,6 +188,7 @@ impl Totals {
             *g = iv.settled;
         }
         self.lat.add(&iv.lat).expect("same histogram bounds");
+        self.win_lat.add(&iv.lat).expect("same histogram bounds");
         self.conn_lat
             .add(&iv.conn_lat)
             .expect("same histogram bounds");
@@ -194,6 +198,28 @@ impl Totals {
             .extend_from_slice(&iv.retained_done_ns);
         self.first_connect_ns = min_opt(self.first_connect_ns, iv.first_connect_ns);
         self.last_connack_ns = self.last_connack_ns.max(iv.last_connack_ns);
+    }
+
+    /// Starts the next progress window: its latencies begin empty (the run's stay).
+    pub fn reset_window(&mut self) {
+        self.win_lat.reset();
+    }
+
+    /// The progress line for the `dt` seconds since the line that saw counters `last`,
+    /// `since` seconds into the run: rates over that window and the window's own p99 (the
+    /// run's p99 hid a bad second among many good ones, and stayed high after one).
+    pub fn progress_line(&self, last: &Counters, dt: f64, since: f64) -> String {
+        let d = |a: u64, b: u64| a.saturating_sub(b) as f64 / dt.max(1e-3);
+        format!(
+            "[{since:6.1}s] sent {:>9.0}/s  delivered {:>9.0}/s  p99 (last {dt:.1} s) {:>9.0} µs  \
+             conns {:>6}  connects {:>7.0}/s  errors {}",
+            d(self.c.sent, last.sent),
+            d(self.c.delivered, last.delivered),
+            quantile_us(&self.win_lat, 0.99),
+            self.open(),
+            d(self.c.connects_ok, last.connects_ok),
+            self.error_count()
+        )
     }
 
     /// Connections open now, all threads.
@@ -286,6 +312,33 @@ mod tests {
         t.merge(&a2);
         assert_eq!(t.open(), 5);
         assert_eq!(t.c.delivered, 2005);
+    }
+
+    #[test]
+    fn the_progress_p99_is_the_windows_own() {
+        let mut t = Totals::new(1);
+        let mut slow = Interval::new(0);
+        for _ in 0..1000 {
+            slow.lat.record(50_000_000).unwrap(); // 50 ms
+        }
+        slow.c.delivered = 1000;
+        t.merge(&slow);
+        let line = t.progress_line(&Counters::default(), 1.0, 1.0);
+        assert!(line.contains("p99 (last 1.0 s)     50004 µs"), "{line}");
+        let last = t.c;
+        t.reset_window();
+        let mut fast = Interval::new(0);
+        for _ in 0..1000 {
+            fast.lat.record(100_000).unwrap(); // 100 µs
+        }
+        fast.c.delivered = 500;
+        t.merge(&fast);
+        let line = t.progress_line(&last, 1.0, 2.0);
+        assert!(line.contains("p99 (last 1.0 s)       100 µs"), "{line}");
+        assert!(line.contains("delivered       500/s"), "{line}");
+        // The run's histogram keeps both seconds.
+        assert_eq!(t.lat.len(), 2000);
+        assert!((quantile_us(&t.lat, 0.99) - 50_004.0).abs() < 100.0);
     }
 
     #[test]
