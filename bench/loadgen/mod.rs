@@ -224,6 +224,8 @@ pub fn run(cli: &Cli) -> Result<Summary, String> {
     let mut last_print = Instant::now();
     let mut reported = vec![false; threads];
     let mut pub_done = 0usize;
+    // Retained scenario: when the last publisher finished publishing (CLOCK_MONOTONIC ns).
+    let mut pub_done_ns = 0u64;
     // One step of the report pump: merge what arrived within `wait`, print progress once
     // every thread's interval since the last line is in. Printing on the main thread's own
     // clock instead aliased with the workers' (each on its own 1 s timer): a line fell
@@ -245,7 +247,10 @@ pub fn run(cli: &Cli) -> Result<Summary, String> {
                     totals.merge(&iv)
                 }
                 Ok(Report::Ready { ok, failed, .. }) => ready.push((ok, failed)),
-                Ok(Report::PubDone) => *pub_done += 1,
+                Ok(Report::PubDone { at_ns }) => {
+                    *pub_done += 1;
+                    pub_done_ns = pub_done_ns.max(at_ns);
+                }
                 Ok(Report::Final { interval, streams }) => {
                     totals.merge(&interval);
                     totals.streams.merge(&streams);
@@ -306,6 +311,8 @@ pub fn run(cli: &Cli) -> Result<Summary, String> {
     let mut window_start = totals.c;
     let mut subscribe_sent = false;
     let mut retained_deadline = None;
+    // Retained publishers are not paced: they start on the Start command, not at t0.
+    let mut publish_start_ns = 0u64;
     if !setup_failed {
         // Counters before t0 (setup) are excluded from the window's rates.
         while pump(
@@ -317,6 +324,7 @@ pub fn run(cli: &Cli) -> Result<Summary, String> {
         ) && !rep_rx.is_empty()
         {}
         window_start = totals.c;
+        publish_start_ns = now_ns();
         broadcast(Cmd::Start { t0, end });
         let publishers = plan.publishers();
         loop {
@@ -488,6 +496,11 @@ pub fn run(cli: &Cli) -> Result<Summary, String> {
         }
         s.lost = (plan.retained_topics as u64 * plan.subscribers() as u64)
             .saturating_sub(totals.c.retained_rx);
+        // Not paced (--rate does not apply): the rate is the one measured while publishing.
+        let publish_ns =
+            (pub_done >= plan.publishers()).then(|| pub_done_ns.saturating_sub(publish_start_ns));
+        (s.rate, s.sent_per_s) =
+            report::retained_publish_rates(totals.c.sent, plan.publishers(), publish_ns);
     }
     let msgs = if plan.mode == Mode::Retained {
         totals.c.retained_rx

@@ -18,7 +18,10 @@ pub struct Summary {
     pub qos: u8,
     /// Payload bytes.
     pub size: usize,
-    /// Offered rate per publisher, msg/s (0: as fast as possible).
+    /// Offered rate per publisher, msg/s (0: as fast as possible); `conn` and
+    /// `reconnect-storm`: offered connects/s. `retained`: measured, the retained messages
+    /// each publisher published per second (its publishers are not paced; 0 when they
+    /// never finished).
     pub rate: f64,
     /// Publishing window, seconds.
     pub secs: f64,
@@ -39,7 +42,7 @@ pub struct Summary {
     pub delivered: u64,
     /// Distinct deliveries per second during the window (duplicates excluded).
     pub msgs_per_s: f64,
-    /// Sent per second during the window.
+    /// Sent per second during the window; `retained`: while publishing (measured).
     pub sent_per_s: f64,
     /// Latency from the scheduled send time, µs, of every delivery (a duplicate is not a
     /// sample).
@@ -137,10 +140,13 @@ fn opt(v: Option<f64>, unit: &str, prec: usize) -> String {
 /// The human-readable table.
 pub fn render_table(s: &Summary) -> String {
     let mut o = String::new();
-    let rate = if s.rate > 0.0 {
-        format!("{}/s per publisher", fmt_rate(s.rate))
+    let rate = if s.scenario == "retained" {
+        // Measured, not offered: say so.
+        format!("published {}/s per publisher (measured)", fmt_rate(s.rate))
+    } else if s.rate > 0.0 {
+        format!("rate {}/s per publisher", fmt_rate(s.rate))
     } else {
-        "max".into()
+        "rate max".into()
     };
     let label = if s.label.is_empty() {
         String::new()
@@ -149,7 +155,7 @@ pub fn render_table(s: &Summary) -> String {
     };
     let _ = writeln!(
         o,
-        "== {}{label}: MQTT {}, QoS {}, {} B, rate {rate}, {} s, {} thread(s)",
+        "== {}{label}: MQTT {}, QoS {}, {} B, {rate}, {} s, {} thread(s)",
         s.scenario, s.mqtt, s.qos, s.size, s.secs, s.threads
     );
     let mut row = |k: &str, v: String| {
@@ -280,6 +286,21 @@ pub fn render_table(s: &Summary) -> String {
         );
     }
     o
+}
+
+/// The retained scenario's publishing rates, (per publisher, all together) msg/s, from the
+/// `sent` messages of `publishers` that published for `publish_ns` (None: they never all
+/// finished, nothing measured: zeros). It printed `--rate` (1,000 by default) instead,
+/// which its publishers never follow, and `sent_per_s` over `--secs`, which they do not
+/// publish for.
+pub fn retained_publish_rates(sent: u64, publishers: usize, publish_ns: Option<u64>) -> (f64, f64) {
+    match publish_ns {
+        Some(ns) if sent > 0 => {
+            let total = sent as f64 / (ns.max(1) as f64 / 1e9);
+            (total / publishers.max(1) as f64, total)
+        }
+        _ => (0.0, 0.0),
+    }
 }
 
 /// True when the generator's threads were busy nearly all the time: then the broker may
@@ -420,6 +441,31 @@ mod tests {
             ..s
         };
         assert!(render_table(&done).contains("5000 received, all in 6.1 ms"));
+    }
+
+    #[test]
+    fn the_retained_scenario_reports_its_measured_publishing_rate() {
+        // 2 publishers, 1,000 retained messages each, in 4 ms: 250k/s each, 500k/s in all.
+        assert_eq!(
+            retained_publish_rates(2000, 2, Some(4_000_000)),
+            (250_000.0, 500_000.0)
+        );
+        assert_eq!(retained_publish_rates(2000, 2, None), (0.0, 0.0));
+        assert_eq!(retained_publish_rates(0, 2, Some(0)), (0.0, 0.0));
+        let s = Summary {
+            scenario: "retained".into(),
+            rate: 250_000.0,
+            retained_ms: Some(3.0),
+            retained_rx: 4000,
+            ..Summary::default()
+        };
+        let t = render_table(&s);
+        assert!(
+            t.contains("published 250.0k/s per publisher (measured)"),
+            "{t}"
+        );
+        assert!(!t.contains("rate "), "no offered rate: {t}");
+        assert!(render_table(&sample()).contains("rate 1000/s per publisher"));
     }
 
     #[test]

@@ -124,7 +124,10 @@ pub enum Report {
     /// Periodic statistics.
     Interval(Box<Interval>),
     /// Retained scenario: a publisher published (and got acknowledged) all its messages.
-    PubDone,
+    PubDone {
+        /// When (CLOCK_MONOTONIC ns): the end of its publishing, for the measured rate.
+        at_ns: u64,
+    },
     /// Last report of a thread.
     Final {
         /// Remaining statistics.

@@ -124,7 +124,7 @@ impl Worker {
             self.mark_dirty(ci);
         } else if ps.inflight == 0 && !ps.done_reported {
             ps.done_reported = true;
-            let _ = self.tx.send(Report::PubDone);
+            let _ = self.tx.send(Report::PubDone { at_ns: now });
         }
     }
 

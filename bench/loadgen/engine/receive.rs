@@ -233,7 +233,7 @@ impl Worker {
                 if let Some(ps) = self.conns[ci].publ.as_mut() {
                     if ps.await_ping && !ps.done_reported {
                         ps.done_reported = true;
-                        let _ = self.tx.send(Report::PubDone);
+                        let _ = self.tx.send(Report::PubDone { at_ns: now });
                     }
                 }
             }
@@ -357,7 +357,7 @@ impl Worker {
             && !ps.done_reported
         {
             ps.done_reported = true;
-            let _ = self.tx.send(Report::PubDone);
+            let _ = self.tx.send(Report::PubDone { at_ns: now_ns() });
         }
         if unblock {
             self.wake_conn(ci);
