@@ -177,6 +177,7 @@ fn bench(args: &[String]) -> serde_json::Value {
     );
     let last = stdout.lines().last().expect("JSON line");
     let v: serde_json::Value = serde_json::from_str(last).expect("last line is JSON");
+    assert!(v["error"].is_null(), "{last}");
     let delivered = v["delivered"].as_u64().unwrap();
     assert!(delivered > 0, "nothing delivered: {last}");
     assert_eq!(v["lost"].as_u64(), Some(0), "{last}");
@@ -188,6 +189,42 @@ fn bench(args: &[String]) -> serde_json::Value {
         "{last}"
     );
     v
+}
+
+/// A run that cannot connect (nothing listens on the port) still ends its output with one
+/// JSON object that names what failed, and exits non-zero.
+#[test]
+fn a_failed_setup_still_prints_a_json_summary() {
+    // A port that was free a moment ago: connections to it are refused.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let out = Command::new(env!("CARGO_BIN_EXE_shardmq-bench"))
+        .args([
+            "--port",
+            &port.to_string(),
+            "--quiet",
+            "--json",
+            "--secs",
+            "1",
+        ])
+        .args(["--setup-secs", "5", "p2p", "--pairs", "2"])
+        .output()
+        .expect("run shardmq-bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{stdout}");
+    let last = stdout.lines().last().expect("a JSON line");
+    let v: serde_json::Value = serde_json::from_str(last).expect("last line is JSON");
+    let error = v["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error: {last}"));
+    assert!(
+        error.contains("setup failed") && error.contains("refused"),
+        "{last}"
+    );
+    assert_eq!(v["delivered"].as_u64(), Some(0), "{last}");
+    assert_eq!(v["scenario"].as_str(), Some("p2p"), "{last}");
 }
 
 #[test]

@@ -44,8 +44,28 @@ pub fn main() -> i32 {
         }
         Err(e) => {
             eprintln!("shardmq-bench: {e}");
+            // A script reading the last line gets a summary still, one that says why.
+            if cli.json {
+                println!("{}", report::render_json(&failed(&cli, e)));
+            }
             2
         }
+    }
+}
+
+/// The summary of a run that failed before measuring (setup, target, TLS files): what was
+/// asked for, `error` naming what failed, and zeros and nulls for every figure.
+fn failed(cli: &Cli, error: String) -> Summary {
+    Summary {
+        scenario: cli.cmd.name().into(),
+        label: cli.label.clone(),
+        mqtt: if cli.mqtt == 5 { 5 } else { 3 },
+        qos: cli.qos,
+        size: cli.size.max(payload::HEADER_LEN),
+        secs: cli.secs.max(0.0),
+        threads: cli.threads.max(1),
+        error: Some(error),
+        ..Summary::default()
     }
 }
 
@@ -536,4 +556,27 @@ pub fn run(cli: &Cli) -> Result<Summary, String> {
         }
     }
     Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_run_still_prints_one_json_summary_naming_the_failure() {
+        let cli = Cli::try_parse_from(["shardmq-bench", "--qos", "1", "--json", "p2p"]).unwrap();
+        let why = "setup failed: 0 of 20 clients ready (20 × connect: Connection refused)";
+        let line = report::render_json(&failed(&cli, why.into()));
+        assert!(!line.contains('\n'), "one line");
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["error"], why);
+        assert_eq!(
+            (v["scenario"].as_str(), v["qos"].as_u64()),
+            (Some("p2p"), Some(1))
+        );
+        for k in ["delivered", "msgs_per_s", "lost", "p99_us", "connects"] {
+            assert_eq!(v[k].as_f64(), Some(0.0), "{k}");
+        }
+        assert!(v["broker_cpu_us_per_msg"].is_null());
+    }
 }

@@ -110,6 +110,9 @@ pub struct Summary {
     pub open_conns: u64,
     /// Wall time of the measured window incl. draining, seconds.
     pub measured_s: f64,
+    /// Why the run failed before measuring (setup: connections refused, the broker not
+    /// running...), with every figure 0 or null; null for a run that measured.
+    pub error: Option<String>,
 }
 
 fn fmt_rate(v: f64) -> String {
@@ -384,12 +387,14 @@ mod tests {
             "delivered",
             "scenario",
             "label",
+            "error",
         ] {
             assert!(o.contains_key(k), "missing {k}");
         }
         assert_eq!(o["delivered"], 1999);
         assert_eq!(o["lost"], 1);
         assert!(o["bytes_per_conn"].is_null());
+        assert!(o["error"].is_null(), "a run that measured");
         assert_eq!(o["gen_cpu_us_per_msg"], 0.25);
         assert!(!render_json(&sample()).contains('\n'), "one line");
     }
