@@ -88,7 +88,7 @@ for n in $STEPS; do
   r0=$(rss "$BPID"); t0=$(tcp_inuse); m0=$(tcp_mem); s0=$(slab_kb); u0=$(used_kb)
   procs=$(( (n + 8999) / 9000 )); per=$(( n / procs )); gens=()
   for g in $(seq "$procs"); do
-    "$BENCH" --port "$BPORT" --quiet --json --secs 6 --setup-secs 60 --inflight 64 \
+    "$BENCH" --port "$BPORT" --quiet --json --secs 6 --setup-secs 60 --connect-inflight 64 \
       --src-addrs 2 conn --conns "$per" >"$OUT/conn-$n-$g.log" 2>&1 &
     gens+=("$!")
   done

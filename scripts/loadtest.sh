@@ -164,10 +164,10 @@ SCENARIOS=(
 # full mode only). It once delivered a tenth of the offered rate (docs/benchmarks.md, "Many
 # connections, each at a moderate rate").
 [ "$QUICK" = 1 ] || SCENARIOS+=("p2p-q1-4000x10|--qos 1 --rate 10 p2p --pairs 4000")
-for n in $CONNS; do SCENARIOS+=("conn-$n|--inflight 64 conn --conns $n"); done
+for n in $CONNS; do SCENARIOS+=("conn-$n|--connect-inflight 64 conn --conns $n"); done
 # The two largest counts again, each connection subscribed to a topic of its own (a device
 # waiting for commands): what a subscription adds, as a slope.
-for n in $SUB_CONNS; do SCENARIOS+=("connsub-$n|--inflight 64 conn --conns $n --subscribe"); done
+for n in $SUB_CONNS; do SCENARIOS+=("connsub-$n|--connect-inflight 64 conn --conns $n --subscribe"); done
 # The scenarios the floor runs.
 FLOOR_KEYS=" p2p-q1-max p2p-q0-100k fanin-q1-8x5k "
 
