@@ -9,7 +9,8 @@
 //!             │  local subscription trie        (filter → this shard's subscribers)
 //!             │  interest trie                  (filter → which OTHER shards have subscribers)
 //!             │  retained partition, client-id registry partition, keepalive sweep
-//!             └─ mesh: one bounded SPSC channel per ordered pair of shards, batched
+//!             └─ mesh: two bounded SPSC channels per ordered pair of shards, batched
+//!                      (data: forwards, retained sets; control: what a waiting client needs)
 //! ```
 //!
 //! ## Module map

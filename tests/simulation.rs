@@ -1,6 +1,6 @@
 //! Deterministic multi-shard simulation of routing, the SUBACK barrier and takeover.
 //!
-//! Several pure [`Shard`]s are wired by in-memory per-pair FIFO queues whose batches are
+//! Several pure [`Shard`]s are wired by in-memory per-pair queues (two lanes) whose batches are
 //! delivered in a random (seeded) interleaving, with publishes injected between mesh steps.
 //! A connection that moves to the shard of its session (takeover) is handed over at a random
 //! step, as the runtime would once its socket is idle, carrying the bytes its client sent

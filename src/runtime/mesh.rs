@@ -107,10 +107,11 @@ pub struct MeshPort {
     /// Batches that found their channel full, oldest first, per peer.
     backlog: Vec<std::collections::VecDeque<Batch>>,
     /// Control lane to each peer (its sending end) and from each peer (its receiving end):
-    /// plain bounded channels. A full one never counts as congestion: control messages are
-    /// few, and the receiver takes them at its next turn.
-    control_out: Vec<Option<Sender<Batch>>>,
-    control_in: Vec<Option<Receiver<Batch>>>,
+    /// bounded channels, each with a flag the sender raises when batches wait behind a full
+    /// one (the receiver then rings it once it took one). A full one never counts as
+    /// congestion: control messages are few, and the receiver takes them every turn.
+    control_out: Vec<Option<(Sender<Batch>, Arc<AtomicBool>)>>,
+    control_in: Vec<Option<(Receiver<Batch>, Arc<AtomicBool>)>>,
     /// Control batches that found their channel full, oldest first, per peer.
     control_backlog: Vec<std::collections::VecDeque<Batch>>,
     /// Messages a channel may hold before its sender counts as congested: bounds how long a
@@ -152,8 +153,9 @@ pub fn build_mesh(
                 });
                 ports[to].inlets[from] = Some(Inlet { rx, lane });
                 let (tx, rx) = crossbeam_channel::bounded(capacity);
-                ports[from].control_out[to] = Some(tx);
-                ports[to].control_in[from] = Some(rx);
+                let waiting = Arc::new(AtomicBool::new(false));
+                ports[from].control_out[to] = Some((tx, waiting.clone()));
+                ports[to].control_in[from] = Some((rx, waiting));
             }
         }
     }
@@ -210,7 +212,7 @@ impl MeshPort {
     }
 
     fn flush_control(&mut self, to: usize) {
-        let Some(tx) = &self.control_out[to] else {
+        let Some((tx, waiting)) = &self.control_out[to] else {
             return;
         };
         let mut sent = false;
@@ -219,6 +221,7 @@ impl MeshPort {
                 Ok(()) => sent = true,
                 Err(TrySendError::Full(batch)) => {
                     self.control_backlog[to].push_front(batch);
+                    waiting.store(true, Ordering::SeqCst);
                     break;
                 }
                 Err(TrySendError::Disconnected(_)) => {
@@ -239,18 +242,27 @@ impl MeshPort {
             !self.control_backlog[to].is_empty()
                 && self.control_out[to]
                     .as_ref()
-                    .is_some_and(|tx| !tx.is_full())
+                    .is_some_and(|(tx, _)| !tx.is_full())
         })
     }
 
-    /// Takes one batch from `peer`'s control lane.
+    /// Takes one batch from `peer`'s control lane; wakes `peer` if batches of its wait for
+    /// room there.
     pub fn receive_control(&self, peer: usize) -> Option<Batch> {
-        self.control_in[peer].as_ref()?.try_recv().ok()
+        let (rx, waiting) = self.control_in[peer].as_ref()?;
+        let batch = rx.try_recv().ok()?;
+        if waiting.load(Ordering::SeqCst) && waiting.swap(false, Ordering::SeqCst) {
+            self.doorbells[peer].ring(false);
+        }
+        Some(batch)
     }
 
     /// True when some control lane holds a batch.
     pub fn has_control_inbound(&self) -> bool {
-        self.control_in.iter().flatten().any(|rx| !rx.is_empty())
+        self.control_in
+            .iter()
+            .flatten()
+            .any(|(rx, _)| !rx.is_empty())
     }
 
     /// Retries every backlog; true while any batch still waits or a channel holds more than

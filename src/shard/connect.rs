@@ -231,7 +231,7 @@ impl Shard {
 
     /// Home shard: records the new owner and starts the takeover of the previous one. With a
     /// previous session the owner stays the shard that holds it (the connection moves
-    /// there); every later takeover is sent to that shard behind this one (FIFO per pair).
+    /// there); every later takeover is sent to that shard behind this one (FIFO per lane).
     pub(super) fn on_claim(
         &mut self,
         from: ShardId,

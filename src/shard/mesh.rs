@@ -122,6 +122,9 @@ pub enum MeshMsg {
         filter: MqttStr,
         /// Operation token on the asking shard.
         token: u64,
+        /// Retained sets the asking shard had sent to this one: answered once they are all
+        /// handled (they travel on the data lane, this on the control lane).
+        after_retain_sets: u64,
     },
     /// Answer to a retained query.
     RetainReply {
@@ -152,13 +155,22 @@ impl MeshMsg {
     /// its own client asked for (the retained messages of a SUBSCRIBE).
     ///
     /// The data lane keeps what must stay in order with forwards: the forwards themselves,
-    /// and the retained replies (a SUBSCRIBE leaves out a retained message whose topic a
-    /// live message reached it on first, which needs the peer's forwards and its reply in
-    /// the order it sent them). A retained set and the retained queries of that shard stay
-    /// together on the control lane: a client that publishes a retained message and then
-    /// subscribes gets it [MQTT-3.3.1-5].
+    /// the retained sets (a shard's retained messages must never be ahead of the forwards
+    /// it handled: a SUBSCRIBE there would get the newest retained message, then older live
+    /// ones) and the retained replies (a SUBSCRIBE leaves out a retained message whose topic
+    /// a live message reached it on first, which needs the peer's forwards and its reply in
+    /// the order it sent them). A retained query overtakes forwards but never a retained
+    /// set of its sender: it names how many that shard had sent, and the owner answers once
+    /// it handled as many (`Shard::on_retain_query`), so a client that publishes a
+    /// retained message and then subscribes gets it [MQTT-3.3.1-5].
+    ///
+    /// A data message never overtakes a control message sent before it: the runtime takes a
+    /// peer's control lane before each of its data batches.
     pub fn is_control(&self) -> bool {
-        !matches!(self, MeshMsg::Forward { .. } | MeshMsg::RetainReply { .. })
+        !matches!(
+            self,
+            MeshMsg::Forward { .. } | MeshMsg::RetainSet { .. } | MeshMsg::RetainReply { .. }
+        )
     }
 }
 

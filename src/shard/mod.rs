@@ -145,6 +145,13 @@ pub struct Shard {
     outbox: Vec<Vec<MeshMsg>>,
     /// Per peer: messages for its control lane ([`MeshMsg::is_control`]).
     control_outbox: Vec<Vec<MeshMsg>>,
+    /// Per peer: retained sets sent to it, and handled from it (see
+    /// [`MeshMsg::is_control`]).
+    retain_sets_sent: Vec<u64>,
+    retain_sets_handled: Vec<u64>,
+    /// Per peer: its retained queries that wait for its retained sets sent before them,
+    /// in order: (sets to wait for, filter, token).
+    parked_retain_queries: Vec<VecDeque<(u64, MqttStr, u64)>>,
     /// Remembered routes of publishers that repeat a topic (bounded; see [`route::Routes`]).
     routes: route::Routes,
     local_queue: VecDeque<MeshMsg>,
@@ -215,6 +222,9 @@ impl Shard {
             next_token: 1,
             outbox: (0..shards).map(|_| Vec::new()).collect(),
             control_outbox: (0..shards).map(|_| Vec::new()).collect(),
+            retain_sets_sent: vec![0; shards],
+            retain_sets_handled: vec![0; shards],
+            parked_retain_queries: (0..shards).map(|_| VecDeque::new()).collect(),
             routes: route::Routes::default(),
             local_queue: VecDeque::new(),
             retired: Retired::default(),

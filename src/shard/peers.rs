@@ -3,17 +3,27 @@
 //! batch while a queue is near its limit.
 
 use super::{stable_hash, MeshMsg, Shard, ShardId};
+use crate::codec::MqttStr;
 
 /// Most messages a fresh outbox has room for before it grows (see [`Shard::take_outbox`]).
 const MAX_OUTBOX_PREALLOCATED: usize = 512;
 
 impl Shard {
     /// Sends a mesh message; to itself it is queued and handled before the current call
-    /// returns.
-    pub(super) fn send(&mut self, to: ShardId, msg: MeshMsg) {
+    /// returns. A retained query is stamped with the retained sets sent before it.
+    pub(super) fn send(&mut self, to: ShardId, mut msg: MeshMsg) {
         if to == self.id {
             self.local_queue.push_back(msg);
-        } else if msg.is_control() {
+            return;
+        }
+        match &mut msg {
+            MeshMsg::RetainSet { .. } => self.retain_sets_sent[to] += 1,
+            MeshMsg::RetainQuery {
+                after_retain_sets, ..
+            } => *after_retain_sets = self.retain_sets_sent[to],
+            _ => {}
+        }
+        if msg.is_control() {
             self.control_outbox[to].push(msg);
         } else {
             if let MeshMsg::Forward { .. } = msg {
@@ -117,6 +127,42 @@ impl Shard {
         self.drain_local(now_ms);
     }
 
+    /// A retained query: answered once every retained set its shard sent before it is
+    /// handled here (see [`MeshMsg::is_control`]); parked until then, behind any query of
+    /// that shard parked before it.
+    fn on_retain_query(
+        &mut self,
+        from: ShardId,
+        filter: MqttStr,
+        token: u64,
+        after_retain_sets: u64,
+        now_ms: u64,
+    ) {
+        let parked = &mut self.parked_retain_queries[from];
+        if from != self.id
+            && (!parked.is_empty() || self.retain_sets_handled[from] < after_retain_sets)
+        {
+            parked.push_back((after_retain_sets, filter, token));
+            return;
+        }
+        let messages = self.retained_matching(&filter, now_ms);
+        self.send(from, MeshMsg::RetainReply { token, messages });
+    }
+
+    /// Answers the parked retained queries of `from` whose retained sets are all handled.
+    fn answer_parked_retain_queries(&mut self, from: ShardId, now_ms: u64) {
+        while let Some(&(after, _, _)) = self.parked_retain_queries[from].front() {
+            if self.retain_sets_handled[from] < after {
+                break;
+            }
+            let (_, filter, token) = self.parked_retain_queries[from]
+                .pop_front()
+                .expect("a front");
+            let messages = self.retained_matching(&filter, now_ms);
+            self.send(from, MeshMsg::RetainReply { token, messages });
+        }
+    }
+
     pub(super) fn handle_mesh(&mut self, from: ShardId, msg: MeshMsg, now_ms: u64) {
         match msg {
             MeshMsg::Forward {
@@ -176,11 +222,18 @@ impl Shard {
                     }
                 }
             }
-            MeshMsg::RetainSet { topic, message } => self.set_retained(&topic, message),
-            MeshMsg::RetainQuery { filter, token } => {
-                let messages = self.retained_matching(&filter, now_ms);
-                self.send(from, MeshMsg::RetainReply { token, messages });
+            MeshMsg::RetainSet { topic, message } => {
+                self.set_retained(&topic, message);
+                if from != self.id {
+                    self.retain_sets_handled[from] += 1;
+                    self.answer_parked_retain_queries(from, now_ms);
+                }
             }
+            MeshMsg::RetainQuery {
+                filter,
+                token,
+                after_retain_sets,
+            } => self.on_retain_query(from, filter, token, after_retain_sets, now_ms),
             MeshMsg::RetainReply { token, messages } => {
                 self.on_retain_reply(token, messages, now_ms)
             }

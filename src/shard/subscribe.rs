@@ -172,6 +172,7 @@ impl Shard {
                         MeshMsg::RetainQuery {
                             filter: plain.clone(),
                             token: qtoken,
+                            after_retain_sets: 0, // stamped by `send`
                         },
                     );
                 }
@@ -183,6 +184,7 @@ impl Shard {
                     MeshMsg::RetainQuery {
                         filter: plain,
                         token: qtoken,
+                        after_retain_sets: 0, // stamped by `send`
                     },
                 );
                 pending.retained_left += 1;

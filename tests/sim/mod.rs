@@ -48,8 +48,8 @@ pub struct SimClient {
     pub unacked: Vec<(u16, QoS)>,
 }
 
-/// Shards, the mesh queues between them (two lanes per ordered pair, each FIFO, taken in
-/// any interleaving), and the clients.
+/// Shards, the mesh queues between them (two lanes per ordered pair, each FIFO; a control
+/// batch may overtake data, never the reverse), and the clients.
 pub struct Sim {
     pub shards: Vec<Shard>,
     /// Batches in flight from one shard to another, by lane (true: control).
@@ -137,10 +137,21 @@ impl Sim {
                 .unwrap()
                 .pop_front()
                 .unwrap();
-            if control {
-                self.shards[to].on_mesh_control(from, batch, self.now);
-            } else {
+            if !control {
+                // As the runtime does: the control lane before each data batch (a data
+                // message never overtakes a control message sent before it).
+                let earlier: Vec<_> = self
+                    .links
+                    .get_mut(&(from, to, true))
+                    .map(|q| q.drain(..).collect())
+                    .unwrap_or_default();
+                for c in earlier {
+                    self.shards[to].on_mesh_control(from, c, self.now);
+                    self.adopt(to);
+                }
                 self.shards[to].on_mesh(from, batch, self.now);
+            } else {
+                self.shards[to].on_mesh_control(from, batch, self.now);
             }
             self.adopt(to);
         } else {

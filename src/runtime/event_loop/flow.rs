@@ -34,6 +34,9 @@ impl EventLoop {
                 let Some(batch) = self.port.receive(peer) else {
                     break;
                 };
+                // What the peer sent on its control lane before this batch goes first: a
+                // forward must not overtake the interest change that makes it deliverable.
+                self.drain_mesh_control_from(peer);
                 let now = self.now_ms();
                 self.shard.on_mesh(peer, batch, now);
                 self.register_adopted();
@@ -49,14 +52,18 @@ impl EventLoop {
     /// Takes the control lanes' batches, whatever the pressure (see `runtime/mesh.rs`).
     fn drain_mesh_control(&mut self) {
         for peer in 0..self.port.shards() {
-            for _ in 0..MESH_BATCHES_PER_TURN {
-                let Some(batch) = self.port.receive_control(peer) else {
-                    break;
-                };
-                let now = self.now_ms();
-                self.shard.on_mesh_control(peer, batch, now);
-                self.register_adopted();
-            }
+            self.drain_mesh_control_from(peer);
+        }
+    }
+
+    fn drain_mesh_control_from(&mut self, peer: usize) {
+        for _ in 0..MESH_BATCHES_PER_TURN {
+            let Some(batch) = self.port.receive_control(peer) else {
+                break;
+            };
+            let now = self.now_ms();
+            self.shard.on_mesh_control(peer, batch, now);
+            self.register_adopted();
         }
     }
 

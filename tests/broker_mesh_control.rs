@@ -1,0 +1,174 @@
+//! The mesh's control lane against the real broker (two shards): a shard under delivery
+//! pressure leaves its peers' forwards unread (its publishers slow down), but still takes
+//! the messages that other shards' clients wait for — interest changes and their
+//! acknowledgements (the SUBACK barrier), client id claims (CONNACK), retained queries —
+//! without letting a retained query overtake a retained message sent before it.
+
+mod common;
+
+use common::*;
+use std::time::Duration;
+
+/// The number a test message carries in its first 4 bytes.
+fn payload_index(p: &Publish) -> u32 {
+    u32::from_be_bytes(p.payload[..4].try_into().expect("a 4-byte index"))
+}
+
+/// A shard under delivery pressure (a subscriber behind that keeps acknowledging, slowly)
+/// stops taking its peers' forwards, but not their control messages: it still answers
+/// another shard's interest change, which that shard's SUBACK waits for (the SUBACK
+/// barrier), and the client id claims that CONNACKs wait for. Here shard 0's subscriber
+/// acknowledges one message every 100 ms with about 150 queued, so shard 0 stays under
+/// pressure until its queue is back under the mark (100): some 50 acknowledgements. A
+/// client on shard 1 subscribes and clients whose home shard is 0 connect meanwhile; all of
+/// them are answered while the subscriber is still far behind. Before the fix the mesh
+/// carried both kinds of message in one FIFO channel per pair, and shard 0 left it unread
+/// under pressure: the SUBACK came only after 50 acknowledgements (5 s).
+#[test]
+fn a_shard_under_delivery_pressure_still_answers_its_peers() {
+    let broker = Broker::with_config("[limits]\nmax_queued_messages = 200\nmax_inflight = 1\n");
+    let topic = unique("pressure");
+    let (mut fresh, _) = broker.v5_on_shard(1, 0);
+    let pressure = SlowSubscriberOnShard0::start(&broker, &topic);
+    let ack = fresh.subscribe_opts(
+        &format!("{topic}/fresh/#"),
+        SubscriptionOptions::qos(QoS::AtLeastOnce),
+        None,
+    );
+    assert_eq!(ack.reason_codes, vec![ReasonCode::GRANTED_QOS_1]);
+    pressure.still_behind("the SUBACK");
+    let mut homed = 0;
+    for n in 0.. {
+        let id = format!("{topic}-homed-{n}");
+        if shardmq::shard::stable_hash(id.as_bytes()) % 2 != 0 {
+            continue;
+        }
+        let (c, ack) = Client::connect(broker.addr, connect_v5(&id, true, 0));
+        assert_eq!(ack.reason_code, ReasonCode::SUCCESS);
+        pressure.still_behind("a CONNACK");
+        // Not `disconnect()`, which waits for the close: a DISCONNECT read by shard 0 is
+        // held with the rest of that client's input until the pressure ends.
+        c.drop_connection();
+        homed += 1;
+        if homed == 4 {
+            break;
+        }
+    }
+    pressure.stop();
+}
+
+/// A retained query overtakes forwards (it travels on the control lane) but never a
+/// retained message its shard sent before it: a client that publishes a retained message
+/// whose partition is on a shard under pressure, then subscribes to its topic, gets it
+/// [MQTT-3.3.1-5] — the owner answers once it handled that retained message, which waits
+/// behind the forwards, so here once the subscriber behind catches up.
+#[test]
+fn a_retained_message_is_not_overtaken_by_its_publishers_query() {
+    let broker = Broker::with_config("[limits]\nmax_queued_messages = 200\nmax_inflight = 1\n");
+    let topic = unique("pressure");
+    let retained_topic = (0..)
+        .map(|n| format!("{topic}/retained/{n}"))
+        .find(|t| shardmq::shard::stable_hash(t.as_bytes()) % 2 == 0)
+        .expect("a topic kept by shard 0");
+    let (mut client, _) = broker.v5_on_shard(1, 0);
+    let pressure = SlowSubscriberOnShard0::start(&broker, &topic);
+    client.publish(&retained_topic, b"state", QoS::AtLeastOnce, true);
+    let packet_id = client.next_packet_id();
+    client.send(&Packet::Subscribe(Subscribe {
+        packet_id,
+        filters: vec![SubscribeFilter {
+            filter: retained_topic.as_str().into(),
+            options: SubscriptionOptions::qos(QoS::AtLeastOnce),
+        }],
+        ..Subscribe::default()
+    }));
+    pressure.catch_up();
+    client.wait_for(
+        "SUBACK",
+        |p| matches!(p, Packet::SubAck(a) if a.packet_id == packet_id),
+    );
+    let p = client.recv_publish();
+    assert!(p.retain, "the retained message, sent as retained");
+    assert_eq!(&p.payload[..], b"state");
+    pressure.stop();
+}
+
+/// Keeps shard 0 under delivery pressure: a subscriber there (receive maximum 1) behind
+/// about 150 messages of a publisher on shard 1, acknowledging one every 100 ms, in order.
+struct SlowSubscriberOnShard0 {
+    acked: std::sync::Arc<std::sync::atomic::AtomicU32>,
+    fast: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+    _publisher: Client,
+}
+
+impl SlowSubscriberOnShard0 {
+    /// Needs `max_queued_messages = 200` and `max_inflight = 1`.
+    fn start(broker: &Broker, topic: &str) -> SlowSubscriberOnShard0 {
+        use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+        use std::sync::Arc;
+        const MESSAGES: u32 = 200;
+        let (mut slow, _) = broker.v5_on_shard(0, 0);
+        slow.sub(topic, QoS::AtLeastOnce);
+        let (mut publisher, _) = broker.v5_on_shard(1, 0);
+        for i in 0..MESSAGES {
+            let mut packet = publish(topic, &i.to_be_bytes(), QoS::AtLeastOnce);
+            packet.packet_id = publisher.next_packet_id();
+            publisher.send(&Packet::Publish(packet));
+        }
+        let acked = Arc::new(AtomicU32::new(0));
+        let fast = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (acked, fast, stop) = (acked.clone(), fast.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut next = 0;
+                while !stop.load(Ordering::SeqCst) && next < MESSAGES {
+                    match slow.recv(Duration::from_secs(2)) {
+                        Recv::Packet(Packet::Publish(p)) => {
+                            assert_eq!(payload_index(&p), next, "in order");
+                            next += 1;
+                            if !fast.load(Ordering::SeqCst) {
+                                std::thread::sleep(Duration::from_millis(100));
+                            }
+                            slow.ack(&p);
+                            acked.fetch_add(1, Ordering::SeqCst);
+                        }
+                        Recv::Packet(_) => continue,
+                        other => panic!("slow subscriber after {next} messages: {other:?}"),
+                    }
+                }
+            })
+        };
+        // Shard 0 takes the forwards until the queue is near its limit (150), then stops.
+        std::thread::sleep(Duration::from_millis(500));
+        SlowSubscriberOnShard0 {
+            acked,
+            fast,
+            stop,
+            thread,
+            _publisher: publisher,
+        }
+    }
+
+    /// Asserts that the subscriber is still far behind (shard 0 still under pressure).
+    #[track_caller]
+    fn still_behind(&self, what: &str) {
+        let n = self.acked.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(
+            n < 40,
+            "{what} came after {n} acknowledgements: it waited for the pressure to end"
+        );
+    }
+
+    /// The subscriber acknowledges at once from now on (the pressure ends).
+    fn catch_up(&self) {
+        self.fast.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn stop(self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.thread.join().expect("slow subscriber");
+    }
+}
