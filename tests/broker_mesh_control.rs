@@ -172,3 +172,58 @@ impl SlowSubscriberOnShard0 {
         self.thread.join().expect("slow subscriber");
     }
 }
+
+/// A connection waiting at the SUBACK barrier is not read meanwhile (its next packets wait,
+/// in order), so the keep alive deadline of 1.5 × Keep Alive [MQTT-3.1.2-24] does not run
+/// while it waits: its PINGREQs are answered after the SUBACK. Here the barrier lasts until
+/// shard 0's subscriber behind catches up (some 5 s: the retained message the query waits
+/// for is behind 200 forwards) and the client's keep alive is 1 s, with a PINGREQ every
+/// 250 ms. Before the fix it was closed with 0x8D Keep Alive timeout after 1.5 s.
+#[test]
+fn a_client_waiting_at_the_suback_barrier_is_not_timed_out_for_keepalive() {
+    let broker = Broker::with_config("[limits]\nmax_queued_messages = 200\nmax_inflight = 1\n");
+    let topic = unique("barrier");
+    let retained_topic = (0..)
+        .map(|n| format!("{topic}/retained/{n}"))
+        .find(|t| shardmq::shard::stable_hash(t.as_bytes()) % 2 == 0)
+        .expect("a topic kept by shard 0");
+    let mut template = Connect::new(Protocol::V5, "");
+    template.keep_alive_secs = 1;
+    let (mut client, _) = broker.on_shard(1, &template);
+    let pressure = SlowSubscriberOnShard0::start(&broker, &topic);
+    client.publish(&retained_topic, b"state", QoS::AtLeastOnce, true);
+    let packet_id = client.next_packet_id();
+    client.send(&Packet::Subscribe(Subscribe {
+        packet_id,
+        filters: vec![SubscribeFilter {
+            filter: retained_topic.as_str().into(),
+            options: SubscriptionOptions::qos(QoS::AtLeastOnce),
+        }],
+        ..Subscribe::default()
+    }));
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let (mut suback, mut retained, mut pings, mut pongs) = (false, false, 0, 0);
+    while !(suback && retained && pongs == pings) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "SUBACK {suback}, retained {retained}, {pongs} of {pings} PINGRESPs"
+        );
+        if !suback {
+            client.send(&Packet::PingReq);
+            pings += 1;
+        }
+        match client.recv(Duration::from_millis(250)) {
+            Recv::Packet(Packet::SubAck(a)) if a.packet_id == packet_id => suback = true,
+            Recv::Packet(Packet::Publish(p)) => {
+                assert!(suback && p.retain, "the retained message, after the SUBACK");
+                client.ack(&p);
+                retained = true;
+            }
+            Recv::Packet(Packet::PingResp) => pongs += 1,
+            Recv::Timeout => {}
+            other => panic!("after {pings} PINGREQs, SUBACK {suback}: {other:?}"),
+        }
+    }
+    assert!(pings > 8, "the barrier lasted {pings} PINGREQs");
+    pressure.stop();
+}

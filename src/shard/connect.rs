@@ -463,6 +463,9 @@ impl Shard {
             return;
         };
         conn.blocked = false;
+        // The keep alive runs from the CONNACK: nothing it sent after the CONNECT was read
+        // while the other shards answered.
+        conn.last_packet_ms = conn.last_packet_ms.max(now_ms);
         let _ = ack.encode(conn.protocol, conn.out());
         self.notify(key);
         self.watch_connection(key, now_ms);

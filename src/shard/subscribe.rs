@@ -398,6 +398,9 @@ impl Shard {
         if let Some(conn) = self.conns.get_mut(p.conn) {
             if !conn.is_closing() {
                 conn.blocked = false;
+                // Its keep alive runs again from now: what it sent while it waited was not
+                // read (the sweep skips a blocked connection).
+                conn.last_packet_ms = conn.last_packet_ms.max(now_ms);
             }
         }
         self.notify(p.conn);

@@ -146,8 +146,9 @@ impl Shard {
                         }
                     }
                     _ if c.keepalive_secs == 0 => continue,
-                    // Not read by the broker meanwhile: checked again once it is.
-                    _ if c.input_paused => {}
+                    // Not read by the broker meanwhile (backpressure, or waiting at the
+                    // CONNECT or SUBACK barrier for other shards): checked again once it is.
+                    _ if c.input_paused || c.blocked => {}
                     _ => {
                         if deadline_ms(c.last_packet_ms, c.keepalive_secs) <= now_ms {
                             self.metrics.keepalive_timeouts += 1;
