@@ -13,6 +13,8 @@
 //! connections on other shards, sometimes overlapping) while messages flow, gets every
 //! message published before, during and after the takeovers, each once plus only DUP
 //! redeliveries, with Session Present on every CONNACK.
+//! A second run checks retained state: per topic never older after newer, and the last
+//! message in the end, for subscribers on both shards (`retained_state_under_random_...`).
 //! The seed is printed; rerun one with `SIM_SEED=<seed> cargo test --test simulation`, or
 //! many with `SIM_RUNS=<n>`.
 
@@ -320,5 +322,139 @@ fn clean_start_takeover_from_another_shard_starts_fresh() {
         assert!(sim.clients[new].at.is_some(), "seed {seed}: not connected");
         let sessions: usize = sim.shards.iter().map(|s| s.session_count()).sum();
         assert_eq!(sessions, 2, "seed {seed}: sessions");
+    }
+}
+
+/// Retained state across two shards under random interleavings of the mesh's two lanes
+/// (a control batch may overtake data): one publisher per topic sends numbered retained
+/// messages, a watcher on each shard keeps every publish forwarded (so a forward and the
+/// retained set of one message race), and clients on random shards subscribe at random
+/// moments, the publishers too, right after publishing. Every subscriber sees, per topic,
+/// never an older message after a newer one, and ends with the topic's last message
+/// [MQTT-3.3.1-5, MQTT-3.3.1-9]. A retained set on the control lane broke the first (a
+/// subscriber on the owning shard got the newest retained message, then older forwards);
+/// a retained query answered before the sets its shard sent first broke the second.
+#[test]
+fn retained_state_under_random_interleavings() {
+    let base = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let base = std::env::var("SIM_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(base);
+    let runs = std::env::var("SIM_RUNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(if std::env::var("SIM_SEED").is_ok() {
+            1
+        } else {
+            30
+        });
+    for i in 0..runs {
+        let seed = base.wrapping_add(i);
+        println!("retained simulation seed {seed}");
+        run_retained(seed);
+    }
+}
+
+fn run_retained(seed: u64) {
+    let shards = 2;
+    let mut sim = Sim::new(shards, seed);
+    let topics = ["r/0", "r/1", "r/2", "r/3"];
+    let filters = ["r/+", "#", "r/0", "r/1", "r/2", "r/3"];
+    let subscribe = |sim: &mut Sim, client: usize, filter: &str, packet_id: u16| {
+        let s = Subscribe {
+            packet_id,
+            filters: vec![SubscribeFilter {
+                filter: filter.into(),
+                options: SubscriptionOptions::qos(QoS::AtLeastOnce),
+            }],
+            ..Subscribe::default()
+        };
+        sim.send(client, &Packet::Subscribe(s));
+    };
+    let pubs: Vec<usize> = (0..topics.len())
+        .map(|i| {
+            let shard = sim.rng.below(shards);
+            sim.connect(shard, &format!("rp{i}"), 100)
+        })
+        .collect();
+    let mut subscribers: Vec<(usize, &str)> = Vec::new();
+    for shard in 0..shards {
+        let watcher = sim.connect(shard, &format!("watcher{shard}"), 100);
+        sim.settle();
+        subscribe(&mut sim, watcher, "r/#", 1);
+        subscribers.push((watcher, "r/#"));
+    }
+    sim.settle();
+    let mut last: [Option<u32>; 4] = [None; 4];
+    for n in 0..200u32 {
+        let k = sim.rng.below(topics.len());
+        let mut m = Publish::new(topics[k], n.to_be_bytes().to_vec());
+        m.qos = QoS::AtLeastOnce;
+        m.retain = true;
+        m.packet_id = (n + 1) as u16;
+        sim.send(pubs[k], &Packet::Publish(m));
+        last[k] = Some(n);
+        if sim.rng.below(12) == 0 {
+            // Its own topic, right behind its publish.
+            subscribe(&mut sim, pubs[k], topics[k], 60_000 + n as u16);
+            subscribers.push((pubs[k], topics[k]));
+        }
+        if sim.rng.below(6) == 0 {
+            let shard = sim.rng.below(shards);
+            let window = 1 + sim.rng.below(6) as u16;
+            let c = sim.connect(shard, &format!("rs{n}"), window);
+            let filter = filters[sim.rng.below(filters.len())];
+            subscribe(&mut sim, c, filter, 1);
+            subscribers.push((c, filter));
+        }
+        for _ in 0..sim.rng.below(6) {
+            sim.step();
+        }
+        if sim.rng.below(4) == 0 {
+            let c = sim.rng.below(sim.clients.len());
+            sim.ack_all(c);
+            sim.pump();
+        }
+    }
+    for _ in 0..1000 {
+        let before: usize = sim.clients.iter().map(|c| c.log.len()).sum();
+        for i in 0..sim.clients.len() {
+            sim.ack_all(i);
+        }
+        sim.settle();
+        let after: usize = sim.clients.iter().map(|c| c.log.len()).sum();
+        if before == after && sim.clients.iter().all(|c| c.unacked.is_empty()) {
+            break;
+        }
+    }
+    for &(c, filter) in &subscribers {
+        for (k, topic) in topics.iter().enumerate() {
+            if !shardmq::topic::filter_matches(filter, topic) {
+                continue;
+            }
+            let got: Vec<(u32, bool)> = packets(&sim, c)
+                .into_iter()
+                .filter_map(|p| match p {
+                    Packet::Publish(m) if m.topic.as_str() == *topic => Some((
+                        u32::from_be_bytes(m.payload[..4].try_into().unwrap()),
+                        m.retain,
+                    )),
+                    _ => None,
+                })
+                .collect();
+            assert!(
+                got.windows(2).all(|w| w[0].0 <= w[1].0),
+                "seed {seed}: client {c} ({filter}) got an older {topic} after a newer: {got:?}"
+            );
+            assert_eq!(
+                got.last().map(|g| g.0),
+                last[k],
+                "seed {seed}: client {c} ({filter}) did not end with the last {topic}: {got:?}"
+            );
+        }
     }
 }
