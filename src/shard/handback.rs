@@ -50,6 +50,7 @@ impl Shard {
                     filter: group.filter.clone(),
                     group: group.name.clone(),
                     visited: 1 << self.id,
+                    rounds: 0,
                 };
                 self.forward(&delivery.message, 0, &[(s, forward)], true);
             }

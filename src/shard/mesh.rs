@@ -24,7 +24,15 @@ pub struct GroupForward {
     /// have all left, or are away, passes it to one that has not had it
     /// ([`crate::shard::router::SharedGroup::place`]).
     pub visited: u64,
+    /// Times every shard it knew members on had had it, and it started again from a shard
+    /// that has members now (they moved while it was on its way); at most
+    /// [`MAX_GROUP_ROUNDS`].
+    pub rounds: u8,
 }
+
+/// Rounds a shared group's message may make before it counts as undeliverable: members
+/// that keep moving between shards faster than the message cannot make it loop for ever.
+pub const MAX_GROUP_ROUNDS: u8 = 3;
 
 /// One cross-shard message.
 #[derive(Debug)]

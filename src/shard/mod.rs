@@ -140,6 +140,8 @@ pub struct Shard {
     next_generation: u64,
     retained: RetainedIndex<SharedMessage>,
     pending: AHashMap<u64, Pending>,
+    /// SUBSCRIBEs waiting for the other shards to acknowledge an interest change.
+    subscribes_awaiting_acks: usize,
     next_token: u64,
     /// Per peer: messages for its data lane (forwards), sent as one batch per loop turn.
     outbox: Vec<Vec<MeshMsg>>,
@@ -219,6 +221,7 @@ impl Shard {
             next_generation: 1,
             retained: RetainedIndex::new(),
             pending: AHashMap::new(),
+            subscribes_awaiting_acks: 0,
             next_token: 1,
             outbox: (0..shards).map(|_| Vec::new()).collect(),
             control_outbox: (0..shards).map(|_| Vec::new()).collect(),

@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use std::sync::Arc;
 
-use super::mesh::{GroupForward, MeshMsg, ShardId};
+use super::mesh::{GroupForward, MeshMsg, ShardId, MAX_GROUP_ROUNDS};
 use super::router::{merge_duplicates, GroupPick, SharedGroup, Target};
 use super::slab::Key;
 use super::Shard;
@@ -248,9 +248,24 @@ impl Shard {
                         },
                     ));
                 }
-                // Every shard with members had it and none has one now: the group's last
-                // member left while the message was on its way, and no session keeps it.
-                Placement::Nowhere => self.metrics.shared_undeliverable += 1,
+                // Every shard it knew members on had it and none has one now: they moved
+                // while it was on its way. A shard with members now gets it again (another
+                // round, bounded); with none anywhere, the group's last member left and no
+                // session keeps it.
+                Placement::Nowhere => match self.place_in_group(&forward.filter, &forward.group, 0)
+                {
+                    Placement::Shard(to) if forward.rounds < MAX_GROUP_ROUNDS => {
+                        passed_on.push((
+                            to,
+                            GroupForward {
+                                visited: 1 << self.id,
+                                rounds: forward.rounds + 1,
+                                ..forward.clone()
+                            },
+                        ));
+                    }
+                    _ => self.metrics.shared_undeliverable += 1,
+                },
             }
         }
         if !passed_on.is_empty() {

@@ -134,6 +134,7 @@ impl Shard {
                     filter: shared.filter.clone(),
                     group: g.name.clone(),
                     visited,
+                    rounds: 0,
                 };
                 group_forwards.push((to, forward));
             }

@@ -87,6 +87,9 @@ impl Shard {
                     slot.retained_pending = true;
                 }
             }
+            if pending.acks_left > 0 {
+                self.subscribes_awaiting_acks += 1;
+            }
             self.pending
                 .insert(token, Pending::Subscribe(Box::new(pending)));
         }
@@ -223,7 +226,12 @@ impl Shard {
                 was_empty
             }
         };
-        if !first || self.shards == 1 {
+        // Not the first: the other shards know of this shard's subscribers already, unless
+        // the first one's interest change is still on its way, in which case this SUBACK
+        // must wait too (it is sent again: an interest bit is set, not counted). Without
+        // that, a second subscriber got its SUBACK before a publisher's shard knew, and
+        // missed what was published right after it.
+        if (!first && self.subscribes_awaiting_acks == 0) || self.shards == 1 {
             return 0;
         }
         let plain = MqttStr::from(plain);
@@ -306,6 +314,9 @@ impl Shard {
 
     pub(super) fn on_interest_ack(&mut self, token: u64, now_ms: u64) {
         if let Some(Pending::Subscribe(p)) = self.pending.get_mut(&token) {
+            if p.acks_left == 1 {
+                self.subscribes_awaiting_acks -= 1;
+            }
             p.acks_left = p.acks_left.saturating_sub(1);
         }
         self.maybe_complete_subscribe(token, now_ms);
