@@ -66,22 +66,11 @@ fn a_shard_under_delivery_pressure_still_answers_its_peers() {
 fn a_retained_message_is_not_overtaken_by_its_publishers_query() {
     let broker = Broker::with_config("[limits]\nmax_queued_messages = 200\nmax_inflight = 1\n");
     let topic = unique("pressure");
-    let retained_topic = (0..)
-        .map(|n| format!("{topic}/retained/{n}"))
-        .find(|t| shardmq::shard::stable_hash(t.as_bytes()) % 2 == 0)
-        .expect("a topic kept by shard 0");
+    let retained_topic = retained_on_shard_0(&topic);
     let (mut client, _) = broker.v5_on_shard(1, 0);
     let pressure = SlowSubscriberOnShard0::start(&broker, &topic);
     client.publish(&retained_topic, b"state", QoS::AtLeastOnce, true);
-    let packet_id = client.next_packet_id();
-    client.send(&Packet::Subscribe(Subscribe {
-        packet_id,
-        filters: vec![SubscribeFilter {
-            filter: retained_topic.as_str().into(),
-            options: SubscriptionOptions::qos(QoS::AtLeastOnce),
-        }],
-        ..Subscribe::default()
-    }));
+    let packet_id = subscribe_without_waiting(&mut client, &retained_topic);
     pressure.catch_up();
     client.wait_for(
         "SUBACK",
@@ -91,6 +80,28 @@ fn a_retained_message_is_not_overtaken_by_its_publishers_query() {
     assert!(p.retain, "the retained message, sent as retained");
     assert_eq!(&p.payload[..], b"state");
     pressure.stop();
+}
+
+/// A topic under `topic` whose retained messages shard 0 keeps.
+fn retained_on_shard_0(topic: &str) -> String {
+    (0..)
+        .map(|n| format!("{topic}/retained/{n}"))
+        .find(|t| shardmq::shard::stable_hash(t.as_bytes()) % 2 == 0)
+        .expect("a topic kept by shard 0")
+}
+
+/// Sends a QoS 1 SUBSCRIBE to `filter`; returns its packet id (the SUBACK is not awaited).
+fn subscribe_without_waiting(client: &mut Client, filter: &str) -> u16 {
+    let packet_id = client.next_packet_id();
+    client.send(&Packet::Subscribe(Subscribe {
+        packet_id,
+        filters: vec![SubscribeFilter {
+            filter: filter.into(),
+            options: SubscriptionOptions::qos(QoS::AtLeastOnce),
+        }],
+        ..Subscribe::default()
+    }));
+    packet_id
 }
 
 /// Keeps shard 0 under delivery pressure: a subscriber there (receive maximum 1) behind
@@ -183,24 +194,13 @@ impl SlowSubscriberOnShard0 {
 fn a_client_waiting_at_the_suback_barrier_is_not_timed_out_for_keepalive() {
     let broker = Broker::with_config("[limits]\nmax_queued_messages = 200\nmax_inflight = 1\n");
     let topic = unique("barrier");
-    let retained_topic = (0..)
-        .map(|n| format!("{topic}/retained/{n}"))
-        .find(|t| shardmq::shard::stable_hash(t.as_bytes()) % 2 == 0)
-        .expect("a topic kept by shard 0");
+    let retained_topic = retained_on_shard_0(&topic);
     let mut template = Connect::new(Protocol::V5, "");
     template.keep_alive_secs = 1;
     let (mut client, _) = broker.on_shard(1, &template);
     let pressure = SlowSubscriberOnShard0::start(&broker, &topic);
     client.publish(&retained_topic, b"state", QoS::AtLeastOnce, true);
-    let packet_id = client.next_packet_id();
-    client.send(&Packet::Subscribe(Subscribe {
-        packet_id,
-        filters: vec![SubscribeFilter {
-            filter: retained_topic.as_str().into(),
-            options: SubscriptionOptions::qos(QoS::AtLeastOnce),
-        }],
-        ..Subscribe::default()
-    }));
+    let packet_id = subscribe_without_waiting(&mut client, &retained_topic);
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let (mut suback, mut retained, mut pings, mut pongs) = (false, false, 0, 0);
     while !(suback && retained && pongs == pings) {

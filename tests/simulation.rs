@@ -138,17 +138,7 @@ fn run(seed: u64) {
     sim.settle();
 
     // Drain: everyone acknowledges everything until the broker has nothing left.
-    for _ in 0..1000 {
-        let before: usize = sim.clients.iter().map(|c| c.log.len()).sum();
-        for i in 0..sim.clients.len() {
-            sim.ack_all(i);
-        }
-        sim.settle();
-        let after: usize = sim.clients.iter().map(|c| c.log.len()).sum();
-        if before == after && sim.clients.iter().all(|c| c.unacked.is_empty()) {
-            break;
-        }
-    }
+    sim.drain();
 
     // sub0: every CONNACK after the first says Session Present; the last connection is
     // connected, every other one ended (one that was connected with 0x8E, unless its client
@@ -255,8 +245,9 @@ fn run(seed: u64) {
     }
 }
 
-#[test]
-fn routing_and_takeover_under_random_interleavings() {
+/// Runs `run` with `SIM_SEED` (once) or with 30 seeds from the clock (`SIM_RUNS` of them),
+/// printing each seed first.
+fn for_each_seed(label: &str, run: fn(u64)) {
     let base = std::env::var("SIM_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -276,9 +267,14 @@ fn routing_and_takeover_under_random_interleavings() {
         });
     for i in 0..runs {
         let seed = base.wrapping_add(i);
-        println!("simulation seed {seed}");
+        println!("{label} seed {seed}");
         run(seed);
     }
+}
+
+#[test]
+fn routing_and_takeover_under_random_interleavings() {
+    for_each_seed("simulation", run);
 }
 
 /// Clean Start from another shard: the old connection gets 0x8E, the old session (and its
@@ -336,27 +332,7 @@ fn clean_start_takeover_from_another_shard_starts_fresh() {
 /// a retained query answered before the sets its shard sent first broke the second.
 #[test]
 fn retained_state_under_random_interleavings() {
-    let base = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
-    let base = std::env::var("SIM_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(base);
-    let runs = std::env::var("SIM_RUNS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(if std::env::var("SIM_SEED").is_ok() {
-            1
-        } else {
-            30
-        });
-    for i in 0..runs {
-        let seed = base.wrapping_add(i);
-        println!("retained simulation seed {seed}");
-        run_retained(seed);
-    }
+    for_each_seed("retained simulation", run_retained);
 }
 
 fn run_retained(seed: u64) {
@@ -411,26 +387,9 @@ fn run_retained(seed: u64) {
             subscribe(&mut sim, c, filter, 1);
             subscribers.push((c, filter));
         }
-        for _ in 0..sim.rng.below(6) {
-            sim.step();
-        }
-        if sim.rng.below(4) == 0 {
-            let c = sim.rng.below(sim.clients.len());
-            sim.ack_all(c);
-            sim.pump();
-        }
+        sim.meanwhile();
     }
-    for _ in 0..1000 {
-        let before: usize = sim.clients.iter().map(|c| c.log.len()).sum();
-        for i in 0..sim.clients.len() {
-            sim.ack_all(i);
-        }
-        sim.settle();
-        let after: usize = sim.clients.iter().map(|c| c.log.len()).sum();
-        if before == after && sim.clients.iter().all(|c| c.unacked.is_empty()) {
-            break;
-        }
-    }
+    sim.drain();
     for &(c, filter) in &subscribers {
         for (k, topic) in topics.iter().enumerate() {
             if !shardmq::topic::filter_matches(filter, topic) {
@@ -468,27 +427,7 @@ fn run_retained(seed: u64) {
 /// would find no member.
 #[test]
 fn shared_group_members_coming_and_going() {
-    let base = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
-    let base = std::env::var("SIM_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(base);
-    let runs = std::env::var("SIM_RUNS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(if std::env::var("SIM_SEED").is_ok() {
-            1
-        } else {
-            30
-        });
-    for i in 0..runs {
-        let seed = base.wrapping_add(i);
-        println!("shared group simulation seed {seed}");
-        run_shared(seed);
-    }
+    for_each_seed("shared group simulation", run_shared);
 }
 
 fn run_shared(seed: u64) {
@@ -555,26 +494,9 @@ fn run_shared(seed: u64) {
             };
             sim.send(leaving, &Packet::Unsubscribe(u));
         }
-        for _ in 0..sim.rng.below(6) {
-            sim.step();
-        }
-        if sim.rng.below(4) == 0 {
-            let c = sim.rng.below(sim.clients.len());
-            sim.ack_all(c);
-            sim.pump();
-        }
+        sim.meanwhile();
     }
-    for _ in 0..1000 {
-        let before: usize = sim.clients.iter().map(|c| c.log.len()).sum();
-        for i in 0..sim.clients.len() {
-            sim.ack_all(i);
-        }
-        sim.settle();
-        let after: usize = sim.clients.iter().map(|c| c.log.len()).sum();
-        if before == after && sim.clients.iter().all(|c| c.unacked.is_empty()) {
-            break;
-        }
-    }
+    sim.drain();
     let undeliverable: u64 = sim
         .shards
         .iter()

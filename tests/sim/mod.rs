@@ -290,6 +290,34 @@ impl Sim {
         while self.step() {}
     }
 
+    /// Between two client actions: up to five mesh steps, and now and then a client that
+    /// acknowledges all it owes.
+    pub fn meanwhile(&mut self) {
+        for _ in 0..self.rng.below(6) {
+            self.step();
+        }
+        if self.rng.below(4) == 0 {
+            let c = self.rng.below(self.clients.len());
+            self.ack_all(c);
+            self.pump();
+        }
+    }
+
+    /// Everyone acknowledges everything until the broker has nothing left to send.
+    pub fn drain(&mut self) {
+        for _ in 0..1000 {
+            let before: usize = self.clients.iter().map(|c| c.log.len()).sum();
+            for i in 0..self.clients.len() {
+                self.ack_all(i);
+            }
+            self.settle();
+            let after: usize = self.clients.iter().map(|c| c.log.len()).sum();
+            if before == after && self.clients.iter().all(|c| c.unacked.is_empty()) {
+                return;
+            }
+        }
+    }
+
     pub fn connect(&mut self, shard: usize, client_id: &str, receive_maximum: u16) -> usize {
         self.connect_with(shard, client_id, receive_maximum, false)
     }
