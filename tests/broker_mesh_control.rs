@@ -1,8 +1,8 @@
-//! The mesh's control lane against the real broker (two shards): a shard under delivery
-//! pressure leaves its peers' forwards unread (its publishers slow down), but still takes
-//! the messages that other shards' clients wait for — interest changes and their
-//! acknowledgements (the SUBACK barrier), client id claims (CONNACK), retained queries —
-//! without letting a retained query overtake a retained message sent before it.
+//! The mesh's control lane against the real broker (two shards, or three): a shard under
+//! delivery pressure leaves its peers' forwards unread (its publishers slow down), but
+//! still takes the messages that other shards' clients wait for — interest changes and
+//! their acknowledgements (the SUBACK barrier), client id claims (CONNACK), retained
+//! queries — without letting a retained query overtake a retained message it must see.
 
 mod common;
 
@@ -82,12 +82,64 @@ fn a_retained_message_is_not_overtaken_by_its_publishers_query() {
     pressure.stop();
 }
 
-/// A topic under `topic` whose retained messages shard 0 keeps.
+/// Three shards: a publisher on shard 1, the retained partition of its topic on shard 0
+/// (under pressure: it leaves its data lanes unread, so the retained message waits there),
+/// a subscriber already on shard 2 that gets the new message live. A second subscriber on
+/// shard 2 then subscribes: the partition would answer with the message it replaced, and
+/// that client would hold the old state for good. Its SUBSCRIBE now asks the other shards
+/// first, and the query waits for the retained sets they had sent by then
+/// [MQTT-3.3.1-9]. Before the fix the second subscriber got `old`, while under pressure.
+#[test]
+fn a_subscriber_gets_the_retained_message_that_already_passed_its_shard() {
+    let broker = Broker::with_shards(3, "[limits]\nmax_queued_messages = 200\nmax_inflight = 1\n");
+    let topic = unique("third");
+    let retained_topic = retained_on(&topic, 0, 3);
+    let (mut publisher, _) = broker.v5_on_shard(1, 0);
+    let (mut first, _) = broker.v5_on_shard(2, 0);
+    let (mut second, _) = broker.v5_on_shard(2, 0);
+    publisher.publish(&retained_topic, b"old", QoS::AtLeastOnce, true);
+    let ack = first.subscribe_opts(
+        &retained_topic,
+        SubscriptionOptions::qos(QoS::AtLeastOnce),
+        None,
+    );
+    assert_eq!(ack.reason_codes, vec![ReasonCode::GRANTED_QOS_1]);
+    let p = first.recv_publish();
+    assert_eq!((&p.payload[..], p.retain), (&b"old"[..], true));
+    first.ack(&p);
+    let pressure = SlowSubscriberOnShard0::start(&broker, &topic);
+    publisher.publish(&retained_topic, b"new", QoS::AtLeastOnce, true);
+    let p = first.recv_publish();
+    assert_eq!(&p.payload[..], b"new", "the live message");
+    first.ack(&p);
+    let packet_id = subscribe_without_waiting(&mut second, &retained_topic);
+    std::thread::sleep(Duration::from_millis(300));
+    pressure.catch_up();
+    second.wait_for(
+        "SUBACK",
+        |p| matches!(p, Packet::SubAck(a) if a.packet_id == packet_id),
+    );
+    let p = second.recv_publish();
+    assert!(p.retain, "the retained message, sent as retained");
+    assert_eq!(
+        String::from_utf8_lossy(&p.payload),
+        "new",
+        "the retained message the first subscriber already had live"
+    );
+    pressure.stop();
+}
+
+/// A topic under `topic` whose retained messages shard 0 keeps (of two).
 fn retained_on_shard_0(topic: &str) -> String {
+    retained_on(topic, 0, 2)
+}
+
+/// A topic under `topic` whose retained messages `shard` of `shards` keeps.
+fn retained_on(topic: &str, shard: u64, shards: u64) -> String {
     (0..)
         .map(|n| format!("{topic}/retained/{n}"))
-        .find(|t| shardmq::shard::stable_hash(t.as_bytes()) % 2 == 0)
-        .expect("a topic kept by shard 0")
+        .find(|t| shardmq::shard::stable_hash(t.as_bytes()) % shards == shard)
+        .expect("a topic kept by that shard")
 }
 
 /// Sends a QoS 1 SUBSCRIBE to `filter`; returns its packet id (the SUBACK is not awaited).

@@ -34,6 +34,9 @@ pub struct GroupForward {
 /// that keep moving between shards faster than the message cannot make it loop for ever.
 pub const MAX_GROUP_ROUNDS: u8 = 3;
 
+/// Counts per shard, indexed by [`ShardId`]: retained sets sent or to wait for.
+pub type RetainSetCounts = Box<[u64]>;
+
 /// One cross-shard message.
 #[derive(Debug)]
 pub enum MeshMsg {
@@ -64,6 +67,11 @@ pub enum MeshMsg {
     InterestAck {
         /// Token of the change.
         token: u64,
+        /// Retained sets the acknowledging shard had sent to each shard by then (None: not
+        /// one yet). They are of publishes it handled before it knew of the subscriber, so
+        /// no live copy went to it: the SUBSCRIBE's retained queries wait for them
+        /// ([`MeshMsg::RetainQuery`]).
+        retain_sets_sent: Option<RetainSetCounts>,
     },
     /// To the home shard of a client id: a connection on `from` wants it.
     Claim {
@@ -130,9 +138,11 @@ pub enum MeshMsg {
         filter: MqttStr,
         /// Operation token on the asking shard.
         token: u64,
-        /// Retained sets the asking shard had sent to this one: answered once they are all
-        /// handled (they travel on the data lane, this on the control lane).
-        after_retain_sets: u64,
+        /// Per shard, the retained sets it had sent to this one that the answer must
+        /// include: the asking shard's own, and those each other shard had sent when it
+        /// acknowledged the SUBSCRIBE's interest change. Answered once all are handled
+        /// (they travel on the data lane, this on the control lane).
+        after_retain_sets: RetainSetCounts,
     },
     /// Answer to a retained query.
     RetainReply {
@@ -140,6 +150,23 @@ pub enum MeshMsg {
         token: u64,
         /// Matching retained messages.
         messages: Vec<SharedMessage>,
+        /// [`MeshMsg::RetainFenced`] answers the asking shard is to wait for.
+        fences: u32,
+    },
+    /// From a retained partition to a shard that set one of the messages of a reply: answer
+    /// the asking shard with [`MeshMsg::RetainFenced`] on the data lane, behind every
+    /// forward sent to it before that set. Without it the reply could reach the subscriber
+    /// before older live messages of the same publisher that were still on their way.
+    RetainFence {
+        /// The shard that asked.
+        subscriber: ShardId,
+        /// Its query token.
+        token: u64,
+    },
+    /// Every forward sent before the fence was asked for is ahead of this.
+    RetainFenced {
+        /// The query token.
+        token: u64,
     },
     /// Asks for counters (answered with [`MeshMsg::Stats`]).
     StatsQuery {
@@ -165,19 +192,23 @@ impl MeshMsg {
     /// The data lane keeps what must stay in order with forwards: the forwards themselves,
     /// the retained sets (a shard's retained messages must never be ahead of the forwards
     /// it handled: a SUBSCRIBE there would get the newest retained message, then older live
-    /// ones) and the retained replies (a SUBSCRIBE leaves out a retained message whose topic
+    /// ones), the retained replies (a SUBSCRIBE leaves out a retained message whose topic
     /// a live message reached it on first, which needs the peer's forwards and its reply in
-    /// the order it sent them). A retained query overtakes forwards but never a retained
-    /// set of its sender: it names how many that shard had sent, and the owner answers once
-    /// it handled as many (`Shard::on_retain_query`), so a client that publishes a
-    /// retained message and then subscribes gets it [MQTT-3.3.1-5].
+    /// the order it sent them) and the fences (the same for the forwards of a third shard
+    /// that set a message of the reply). A retained query overtakes forwards but never a
+    /// retained set it must see: it names how many each shard had sent, and the owner
+    /// answers once it handled as many (`Shard::on_retain_query`), so a client that
+    /// publishes a retained message and then subscribes gets it [MQTT-3.3.1-5].
     ///
     /// A data message never overtakes a control message sent before it: the runtime takes a
     /// peer's control lane before each of its data batches.
     pub fn is_control(&self) -> bool {
         !matches!(
             self,
-            MeshMsg::Forward { .. } | MeshMsg::RetainSet { .. } | MeshMsg::RetainReply { .. }
+            MeshMsg::Forward { .. }
+                | MeshMsg::RetainSet { .. }
+                | MeshMsg::RetainReply { .. }
+                | MeshMsg::RetainFenced { .. }
         )
     }
 }

@@ -29,7 +29,7 @@ mod timers;
 
 pub use conn::{Conn, ConnState};
 pub use gauge::ConnectionGauge;
-pub use mesh::{Adoption, MeshMsg, MovingConnection, ShardId};
+pub use mesh::{Adoption, MeshMsg, MovingConnection, RetainSetCounts, ShardId};
 pub use metrics::Metrics;
 pub use slab::{Key, Slab};
 pub use sys::is_sys_topic;
@@ -40,7 +40,7 @@ use std::collections::VecDeque;
 
 use crate::codec::{Disconnect, MqttStr, Packet, Protocol, ReasonCode, CONNECT};
 use crate::config::Config;
-use crate::session::{Retired, Session, SharedMessage};
+use crate::session::{Retired, Session};
 use crate::topic::{FilterTable, RetainedIndex};
 use router::FilterEntry;
 use timers::Timers;
@@ -138,7 +138,7 @@ pub struct Shard {
     /// the takeover protocol checks the id itself, so that costs at most a missed takeover.
     registry: AHashMap<u64, RegistryEntry>,
     next_generation: u64,
-    retained: RetainedIndex<SharedMessage>,
+    retained: RetainedIndex<publish::RetainedValue>,
     pending: AHashMap<u64, Pending>,
     /// SUBSCRIBEs waiting for the other shards to acknowledge an interest change.
     subscribes_awaiting_acks: usize,
@@ -151,9 +151,9 @@ pub struct Shard {
     /// [`MeshMsg::is_control`]).
     retain_sets_sent: Vec<u64>,
     retain_sets_handled: Vec<u64>,
-    /// Per peer: its retained queries that wait for its retained sets sent before them,
-    /// in order: (sets to wait for, filter, token).
-    parked_retain_queries: Vec<VecDeque<(u64, MqttStr, u64)>>,
+    /// Retained queries waiting for retained sets they must see (bounded by the SUBSCRIBEs
+    /// in flight; see [`MeshMsg::RetainQuery`]).
+    parked_retain_queries: Vec<peers::ParkedRetainQuery>,
     /// Remembered routes of publishers that repeat a topic (bounded; see [`route::Routes`]).
     routes: route::Routes,
     local_queue: VecDeque<MeshMsg>,
@@ -227,7 +227,7 @@ impl Shard {
             control_outbox: (0..shards).map(|_| Vec::new()).collect(),
             retain_sets_sent: vec![0; shards],
             retain_sets_handled: vec![0; shards],
-            parked_retain_queries: (0..shards).map(|_| VecDeque::new()).collect(),
+            parked_retain_queries: Vec::new(),
             routes: route::Routes::default(),
             local_queue: VecDeque::new(),
             retired: Retired::default(),

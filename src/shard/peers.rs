@@ -2,8 +2,17 @@
 //! runtime ships in batches, and handling what peers send, in order, holding the rest of a
 //! batch while a queue is near its limit.
 
-use super::{stable_hash, MeshMsg, Shard, ShardId};
+use super::{stable_hash, MeshMsg, RetainSetCounts, Shard, ShardId};
 use crate::codec::MqttStr;
+
+/// A retained query waiting for retained sets it must see (see [`MeshMsg::RetainQuery`]).
+#[derive(Debug)]
+pub(super) struct ParkedRetainQuery {
+    from: ShardId,
+    after_retain_sets: RetainSetCounts,
+    filter: MqttStr,
+    token: u64,
+}
 
 /// Most messages a fresh outbox has room for before it grows (see [`Shard::take_outbox`]).
 const MAX_OUTBOX_PREALLOCATED: usize = 512;
@@ -20,7 +29,7 @@ impl Shard {
             MeshMsg::RetainSet { .. } => self.retain_sets_sent[to] += 1,
             MeshMsg::RetainQuery {
                 after_retain_sets, ..
-            } => *after_retain_sets = self.retain_sets_sent[to],
+            } => after_retain_sets[self.id] = self.retain_sets_sent[to],
             _ => {}
         }
         if msg.is_control() {
@@ -127,39 +136,74 @@ impl Shard {
         self.drain_local(now_ms);
     }
 
-    /// A retained query: answered once every retained set its shard sent before it is
-    /// handled here (see [`MeshMsg::is_control`]); parked until then, behind any query of
-    /// that shard parked before it.
+    /// A retained query: answered once every retained set it names is handled here
+    /// (see [`MeshMsg::RetainQuery`]); parked until then.
     fn on_retain_query(
         &mut self,
         from: ShardId,
         filter: MqttStr,
         token: u64,
-        after_retain_sets: u64,
+        after_retain_sets: RetainSetCounts,
         now_ms: u64,
     ) {
-        let parked = &mut self.parked_retain_queries[from];
-        if from != self.id
-            && (!parked.is_empty() || self.retain_sets_handled[from] < after_retain_sets)
-        {
-            parked.push_back((after_retain_sets, filter, token));
-            return;
+        if self.has_handled(&after_retain_sets) {
+            self.answer_retain_query(from, &filter, token, now_ms);
+        } else {
+            self.parked_retain_queries.push(ParkedRetainQuery {
+                from,
+                after_retain_sets,
+                filter,
+                token,
+            });
         }
-        let messages = self.retained_matching(&filter, now_ms);
-        self.send(from, MeshMsg::RetainReply { token, messages });
     }
 
-    /// Answers the parked retained queries of `from` whose retained sets are all handled.
-    fn answer_parked_retain_queries(&mut self, from: ShardId, now_ms: u64) {
-        while let Some(&(after, _, _)) = self.parked_retain_queries[from].front() {
-            if self.retain_sets_handled[from] < after {
-                break;
+    /// True when every retained set of `counts` sent by another shard is handled here.
+    fn has_handled(&self, counts: &[u64]) -> bool {
+        counts
+            .iter()
+            .enumerate()
+            .all(|(shard, &n)| shard == self.id || self.retain_sets_handled[shard] >= n)
+    }
+
+    /// The matching retained messages to `from`, and a fence from each third shard that
+    /// set one of them: the reply must not reach the subscriber ahead of that shard's
+    /// older forwards (a publisher's older message after its newer retained one).
+    fn answer_retain_query(&mut self, from: ShardId, filter: &str, token: u64, now_ms: u64) {
+        let (messages, set_by) = self.retained_matching(filter, now_ms);
+        let mut fences = 0;
+        for shard in 0..self.shards {
+            if set_by & (1 << shard) != 0 && shard != from && shard != self.id {
+                self.send(
+                    shard,
+                    MeshMsg::RetainFence {
+                        subscriber: from,
+                        token,
+                    },
+                );
+                fences += 1;
             }
-            let (_, filter, token) = self.parked_retain_queries[from]
-                .pop_front()
-                .expect("a front");
-            let messages = self.retained_matching(&filter, now_ms);
-            self.send(from, MeshMsg::RetainReply { token, messages });
+        }
+        self.send(
+            from,
+            MeshMsg::RetainReply {
+                token,
+                messages,
+                fences,
+            },
+        );
+    }
+
+    /// Answers the parked retained queries whose retained sets are all handled now.
+    fn answer_parked_retain_queries(&mut self, now_ms: u64) {
+        let mut i = 0;
+        while i < self.parked_retain_queries.len() {
+            if self.has_handled(&self.parked_retain_queries[i].after_retain_sets) {
+                let q = self.parked_retain_queries.swap_remove(i);
+                self.answer_retain_query(q.from, &q.filter, q.token, now_ms);
+            } else {
+                i += 1;
+            }
         }
     }
 
@@ -179,10 +223,24 @@ impl Shard {
             } => {
                 self.apply_interest(from, &filter, group.as_ref(), add);
                 if token != 0 {
-                    self.send(from, MeshMsg::InterestAck { token });
+                    let sent = &self.retain_sets_sent;
+                    // With two shards, the asking one and this one are all there is: the
+                    // owner of a retained message is one of them.
+                    let retain_sets_sent = (self.shards > 2 && sent.iter().any(|&n| n > 0))
+                        .then(|| sent.clone().into());
+                    self.send(
+                        from,
+                        MeshMsg::InterestAck {
+                            token,
+                            retain_sets_sent,
+                        },
+                    );
                 }
             }
-            MeshMsg::InterestAck { token } => self.on_interest_ack(token, now_ms),
+            MeshMsg::InterestAck {
+                token,
+                retain_sets_sent,
+            } => self.on_interest_ack(from, token, retain_sets_sent, now_ms),
             MeshMsg::Claim {
                 client_id,
                 token,
@@ -223,10 +281,12 @@ impl Shard {
                 }
             }
             MeshMsg::RetainSet { topic, message } => {
-                self.set_retained(&topic, message);
+                self.set_retained(&topic, message, from);
                 if from != self.id {
                     self.retain_sets_handled[from] += 1;
-                    self.answer_parked_retain_queries(from, now_ms);
+                    if !self.parked_retain_queries.is_empty() {
+                        self.answer_parked_retain_queries(now_ms);
+                    }
                 }
             }
             MeshMsg::RetainQuery {
@@ -234,9 +294,15 @@ impl Shard {
                 token,
                 after_retain_sets,
             } => self.on_retain_query(from, filter, token, after_retain_sets, now_ms),
-            MeshMsg::RetainReply { token, messages } => {
-                self.on_retain_reply(token, messages, now_ms)
+            MeshMsg::RetainReply {
+                token,
+                messages,
+                fences,
+            } => self.on_retain_reply(token, messages, fences, now_ms),
+            MeshMsg::RetainFence { subscriber, token } => {
+                self.send(subscriber, MeshMsg::RetainFenced { token })
             }
+            MeshMsg::RetainFenced { token } => self.on_retain_fenced(token, now_ms),
             MeshMsg::StatsQuery { token } => {
                 let mut metrics = Box::new(self.metrics);
                 metrics.clients_connected = self.connected_clients() as u64;

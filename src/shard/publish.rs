@@ -312,11 +312,18 @@ impl Shard {
         self.deliver(t.session, delivery, now_ms);
     }
 
-    /// Retained partition: set or clear a topic's retained message.
-    pub(super) fn set_retained(&mut self, topic: &MqttStr, message: Option<SharedMessage>) {
+    /// Retained partition: set or clear a topic's retained message (set by a publish on
+    /// shard `set_by`).
+    pub(super) fn set_retained(
+        &mut self,
+        topic: &MqttStr,
+        message: Option<SharedMessage>,
+        set_by: ShardId,
+    ) {
         match message {
-            Some(m) => {
-                self.retained.insert(topic, m);
+            Some(message) => {
+                self.retained
+                    .insert(topic, RetainedValue { message, set_by });
             }
             None => {
                 self.retained.remove(topic);
@@ -324,22 +331,36 @@ impl Shard {
         }
     }
 
-    /// Retained partition: the live retained messages matching a filter.
-    pub(super) fn retained_matching(&mut self, filter: &str, now_ms: u64) -> Vec<SharedMessage> {
+    /// Retained partition: the live retained messages matching a filter, and the shards
+    /// that set them (a bit per shard).
+    pub(super) fn retained_matching(
+        &mut self,
+        filter: &str,
+        now_ms: u64,
+    ) -> (Vec<SharedMessage>, u64) {
         let mut out = Vec::new();
+        let mut set_by: u64 = 0;
         let mut expired = Vec::new();
-        self.retained.for_each_match(filter, |topic, m| {
-            if m.is_expired(now_ms) {
+        self.retained.for_each_match(filter, |topic, v| {
+            if v.message.is_expired(now_ms) {
                 expired.push(topic.to_string());
             } else {
-                out.push(m.clone());
+                out.push(v.message.clone());
+                set_by |= 1 << v.set_by;
             }
         });
         for t in expired {
             self.retained.remove(&t);
         }
-        out
+        (out, set_by)
     }
+}
+
+/// A retained message and the shard whose publish set it: a subscriber's shard must have
+/// that shard's older forwards before it (see [`MeshMsg::RetainFence`]).
+pub(super) struct RetainedValue {
+    message: SharedMessage,
+    set_by: ShardId,
 }
 
 /// A local subscription as a delivery target.

@@ -4,11 +4,22 @@
 //! When this shard's first subscriber of a filter appears, every other shard is told
 //! (`Interest`) and SUBACK waits for all their acknowledgements: once a client holds SUBACK,
 //! a publish from any shard reaches it.
+//!
+//! Retained messages for a new subscription come from the topic's partition, whose answer
+//! must be at least as new as anything the subscriber's shard already passed on, and must
+//! reach the client after the older live messages of the same publisher. With two shards
+//! the partition is on the subscriber's shard or on the other one, and the lanes' order
+//! gives both. With three or more, a third shard's publish can reach the subscriber's
+//! shard before its retained set reaches the partition, so a SUBSCRIBE that wants retained
+//! messages always asks the other shards first (the acknowledgements name the retained
+//! sets each had sent), the partition answers once it handled those sets, and a fence
+//! from each third shard that set a message of the answer brings that shard's older
+//! forwards in first ([`MeshMsg::RetainFence`]).
 
 use ahash::AHashSet;
 
 use super::deliver::QueueBound;
-use super::mesh::MeshMsg;
+use super::mesh::{MeshMsg, RetainSetCounts, ShardId};
 use super::router::{remove_member, upsert, FilterEntry, LocalSub};
 use super::slab::Key;
 use super::{Pending, Shard};
@@ -24,7 +35,17 @@ pub(super) struct PendingSubscribe {
     conn: Key,
     session: Key,
     acks_left: usize,
+    /// Retained replies to wait for.
     retained_left: usize,
+    /// Fences promised by the replies so far, less those that came (one may come before
+    /// its reply).
+    fences_owed: i64,
+    /// Retained queries to send once every interest acknowledgement is in: (the owner, or
+    /// None for every shard; the filter; the query token).
+    queries: Vec<(Option<ShardId>, MqttStr, u64)>,
+    /// Per acknowledging shard, the retained sets it had sent to each shard: row
+    /// `shard * shards`, merged over the acknowledgements (empty while none sent any).
+    acked_retain_sets: Vec<u64>,
     suback: SubAck,
     subscription_id: Option<u32>,
     retained: Vec<(SharedMessage, QoS)>,
@@ -62,6 +83,9 @@ impl Shard {
             session: skey,
             acks_left: 0,
             retained_left: 0,
+            fences_owed: 0,
+            queries: Vec::new(),
+            acked_retain_sets: Vec::new(),
             suback: SubAck {
                 packet_id: s.packet_id,
                 ..SubAck::default()
@@ -74,6 +98,11 @@ impl Shard {
         for f in s.filters {
             let code = self.add_subscription(skey, &f.filter, f.options, &mut pending, token, v5);
             pending.suback.reason_codes.push(code);
+        }
+        // With two shards there is no third one to wait for (see `add_subscription`).
+        if pending.acks_left == 0 || self.shards == 2 {
+            let queries = std::mem::take(&mut pending.queries);
+            self.send_retain_queries(queries, &[]);
         }
         if pending.acks_left == 0 && pending.retained_left == 0 {
             self.complete_subscribe(pending, now_ms);
@@ -149,8 +178,6 @@ impl Shard {
             id: pending.subscription_id,
         };
         slot.session.subscriptions.insert(filter.clone(), sub);
-        let acks = self.insert_subscription(skey, &filter, sub, token);
-        pending.acks_left += acks;
         let (plain, group) = split_filter(&filter);
         let send_retained = group.is_none()
             && match options.retain_handling {
@@ -158,6 +185,12 @@ impl Shard {
                 RetainHandling::OnNewSubscription => !existed,
                 RetainHandling::Never => false,
             };
+        // With three shards or more, a third shard's publish may have reached this shard's
+        // other subscribers before its retained set reached the owner: the retained
+        // queries wait for the acknowledgements, which name the sets sent until then.
+        let announce = send_retained && self.shards > 2;
+        let acks = self.insert_subscription(skey, &filter, sub, token, announce);
+        pending.acks_left += acks;
         if send_retained {
             let qtoken = self.token();
             self.pending.insert(
@@ -167,29 +200,16 @@ impl Shard {
                     qos: options.qos,
                 },
             );
+            // With three shards or more, asked once the other shards acknowledged the
+            // interest change: what they published before they knew of the subscriber was
+            // not forwarded to it, so the answer must include their retained sets of then.
             let plain = MqttStr::from(plain);
             if plain.contains(['+', '#']) {
-                for to in 0..self.shards {
-                    self.send(
-                        to,
-                        MeshMsg::RetainQuery {
-                            filter: plain.clone(),
-                            token: qtoken,
-                            after_retain_sets: 0, // stamped by `send`
-                        },
-                    );
-                }
+                pending.queries.push((None, plain, qtoken));
                 pending.retained_left += self.shards;
             } else {
                 let owner = self.retained_shard(&plain);
-                self.send(
-                    owner,
-                    MeshMsg::RetainQuery {
-                        filter: plain,
-                        token: qtoken,
-                        after_retain_sets: 0, // stamped by `send`
-                    },
-                );
+                pending.queries.push((Some(owner), plain, qtoken));
                 pending.retained_left += 1;
             }
         }
@@ -197,14 +217,15 @@ impl Shard {
     }
 
     /// Adds a subscription to the filter table; on this shard's first subscriber of the filter (or
-    /// group) tells the other shards. Returns how many acknowledgements to wait for
-    /// (`token` 0: none are asked).
+    /// group), or when `announce`, tells the other shards. Returns how many
+    /// acknowledgements to wait for (`token` 0: none are asked).
     pub(super) fn insert_subscription(
         &mut self,
         skey: Key,
         filter: &MqttStr,
         sub: Subscription,
         token: u64,
+        announce: bool,
     ) -> usize {
         let (plain, group) = split_filter(filter);
         let entry = self.filters.entry_or_insert_with(plain, FilterEntry::new);
@@ -231,7 +252,7 @@ impl Shard {
         // must wait too (it is sent again: an interest bit is set, not counted). Without
         // that, a second subscriber got its SUBACK before a publisher's shard knew, and
         // missed what was published right after it.
-        if (!first && self.subscribes_awaiting_acks == 0) || self.shards == 1 {
+        if (!first && !announce && self.subscribes_awaiting_acks == 0) || self.shards == 1 {
             return 0;
         }
         let plain = MqttStr::from(plain);
@@ -312,20 +333,75 @@ impl Shard {
         }
     }
 
-    pub(super) fn on_interest_ack(&mut self, token: u64, now_ms: u64) {
-        if let Some(Pending::Subscribe(p)) = self.pending.get_mut(&token) {
-            if p.acks_left == 1 {
-                self.subscribes_awaiting_acks -= 1;
+    pub(super) fn on_interest_ack(
+        &mut self,
+        from: ShardId,
+        token: u64,
+        retain_sets_sent: Option<RetainSetCounts>,
+        now_ms: u64,
+    ) {
+        let shards = self.shards;
+        let Some(Pending::Subscribe(p)) = self.pending.get_mut(&token) else {
+            return;
+        };
+        if let Some(sent) = retain_sets_sent {
+            if p.acked_retain_sets.is_empty() {
+                p.acked_retain_sets = vec![0; shards * shards];
             }
-            p.acks_left = p.acks_left.saturating_sub(1);
+            let row = &mut p.acked_retain_sets[from * shards..(from + 1) * shards];
+            for (acked, sent) in row.iter_mut().zip(sent.iter()) {
+                *acked = (*acked).max(*sent);
+            }
+        }
+        if p.acks_left == 1 {
+            self.subscribes_awaiting_acks -= 1;
+        }
+        p.acks_left = p.acks_left.saturating_sub(1);
+        if p.acks_left == 0 && !p.queries.is_empty() {
+            let queries = std::mem::take(&mut p.queries);
+            let acked = std::mem::take(&mut p.acked_retain_sets);
+            self.send_retain_queries(queries, &acked);
         }
         self.maybe_complete_subscribe(token, now_ms);
+    }
+
+    /// Sends the SUBSCRIBE's retained queries, each stamped with the retained sets the
+    /// acknowledging shards had sent its owner (see [`MeshMsg::RetainQuery`]).
+    fn send_retain_queries(
+        &mut self,
+        queries: Vec<(Option<ShardId>, MqttStr, u64)>,
+        acked: &[u64],
+    ) {
+        let shards = self.shards;
+        for (owner, filter, qtoken) in queries {
+            let owners = match owner {
+                Some(o) => o..o + 1,
+                None => 0..shards,
+            };
+            for to in owners {
+                let mut after: RetainSetCounts = vec![0; shards].into();
+                if !acked.is_empty() {
+                    for (from, n) in after.iter_mut().enumerate() {
+                        *n = acked[from * shards + to];
+                    }
+                }
+                self.send(
+                    to,
+                    MeshMsg::RetainQuery {
+                        filter: filter.clone(),
+                        token: qtoken,
+                        after_retain_sets: after, // this shard's own count stamped by `send`
+                    },
+                );
+            }
+        }
     }
 
     pub(super) fn on_retain_reply(
         &mut self,
         qtoken: u64,
         messages: Vec<SharedMessage>,
+        fences: u32,
         now_ms: u64,
     ) {
         let Some(Pending::Retained { subscribe, qos }) = self.pending.get(&qtoken) else {
@@ -336,6 +412,7 @@ impl Shard {
         if let Some(Pending::Subscribe(p)) = self.pending.get_mut(&subscribe) {
             p.retained.extend(messages.into_iter().map(|m| (m, qos)));
             p.retained_left = p.retained_left.saturating_sub(1);
+            p.fences_owed += i64::from(fences);
             done = true;
         }
         // The query token is finished once its subscribe no longer counts on it; remove it
@@ -346,10 +423,23 @@ impl Shard {
         self.maybe_complete_subscribe(subscribe, now_ms);
     }
 
+    /// A third shard's forwards sent before a retained reply's message are all handled.
+    pub(super) fn on_retain_fenced(&mut self, qtoken: u64, now_ms: u64) {
+        let Some(Pending::Retained { subscribe, .. }) = self.pending.get(&qtoken) else {
+            return;
+        };
+        let subscribe = *subscribe;
+        if let Some(Pending::Subscribe(p)) = self.pending.get_mut(&subscribe) {
+            p.fences_owed -= 1;
+        }
+        self.maybe_complete_subscribe(subscribe, now_ms);
+    }
+
     fn maybe_complete_subscribe(&mut self, token: u64, now_ms: u64) {
         let ready = matches!(
             self.pending.get(&token),
-            Some(Pending::Subscribe(p)) if p.acks_left == 0 && p.retained_left == 0
+            Some(Pending::Subscribe(p))
+                if p.acks_left == 0 && p.retained_left == 0 && p.fences_owed == 0
         );
         if !ready {
             return;

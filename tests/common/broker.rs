@@ -27,7 +27,16 @@ impl Broker {
         Broker::start_with(Some(toml))
     }
 
+    /// Starts the broker with `shards` shards and `toml` as its configuration file.
+    pub fn with_shards(shards: usize, toml: &str) -> Broker {
+        Broker::start_sharded(shards, Some(toml))
+    }
+
     fn start_with(toml: Option<&str>) -> Broker {
+        Broker::start_sharded(2, toml)
+    }
+
+    fn start_sharded(shards: usize, toml: Option<&str>) -> Broker {
         let config_path = toml.map(|text| {
             let path = std::env::temp_dir().join(format!("{}.toml", unique("shardmq-test")));
             std::fs::write(&path, text).expect("writing the test config");
@@ -35,13 +44,14 @@ impl Broker {
         });
         let log = std::env::var("SHARDMQ_TEST_LOG").unwrap_or_else(|_| "warn".to_string());
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_shardmq"));
+        let shards = shards.to_string();
         cmd.args([
             "--bind",
             "127.0.0.1",
             "--port",
             "0",
             "--shards",
-            "2",
+            &shards,
             "--log",
             &log,
         ]);
