@@ -373,3 +373,38 @@ fn a_members_qos2_messages_it_acknowledged_are_not_handed_back() {
         "acknowledged (PUBREC) by the member that quit: {acknowledged:?}; held: {held:?}"
     );
 }
+
+/// A session in two shared groups that both chose it for a message gets one copy per group
+/// (§4.8.2), and when the session ends unacknowledged each copy goes to another member of
+/// its own group. Before the fix the two were merged into one delivery that named one
+/// group: the other group's copy ended with the session.
+#[test]
+fn a_member_of_two_groups_hands_each_group_its_own_copy_back() {
+    let broker = Broker::start();
+    let topic = unique("share-two-groups");
+    let (first, second) = (format!("$share/g1/{topic}"), format!("$share/g2/{topic}"));
+    let (mut both, _) = broker.v5_on_shard(0, 0);
+    both.sub(&first, QoS::AtLeastOnce);
+    both.sub(&second, QoS::AtLeastOnce);
+    // On the member's shard: there both groups choose among the targets of one publish.
+    let (mut p, _) = broker.v5_on_shard(0, 0);
+    p.publish(&topic, b"m", QoS::AtLeastOnce, false);
+    let mut copies = 0;
+    while let Recv::Packet(packet) = both.recv(std::time::Duration::from_millis(300)) {
+        copies += matches!(packet, Packet::Publish(_)) as u32;
+    }
+    assert_eq!(copies, 2, "one copy for each group");
+    let (mut in_first, _) = broker.v5_on_shard(1, 0);
+    in_first.sub(&first, QoS::AtLeastOnce);
+    let (mut in_second, _) = broker.v5_on_shard(0, 0);
+    in_second.sub(&second, QoS::AtLeastOnce);
+    both.drop_connection();
+    for (member, group) in [(&mut in_first, "g1"), (&mut in_second, "g2")] {
+        let m = member.recv_publish();
+        assert_eq!(
+            &m.payload[..],
+            b"m",
+            "{group}'s copy went to its other member"
+        );
+    }
+}

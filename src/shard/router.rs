@@ -267,6 +267,10 @@ pub struct Target {
 
 /// Merges targets of the same session (overlapping subscriptions) into one delivery with
 /// the maximum QoS and every subscription identifier [MQTT-3.3.4-2], [MQTT-3.3.4-4].
+///
+/// Two shared groups that chose the same session stay two deliveries (§4.8.2: each group
+/// gets its copy): a delivery names one group, the one it goes back to when the session
+/// ends unacknowledged, and a merged one handed the other group's copy to nobody.
 pub fn merge_duplicates(targets: &mut Vec<Target>) {
     if targets.len() < 2 {
         return;
@@ -274,7 +278,8 @@ pub fn merge_duplicates(targets: &mut Vec<Target>) {
     targets.sort_unstable_by_key(|t| t.session);
     let mut w = 0;
     for r in 1..targets.len() {
-        if targets[r].session == targets[w].session {
+        let two_groups = targets[r].share_group.is_some() && targets[w].share_group.is_some();
+        if targets[r].session == targets[w].session && !two_groups {
             let ids = std::mem::take(&mut targets[r].ids);
             let group = targets[r].share_group.take();
             let (qos, rap) = (targets[r].qos, targets[r].retain_as_published);
@@ -322,6 +327,55 @@ mod tests {
         let mut ids = ta.ids.clone();
         ids.sort();
         assert_eq!(ids, vec![1, 2]);
+    }
+
+    #[test]
+    fn two_groups_choosing_one_session_stay_two_deliveries() {
+        let mut slab = Slab::default();
+        let a = slab.insert(());
+        let group = |name: &str| {
+            Some(Arc::new(ShareGroup {
+                filter: "f".into(),
+                name: name.into(),
+            }))
+        };
+        let t = |g: Option<Arc<ShareGroup>>, id: u32| Target {
+            session: a,
+            qos: QoS::AtLeastOnce,
+            retain_as_published: false,
+            ids: vec![id],
+            share_group: g,
+        };
+        let mut v = vec![t(group("g1"), 1), t(None, 2), t(group("g2"), 3)];
+        merge_duplicates(&mut v);
+        let mut groups: Vec<&str> = v
+            .iter()
+            .map(|t| {
+                t.share_group
+                    .as_ref()
+                    .expect("each names its group")
+                    .name
+                    .as_str()
+            })
+            .collect();
+        groups.sort_unstable();
+        assert_eq!(groups, ["g1", "g2"], "one delivery per group");
+        let mut ids: Vec<u32> = v.iter().flat_map(|t| t.ids.clone()).collect();
+        ids.sort_unstable();
+        assert_eq!(
+            ids,
+            [1, 2, 3],
+            "the ordinary subscription rides on one of them"
+        );
+
+        let mut v = vec![t(None, 1), t(group("g1"), 2)];
+        merge_duplicates(&mut v);
+        assert_eq!(
+            v.len(),
+            1,
+            "an ordinary subscription and one group: one delivery"
+        );
+        assert!(v[0].share_group.is_some(), "it goes back to the group");
     }
 
     #[test]
