@@ -43,8 +43,9 @@ pub(super) struct PendingSubscribe {
     /// Retained queries to send once every interest acknowledgement is in: (the owner, or
     /// None for every shard; the filter; the query token).
     queries: Vec<(Option<ShardId>, MqttStr, u64)>,
-    /// Per acknowledging shard, the retained sets it had sent to each shard: row
-    /// `shard * shards`, merged over the acknowledgements (empty while none sent any).
+    /// Per owner the queries go to, the retained sets each acknowledging shard had sent it:
+    /// row `owner_rank(owner) * shards`, merged over the acknowledgements (empty while none
+    /// sent any). One row per owner asked, not per shard: an exact filter asks one.
     acked_retain_sets: Vec<u64>,
     suback: SubAck,
     subscription_id: Option<u32>,
@@ -62,6 +63,20 @@ pub(super) struct PendingSubscribe {
 /// The most live topics a pending SUBSCRIBE notes (a bound on its memory; beyond it a
 /// retained message can again follow a newer live one, counted in `live_topics_unnoted`).
 const MAX_LIVE_TOPICS: usize = 1024;
+
+/// The shards a SUBSCRIBE's retained queries go to, a bit each (every shard for a
+/// wildcard filter).
+fn queried_owners(queries: &[(Option<ShardId>, MqttStr, u64)], shards: usize) -> u64 {
+    queries.iter().fold(0, |bits, (owner, _, _)| match owner {
+        Some(o) => bits | 1 << o,
+        None => bits | (u64::MAX >> (64 - shards)),
+    })
+}
+
+/// The row of `owner` among the owners `owners` (a bit each), in shard order.
+fn owner_rank(owners: u64, owner: ShardId) -> usize {
+    (owners & ((1u64 << owner) - 1)).count_ones() as usize
+}
 
 /// Splits `$share/{group}/{filter}` (already validated by the codec).
 fn split_filter(filter: &str) -> (&str, Option<&str>) {
@@ -344,13 +359,14 @@ impl Shard {
         let Some(Pending::Subscribe(p)) = self.pending.get_mut(&token) else {
             return;
         };
-        if let Some(sent) = retain_sets_sent {
+        if let (Some(sent), false) = (retain_sets_sent, p.queries.is_empty()) {
+            let owners = queried_owners(&p.queries, shards);
             if p.acked_retain_sets.is_empty() {
-                p.acked_retain_sets = vec![0; shards * shards];
+                p.acked_retain_sets = vec![0; owners.count_ones() as usize * shards];
             }
-            let row = &mut p.acked_retain_sets[from * shards..(from + 1) * shards];
-            for (acked, sent) in row.iter_mut().zip(sent.iter()) {
-                *acked = (*acked).max(*sent);
+            for owner in (0..shards).filter(|o| owners & (1 << o) != 0) {
+                let acked = &mut p.acked_retain_sets[owner_rank(owners, owner) * shards + from];
+                *acked = (*acked).max(sent[owner]);
             }
         }
         if p.acks_left == 1 {
@@ -373,18 +389,19 @@ impl Shard {
         acked: &[u64],
     ) {
         let shards = self.shards;
+        let owners = queried_owners(&queries, shards);
         for (owner, filter, qtoken) in queries {
-            let owners = match owner {
+            let to_ask = match owner {
                 Some(o) => o..o + 1,
                 None => 0..shards,
             };
-            for to in owners {
-                let mut after: RetainSetCounts = vec![0; shards].into();
-                if !acked.is_empty() {
-                    for (from, n) in after.iter_mut().enumerate() {
-                        *n = acked[from * shards + to];
-                    }
-                }
+            for to in to_ask {
+                let after: RetainSetCounts = if acked.is_empty() {
+                    vec![0; shards].into()
+                } else {
+                    let row = owner_rank(owners, to) * shards;
+                    acked[row..row + shards].into()
+                };
                 self.send(
                     to,
                     MeshMsg::RetainQuery {
@@ -529,5 +546,22 @@ impl Shard {
             }
         }
         self.write(key, &Packet::UnsubAck(ack));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owners_and_their_rows() {
+        let exact = |o| (Some(o), MqttStr::from("t"), 0);
+        assert_eq!(queried_owners(&[exact(2), exact(0)], 4), 0b101);
+        assert_eq!(owner_rank(0b101, 0), 0);
+        assert_eq!(owner_rank(0b101, 2), 1);
+        let wildcard = (None, MqttStr::from("#"), 0);
+        assert_eq!(queried_owners(&[exact(1), wildcard.clone()], 3), 0b111);
+        assert_eq!(queried_owners(&[wildcard], 64), u64::MAX);
+        assert_eq!(owner_rank(u64::MAX, 63), 63);
     }
 }
