@@ -21,6 +21,17 @@ fn out_of_range_is_named() {
     assert!(e.to_string().contains("limits.max_inflight"), "{e}");
     let e = Config::from_toml("batch_window_us = 200000\n").unwrap_err();
     assert!(e.to_string().contains("`batch_window_us`"), "{e}");
+    for bad in [0, 512, 3000, 131_072] {
+        let e = Config::from_toml(&format!("receive_pool_kib = {bad}\n")).unwrap_err();
+        assert!(
+            e.to_string().contains("`receive_pool_kib`")
+                && e.to_string().contains("power of two from 1024 to 65536"),
+            "{e}"
+        );
+    }
+    let c = Config::from_toml("receive_pool_kib = 1024\n").expect("a valid pool size");
+    assert_eq!(c.receive_pool_kib, 1024);
+    assert_eq!(Config::default().receive_pool_kib, 8192);
     let e = Config::from_toml("[mesh]\nchannel_messages = 0\n").unwrap_err();
     assert!(e.to_string().contains("mesh.channel_messages"), "{e}");
     let e = Config::from_toml("shards = 65\n").unwrap_err();

@@ -56,24 +56,29 @@ const IORING_RECVSEND_POLL_FIRST: u16 = 1;
 /// then overtook a local publisher's:
 /// `forwards_from_a_flooding_shard_do_not_starve_local_publishers`).
 const RECV_BYTES: usize = 16 * 1024;
-/// The shard's receive pool where receives take only what they need of a buffer (Linux
-/// 6.12+, `buffers.rs`): 8 MiB, in 32 buffers of 256 KiB. Large buffers, because a receive
-/// that meets the end of one is cut short, and the rest of the client's burst then waits
-/// for the next turn (the split above): with 16 KiB buffers every third 5.5 KB receive was
-/// cut, and p2p QoS 1 at full speed cost 1.39 µs/msg instead of 1.12. The pool fills
-/// front to back, so all of it becomes resident once traffic has gone round it.
-const RECV_POOL_INCREMENTAL: PoolShape = PoolShape {
-    entries: 32,
-    buffer_len: 256 * 1024,
-};
-/// The pool on older kernels, where each receive uses up a whole buffer until the shard's
-/// turn returns it: 8 MiB of address space, of which only the pages receives filled become
-/// resident. A turn then takes at most 512 receives; the rest fail (ENOBUFS) and are armed
-/// again, which with thousands of busy connections wastes most receives.
-const RECV_POOL_WHOLE: PoolShape = PoolShape {
-    entries: 512,
-    buffer_len: RECV_BYTES,
-};
+/// Buffer size of the shard's receive pool where receives take only what they need of a
+/// buffer (Linux 6.12+, `buffers.rs`): by default 8 MiB (`receive_pool_kib`) in 32 buffers
+/// of 256 KiB. Large buffers, because a receive that meets the end of one is cut short,
+/// and the rest of the client's burst then waits for the next turn (the split above): with
+/// 16 KiB buffers every third 5.5 KB receive was cut, and p2p QoS 1 at full speed cost
+/// 1.39 µs/msg instead of 1.12. The pool fills front to back, so all of it becomes resident
+/// once traffic has gone round it.
+const RECV_POOL_BUFFER_BYTES: usize = 256 * 1024;
+
+/// The receive pool's shapes for `pool_kib` (a power of two, at least 1,024, validated by
+/// the config): buffers of [`RECV_POOL_BUFFER_BYTES`] where the kernel consumes them
+/// incrementally, and on older kernels, where each receive uses up a whole buffer until
+/// the shard's turn returns it, buffers of [`RECV_BYTES`] (only the pages receives filled
+/// become resident; with the default a turn takes at most 512 receives, the rest fail with
+/// ENOBUFS and are armed again, which with thousands of busy connections wastes most).
+fn receive_pool_shapes(pool_kib: u32) -> (PoolShape, PoolShape) {
+    let bytes = pool_kib as usize * 1024;
+    let shape = |buffer_len: usize| PoolShape {
+        entries: (bytes / buffer_len).clamp(1, 1 << 15) as u16,
+        buffer_len,
+    };
+    (shape(RECV_POOL_BUFFER_BYTES), shape(RECV_BYTES))
+}
 /// Capacity of the shard's decode buffer: a typical receive. Not the pool buffer's size: a
 /// message kept for later (queued, in flight) holds a slice of the decode buffer, and with
 /// it the whole allocation, so each receive that leaves one behind makes the next one
@@ -307,7 +312,8 @@ impl EventLoop {
     ) -> io::Result<EventLoop> {
         let config = shard.config();
         let (ring, batch_window_us) = open_ring(shard.id(), config.batch_window_us)?;
-        let bufs = BufferRing::register(&ring, 0, RECV_POOL_INCREMENTAL, RECV_POOL_WHOLE)?;
+        let (incremental, whole) = receive_pool_shapes(config.receive_pool_kib);
+        let bufs = BufferRing::register(&ring, 0, incremental, whole)?;
         let max_outgoing = config.limits.max_outgoing_bytes;
         let max_packet = config.limits.max_packet_bytes as usize;
         let close_timeout_ms = u64::from(config.limits.close_timeout_secs) * 1000;
@@ -579,5 +585,24 @@ impl EventLoop {
         self.close_lingering();
         self.stop_listening();
         let _ = self.ring.submit();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn receive_pool_shapes_follow_the_configured_size() {
+        let (incremental, whole) = receive_pool_shapes(8192);
+        assert_eq!(
+            (incremental.entries, incremental.buffer_len),
+            (32, 256 * 1024)
+        );
+        assert_eq!((whole.entries, whole.buffer_len), (512, 16 * 1024));
+        let (incremental, whole) = receive_pool_shapes(1024);
+        assert_eq!((incremental.entries, whole.entries), (4, 64));
+        let (incremental, whole) = receive_pool_shapes(65_536);
+        assert_eq!((incremental.entries, whole.entries), (256, 4096));
     }
 }
