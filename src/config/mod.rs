@@ -84,9 +84,10 @@ pub struct Config {
     /// default) wakes at the first event.
     pub batch_window_us: u32,
     /// KiB each shard keeps for receiving (its io_uring buffer pool), resident once traffic
-    /// has gone round it: 8,192 by default; a power of two from 1,024 to 65,536. Less saves
-    /// memory on hosts with many cores, at more receives cut short under load.
-    pub receive_pool_kib: u32,
+    /// has gone round it; a power of two from 1,024 to 65,536. Absent: 2,048 where the
+    /// kernel consumes the pool's buffers incrementally (6.12+), 8,192 before, where each
+    /// receive takes a whole 16 KiB buffer until the shard's turn ends.
+    pub receive_pool_kib: Option<u32>,
     /// Log filter (`--log`), in `tracing` env-filter syntax.
     pub log: String,
     /// Seconds between publications of the broker's counters under `$SYS/broker/`
@@ -217,7 +218,7 @@ impl Default for Config {
             shards: 0,
             listen_backlog: 4096,
             batch_window_us: 0,
-            receive_pool_kib: 8192,
+            receive_pool_kib: None,
             log: "info".to_string(),
             sys_interval_secs: 10,
             limits: Limits::default(),
@@ -408,16 +409,13 @@ impl Config {
                 format!("{} is more than 100000 (100 ms)", self.batch_window_us),
             );
         }
-        if !self.receive_pool_kib.is_power_of_two()
-            || !(1024..=65_536).contains(&self.receive_pool_kib)
-        {
-            return bad(
-                "receive_pool_kib",
-                format!(
-                    "{} is not a power of two from 1024 to 65536",
-                    self.receive_pool_kib
-                ),
-            );
+        if let Some(kib) = self.receive_pool_kib {
+            if !kib.is_power_of_two() || !(1024..=65_536).contains(&kib) {
+                return bad(
+                    "receive_pool_kib",
+                    format!("{kib} is not a power of two from 1024 to 65536"),
+                );
+            }
         }
         if self.sys_interval_secs > 86_400 {
             return bad(

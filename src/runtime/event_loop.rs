@@ -57,27 +57,37 @@ const IORING_RECVSEND_POLL_FIRST: u16 = 1;
 /// `forwards_from_a_flooding_shard_do_not_starve_local_publishers`).
 const RECV_BYTES: usize = 16 * 1024;
 /// Buffer size of the shard's receive pool where receives take only what they need of a
-/// buffer (Linux 6.12+, `buffers.rs`): by default 8 MiB (`receive_pool_kib`) in 32 buffers
-/// of 256 KiB. Large buffers, because a receive that meets the end of one is cut short,
-/// and the rest of the client's burst then waits for the next turn (the split above): with
-/// 16 KiB buffers every third 5.5 KB receive was cut, and p2p QoS 1 at full speed cost
-/// 1.39 µs/msg instead of 1.12. The pool fills front to back, so all of it becomes resident
-/// once traffic has gone round it.
+/// buffer (Linux 6.12+, `buffers.rs`). Large buffers, because a receive that meets the end
+/// of one is cut short, and the rest of the client's burst then waits for the next turn
+/// (the split above): with 16 KiB buffers every third 5.5 KB receive was cut, and p2p QoS 1
+/// at full speed cost 1.39 µs/msg instead of 1.12. The pool fills front to back, so all of
+/// it becomes resident once traffic has gone round it.
 const RECV_POOL_BUFFER_BYTES: usize = 256 * 1024;
+/// That pool's size without `receive_pool_kib`: 8 buffers. 32 (8 MiB) were the default
+/// until 1 MiB measured no worse in p2p, fan-in, the flood and 8,000 connections at 10
+/// msg/s each (docs/benchmarks.md, "The receive pool's size").
+const RECV_POOL_INCREMENTAL_KIB: u32 = 2048;
+/// The pool's size on older kernels, where each receive uses up a whole buffer until the
+/// shard's turn returns it (only the pages receives filled become resident): 512 buffers,
+/// so a turn takes at most 512 receives; the rest fail (ENOBUFS) and are armed again,
+/// which with thousands of busy connections wastes most receives.
+const RECV_POOL_WHOLE_KIB: u32 = 8192;
 
-/// The receive pool's shapes for `pool_kib` (a power of two, at least 1,024, validated by
-/// the config): buffers of [`RECV_POOL_BUFFER_BYTES`] where the kernel consumes them
-/// incrementally, and on older kernels, where each receive uses up a whole buffer until
-/// the shard's turn returns it, buffers of [`RECV_BYTES`] (only the pages receives filled
-/// become resident; with the default a turn takes at most 512 receives, the rest fail with
-/// ENOBUFS and are armed again, which with thousands of busy connections wastes most).
-fn receive_pool_shapes(pool_kib: u32) -> (PoolShape, PoolShape) {
-    let bytes = pool_kib as usize * 1024;
-    let shape = |buffer_len: usize| PoolShape {
-        entries: (bytes / buffer_len).clamp(1, 1 << 15) as u16,
+/// The receive pool's shapes for `receive_pool_kib` (a power of two, at least 1,024,
+/// validated by the config; None for the defaults): buffers of [`RECV_POOL_BUFFER_BYTES`]
+/// where the kernel consumes them incrementally, else of [`RECV_BYTES`].
+fn receive_pool_shapes(pool_kib: Option<u32>) -> (PoolShape, PoolShape) {
+    let shape = |kib: u32, buffer_len: usize| PoolShape {
+        entries: (kib as usize * 1024 / buffer_len).clamp(1, 1 << 15) as u16,
         buffer_len,
     };
-    (shape(RECV_POOL_BUFFER_BYTES), shape(RECV_BYTES))
+    (
+        shape(
+            pool_kib.unwrap_or(RECV_POOL_INCREMENTAL_KIB),
+            RECV_POOL_BUFFER_BYTES,
+        ),
+        shape(pool_kib.unwrap_or(RECV_POOL_WHOLE_KIB), RECV_BYTES),
+    )
 }
 /// Capacity of the shard's decode buffer: a typical receive. Not the pool buffer's size: a
 /// message kept for later (queued, in flight) holds a slice of the decode buffer, and with
@@ -594,15 +604,17 @@ mod tests {
 
     #[test]
     fn receive_pool_shapes_follow_the_configured_size() {
-        let (incremental, whole) = receive_pool_shapes(8192);
+        let (incremental, whole) = receive_pool_shapes(None);
         assert_eq!(
             (incremental.entries, incremental.buffer_len),
-            (32, 256 * 1024)
+            (8, 256 * 1024)
         );
         assert_eq!((whole.entries, whole.buffer_len), (512, 16 * 1024));
-        let (incremental, whole) = receive_pool_shapes(1024);
+        let (incremental, whole) = receive_pool_shapes(Some(8192));
+        assert_eq!((incremental.entries, whole.entries), (32, 512));
+        let (incremental, whole) = receive_pool_shapes(Some(1024));
         assert_eq!((incremental.entries, whole.entries), (4, 64));
-        let (incremental, whole) = receive_pool_shapes(65_536);
+        let (incremental, whole) = receive_pool_shapes(Some(65_536));
         assert_eq!((incremental.entries, whole.entries), (256, 4096));
     }
 }
