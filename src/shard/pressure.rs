@@ -139,16 +139,21 @@ impl Shard {
     /// Keeps bytes received from `key` undecoded, behind any input it already kept, until the
     /// runtime lets it be processed: a receive that was armed before the shard came under
     /// pressure must not add to queues that are already full, and a client whose output is
-    /// backed up is written to first. The client counts as heard from ([MQTT-3.1.2-24] is
-    /// about what it sent, not about when we decode it).
+    /// backed up is written to first. The client counts as heard from once the bytes
+    /// complete a packet ([MQTT-3.1.2-24] is about the Control Packets it sent, not about
+    /// when we decode them): bytes trickled one at a time into a packet that never ends
+    /// keep no client alive, held or not.
     pub fn hold_input(&mut self, key: Key, data: &[u8], now_ms: u64) {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
         let mut input = conn.take_input();
+        let complete_before = complete_frames(&input);
         input.extend_from_slice(data);
+        if complete_frames(&input) > complete_before {
+            conn.last_packet_ms = now_ms;
+        }
         conn.set_input(input);
-        conn.last_packet_ms = now_ms;
     }
 
     /// The runtime stopped reading `key` (backpressure). Until [`Shard::resume_input`], the
@@ -223,5 +228,47 @@ impl Shard {
     /// Counts a delivery backpressure episode.
     pub fn note_delivery_pressure(&mut self) {
         self.metrics.delivery_backpressure += 1;
+    }
+}
+
+/// How many whole MQTT frames (fixed header, Remaining Length, body) `input` starts with;
+/// a malformed length ends the count (the decoder reports it when it gets there).
+fn complete_frames(mut input: &[u8]) -> usize {
+    let mut frames = 0;
+    while let Ok(Some(frame)) = crate::codec::parse_frame_header(input, usize::MAX) {
+        frames += 1;
+        input = &input[frame.frame_len()..];
+    }
+    frames
+}
+
+#[cfg(test)]
+mod tests {
+    use super::complete_frames;
+
+    #[test]
+    fn whole_frames_are_counted_and_a_partial_one_is_not() {
+        assert_eq!(complete_frames(&[]), 0);
+        assert_eq!(complete_frames(&[0xC0]), 0, "a PINGREQ's first byte only");
+        assert_eq!(complete_frames(&[0xC0, 0x00]), 1, "PINGREQ");
+        assert_eq!(
+            complete_frames(&[0xC0, 0x00, 0x40, 0x02, 0x00]),
+            1,
+            "then half a PUBACK"
+        );
+        assert_eq!(complete_frames(&[0xC0, 0x00, 0x40, 0x02, 0x00, 0x01]), 2);
+        let mut long = vec![0x30, 0x80, 0x01];
+        assert_eq!(
+            complete_frames(&long),
+            0,
+            "a 128-byte PUBLISH, its body not yet here"
+        );
+        long.resize(3 + 128, 0);
+        assert_eq!(complete_frames(&long), 1);
+        assert_eq!(
+            complete_frames(&[0x30, 0xFF, 0xFF, 0xFF, 0xFF, 0x01]),
+            0,
+            "malformed"
+        );
     }
 }
