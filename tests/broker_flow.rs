@@ -535,3 +535,47 @@ fn a_bad_receive_pool_size_stops_startup() {
         );
     }
 }
+
+/// The keep alive counts Control Packets [MQTT-3.1.2-24], not bytes: a client whose output
+/// is backed up (the broker keeps what it sends until it has read its output) and that
+/// trickles in a packet that never ends, one byte every 200 ms, is closed 1.5 × its 1 s
+/// keep alive after its last whole packet; as it reads nothing, the close gives up on its
+/// output after `close_timeout_secs` (1 s here), and its Will goes out. Before the fix
+/// every byte kept for it counted as hearing from it: it lived as long as it trickled.
+#[test]
+fn bytes_trickled_into_a_packet_that_never_ends_keep_no_client_alive() {
+    let broker =
+        Broker::with_config("[limits]\nmax_outgoing_bytes = 65536\nclose_timeout_secs = 1\n");
+    let topic = unique("trickle");
+    let will_topic = unique("trickle/will");
+    let mut watcher = broker.v5(&unique("trickle-watcher"));
+    watcher.sub(&will_topic, QoS::AtMostOnce);
+    let mut connect = Connect::new(Protocol::V5, unique("trickler").as_str());
+    connect.keep_alive_secs = 1;
+    connect.will = Some(will(&will_topic, b"gone", QoS::AtMostOnce));
+    let (mut trickler, _) = Client::tcp_with_recv_buffer(broker.addr, 4096).handshake(connect);
+    trickler.sub(&topic, QoS::AtMostOnce);
+    let mut publ = broker.v5(&unique("trickle-pub"));
+    let bulk = vec![b'x'; 64 * 1024];
+    for _ in 0..64 {
+        publ.publish(&topic, &bulk, QoS::AtMostOnce, false);
+    }
+    publ.ping();
+    // A PUBLISH of 127 bytes, of which 30 arrive in 6 s.
+    trickler.send_raw(&[0x30, 0x7F]);
+    let started = std::time::Instant::now();
+    let mut will_after = None;
+    while started.elapsed() < Duration::from_secs(6) {
+        let _ = trickler.try_send_raw(&[0]);
+        if let Recv::Packet(Packet::Publish(p)) = watcher.recv(Duration::from_millis(200)) {
+            assert_eq!(p.topic.as_str(), will_topic);
+            will_after = Some(started.elapsed());
+            break;
+        }
+    }
+    let will_after = will_after.expect("the trickler's Will: it was never timed out");
+    assert!(
+        will_after < Duration::from_millis(4500),
+        "closed only after {will_after:?}"
+    );
+}
