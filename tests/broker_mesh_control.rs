@@ -82,6 +82,37 @@ fn a_retained_message_is_not_overtaken_by_its_publishers_query() {
     pressure.stop();
 }
 
+/// A client of a shard under delivery pressure that sends DISCONNECT is let go at once:
+/// its input is held while the pressure lasts (it owes no acknowledgements), but input
+/// that ends the connection is acted on [MQTT-3.14.4-1]. Its Will is not published
+/// [MQTT-3.1.2-10], and a new connection with its client id meanwhile finds the session
+/// ended, not taken over. Before the fix the DISCONNECT waited for the pressure to end (the
+/// close came after 51 acknowledgements, some 5 s), and a takeover in that time would have
+/// ended the connection as dropped, publishing the Will of a client that left normally.
+#[test]
+fn a_disconnect_is_acted_on_under_delivery_pressure() {
+    let broker = Broker::with_config("[limits]\nmax_queued_messages = 200\nmax_inflight = 1\n");
+    let topic = unique("leaving");
+    let will_topic = format!("{topic}/will");
+    let (mut watcher, _) = broker.v5_on_shard(1, 0);
+    watcher.sub(&will_topic, QoS::AtMostOnce);
+    let mut template = Connect::new(Protocol::V5, "");
+    template.will = Some(will(&will_topic, b"gone", QoS::AtMostOnce));
+    let (leaving, id) = broker.on_shard(0, &template);
+    let pressure = SlowSubscriberOnShard0::start(&broker, &topic);
+    leaving.disconnect();
+    pressure.still_behind("the close after a DISCONNECT");
+    let (again, ack) = Client::connect(broker.addr, connect_v5(&id, false, 0));
+    assert!(
+        !ack.session_present,
+        "the session ended with its DISCONNECT"
+    );
+    watcher.expect_nothing_for(Duration::from_millis(500));
+    pressure.still_behind("the check for a Will");
+    again.drop_connection();
+    pressure.stop();
+}
+
 /// Three shards: a publisher on shard 1, the retained partition of its topic on shard 0
 /// (under pressure: it leaves its data lanes unread, so the retained message waits there),
 /// a subscriber already on shard 2 that gets the new message live. A second subscriber on

@@ -50,7 +50,7 @@ impl EventLoop {
                     // the connection's turn comes back.
                     self.shard.hold_input(c.key, data, now);
                     self.bufs.consumed(bid, res, flags);
-                    self.pause(c.key);
+                    self.pause_unless_leaving(c.key);
                     return;
                 }
                 if self.writes_first(&c) {

@@ -111,6 +111,24 @@ impl EventLoop {
     }
 
     /// Puts a connection in line to be read once the pressure is over (once only).
+    /// Pauses `key` for the pressure to end, unless the input it holds ends the connection
+    /// (a DISCONNECT, or a packet that cannot be decoded): that is acted on at once, with
+    /// the packets before it (one receive's worth at most). The client is leaving; held,
+    /// its DISCONNECT waited for the pressure to end, and a takeover meanwhile would have
+    /// ended the connection as dropped, publishing the Will of a client that left normally.
+    pub(super) fn pause_unless_leaving(&mut self, key: Key) {
+        let leaving = self
+            .shard
+            .conn(key)
+            .is_some_and(|c| ends_connection(c.input(), self.max_packet));
+        if leaving {
+            self.process_buffered(key);
+            self.service.push(key);
+        } else {
+            self.pause(key);
+        }
+    }
+
     pub(super) fn pause(&mut self, key: Key) {
         if let Some(c) = self.io_mut(key) {
             if !c.flags.has(IoFlags::PAUSED) {
@@ -245,7 +263,7 @@ impl EventLoop {
         // pressured, so not taking the other's forwards, and congested towards the other)
         // until their subscribers counted as stalled, a second later.
         if (self.congested || self.pressured) && !released && self.shard.may_hold_input(key) {
-            self.pause(key);
+            self.pause_unless_leaving(key);
             return;
         }
         if has_frame {

@@ -52,7 +52,7 @@ impl EventLoop {
             self.shard.hold_input(key, &self.read_buf, now);
             self.read_buf.clear();
             if held_for_pressure {
-                self.pause(key);
+                self.pause_unless_leaving(key);
             }
         } else {
             self.process_read(key, now);
