@@ -22,21 +22,30 @@ pub struct ExactInterest {
 
 impl ExactInterest {
     /// Records that `shard` has (`add`) or no longer has ordinary subscribers of `filter`.
+    ///
+    /// A change that changes nothing (an interest announced again by a SUBSCRIBE that waits
+    /// for the acknowledgements) does not move [`changes`](Self::changes), so the
+    /// publishers' remembered routes stay valid.
     pub fn apply(&mut self, filter: &str, shard: ShardId, add: bool) {
-        self.changes += 1;
         let bit = 1u64 << shard;
         if add {
             match self.shards_by_filter.get_mut(filter) {
+                Some(mask) if *mask & bit != 0 => return,
                 Some(mask) => *mask |= bit,
                 None => {
                     self.shards_by_filter.insert(Box::from(filter), bit);
                 }
             }
+            self.changes += 1;
             return;
         }
         let Some(mask) = self.shards_by_filter.get_mut(filter) else {
             return;
         };
+        if *mask & bit == 0 {
+            return;
+        }
+        self.changes += 1;
         *mask &= !bit;
         if *mask == 0 {
             self.shards_by_filter.remove(filter);
@@ -106,6 +115,16 @@ mod tests {
         let c2 = i.changes();
         let _ = i.shards_for("a");
         assert_eq!(i.changes(), c2, "reads do not move it");
+        i.apply("a", 1, true);
+        let c3 = i.changes();
+        assert_ne!(c3, c2);
+        i.apply("a", 1, true);
+        i.apply("a", 2, false);
+        assert_eq!(
+            i.changes(),
+            c3,
+            "changes that change nothing do not move it"
+        );
     }
 
     #[test]

@@ -169,6 +169,12 @@ impl FilterEntry {
     }
 
     /// The group with this name, if any.
+    pub fn group(&self, name: &str) -> Option<&SharedGroup> {
+        let shared = self.shared.as_deref()?;
+        shared.groups.iter().find(|g| g.name.as_str() == name)
+    }
+
+    /// The group with this name, if any, to change it.
     pub fn group_named(&mut self, name: &str) -> Option<&mut SharedGroup> {
         let shared = self.shared.as_deref_mut()?;
         shared.groups.iter_mut().find(|g| g.name.as_str() == name)

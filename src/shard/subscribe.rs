@@ -324,6 +324,15 @@ impl Shard {
         }
         let bit = 1u64 << from;
         if add {
+            let known = self.filters.get(filter).is_some_and(|e| match group {
+                Some(g) => e.group(g).is_some_and(|grp| grp.remote & bit != 0),
+                None => e.remote & bit != 0,
+            });
+            if known {
+                // Announced again (a SUBSCRIBE that waits for the acknowledgements): nothing
+                // changes, and the publishers' remembered routes stay valid.
+                return;
+            }
             let entry = self.filters.entry_or_insert_with(filter, FilterEntry::new);
             match group {
                 Some(g) => entry.group_mut(filter, g).remote |= bit,

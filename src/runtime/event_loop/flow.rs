@@ -110,7 +110,6 @@ impl EventLoop {
         }
     }
 
-    /// Puts a connection in line to be read once the pressure is over (once only).
     /// Pauses `key` for the pressure to end, unless the input it holds ends the connection
     /// (a DISCONNECT, or a packet that cannot be decoded): that is acted on at once, with
     /// the packets before it (one receive's worth at most). The client is leaving; held,
@@ -129,6 +128,7 @@ impl EventLoop {
         }
     }
 
+    /// Puts a connection in line to be read once the pressure is over (once only).
     pub(super) fn pause(&mut self, key: Key) {
         if let Some(c) = self.io_mut(key) {
             if !c.flags.has(IoFlags::PAUSED) {
