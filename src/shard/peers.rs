@@ -194,11 +194,16 @@ impl Shard {
         );
     }
 
-    /// Answers the parked retained queries whose retained sets are all handled now.
-    fn answer_parked_retain_queries(&mut self, now_ms: u64) {
+    /// Answers the parked retained queries whose retained sets are all handled now that one
+    /// more from `from` is. Only a query that waited for exactly that set can have become
+    /// answerable (one that needed fewer from `from` was waiting for another shard's), so
+    /// the others cost one comparison each.
+    fn answer_parked_retain_queries(&mut self, from: ShardId, now_ms: u64) {
+        let handled = self.retain_sets_handled[from];
         let mut i = 0;
         while i < self.parked_retain_queries.len() {
-            if self.has_handled(&self.parked_retain_queries[i].after_retain_sets) {
+            let after = &self.parked_retain_queries[i].after_retain_sets;
+            if after[from] == handled && self.has_handled(after) {
                 let q = self.parked_retain_queries.swap_remove(i);
                 self.answer_retain_query(q.from, &q.filter, q.token, now_ms);
             } else {
@@ -285,7 +290,7 @@ impl Shard {
                 if from != self.id {
                     self.retain_sets_handled[from] += 1;
                     if !self.parked_retain_queries.is_empty() {
-                        self.answer_parked_retain_queries(now_ms);
+                        self.answer_parked_retain_queries(from, now_ms);
                     }
                 }
             }
