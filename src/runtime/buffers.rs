@@ -103,6 +103,15 @@ impl BufferRing {
                 .submitter()
                 .register_buf_ring_with_flags(ring as u64, entries, group, flags)?;
         }
+        // Receives walk the whole pool in ring order, so it is all resident once that much
+        // has arrived. Touching it now makes that a startup cost: otherwise the first
+        // megabytes of traffic (a connect storm's CONNECTs) fault it in page by page on the
+        // receive path, and memory per connection measured then counts the pool.
+        for page in this.buffers.chunks_mut(4096) {
+            // SAFETY: `page` is a valid, exclusively borrowed, non-empty slice. Volatile, so
+            // the store to memory the allocator already zeroed is not elided.
+            unsafe { std::ptr::write_volatile(page.as_mut_ptr(), 0) };
+        }
         for bid in 0..entries {
             this.push(bid);
         }

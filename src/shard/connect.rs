@@ -349,7 +349,6 @@ impl Shard {
             receive_maximum: connect.properties.receive_maximum.unwrap_or(u16::MAX),
             max_packet_bytes: connect.properties.maximum_packet_size.unwrap_or(u32::MAX),
             topic_alias_maximum: connect.properties.topic_alias_maximum.unwrap_or(0),
-            problem_information: connect.properties.request_problem_information != Some(0),
         };
         if !session.outbound.inflight.is_empty() || !session.outbound.queue.is_empty() {
             // The client gets its first chance to acknowledge now.

@@ -189,6 +189,14 @@ impl<T> Slab<T> {
 mod tests {
     use super::*;
 
+    /// An idle connection's memory is mostly its two slots: guard their size.
+    #[test]
+    fn a_connection_and_its_session_take_160_bytes_of_slab() {
+        use std::mem::size_of;
+        assert_eq!(size_of::<Slot<crate::shard::Conn>>(), 72);
+        assert_eq!(size_of::<Slot<crate::shard::SessionSlot>>(), 88);
+    }
+
     #[test]
     fn stale_keys_miss() {
         let mut s = Slab::default();
