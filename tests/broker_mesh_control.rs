@@ -113,6 +113,59 @@ fn a_disconnect_is_acted_on_under_delivery_pressure() {
     pressure.stop();
 }
 
+/// The same, for a client whose connection the shard had already paused (a PINGREQ it sent
+/// under the pressure is held undecoded): its DISCONNECT comes after the pause, and a
+/// reconnect with the same client id right after it. The DISCONNECT is still read and acted
+/// on, so the reconnect ends no live connection and no Will goes out [MQTT-3.1.2-10].
+/// Before the fix it waited in the socket until the pressure lifted (here: the next
+/// acknowledgement, 400 ms on), and the reconnect took the connection over as if it had
+/// dropped, publishing the Will of a client that had left normally ("expected nothing, got
+/// Publish ... gone").
+#[test]
+fn a_disconnect_sent_after_the_pause_is_acted_on_before_a_takeover() {
+    use std::sync::atomic::Ordering;
+    let broker = Broker::with_config("[limits]\nmax_queued_messages = 200\nmax_inflight = 1\n");
+    let topic = unique("paused");
+    let will_topic = format!("{topic}/will");
+    let (mut watcher, _) = broker.v5_on_shard(1, 0);
+    watcher.sub(&will_topic, QoS::AtMostOnce);
+    let mut template = Connect::new(Protocol::V5, "");
+    template.will = Some(will(&will_topic, b"gone", QoS::AtMostOnce));
+    let (mut leaving, id) = broker.on_shard(0, &template);
+    let pressure =
+        SlowSubscriberOnShard0::acking_every(&broker, &topic, Duration::from_millis(400));
+    // Just after an acknowledgement the next one is 400 ms away: a PINGREQ sent then is held
+    // (no PINGRESP) and its connection paused.
+    let held = (0..5).any(|_| {
+        let acked = pressure.acked.load(Ordering::SeqCst);
+        while pressure.acked.load(Ordering::SeqCst) == acked {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+        leaving.send(&Packet::PingReq);
+        match leaving.recv(Duration::from_millis(200)) {
+            Recv::Timeout => true,
+            Recv::Packet(Packet::PingResp) => false,
+            other => panic!("waiting for a PINGRESP: {other:?}"),
+        }
+    });
+    assert!(
+        held,
+        "no PINGREQ was held: the shard never paused the client"
+    );
+    leaving.send(&Packet::Disconnect(Disconnect::new(ReasonCode::SUCCESS)));
+    std::thread::sleep(Duration::from_millis(20));
+    let (again, ack) = Client::connect(broker.addr, connect_v5(&id, false, 0));
+    assert!(
+        !ack.session_present,
+        "the session ended with its DISCONNECT"
+    );
+    watcher.expect_nothing_for(Duration::from_millis(500));
+    pressure.still_behind("the check for a Will");
+    again.drop_connection();
+    pressure.stop();
+}
+
 /// Three shards: a publisher on shard 1, the retained partition of its topic on shard 0
 /// (under pressure: it leaves its data lanes unread, so the retained message waits there),
 /// a subscriber already on shard 2 that gets the new message live. A second subscriber on
@@ -200,6 +253,12 @@ struct SlowSubscriberOnShard0 {
 impl SlowSubscriberOnShard0 {
     /// Needs `max_queued_messages = 200` and `max_inflight = 1`.
     fn start(broker: &Broker, topic: &str) -> SlowSubscriberOnShard0 {
+        Self::acking_every(broker, topic, Duration::from_millis(100))
+    }
+
+    /// The same, acknowledging one message per `interval`: the pressure lifts for a turn
+    /// at each acknowledgement (the subscriber owes none), and paused clients are read then.
+    fn acking_every(broker: &Broker, topic: &str, interval: Duration) -> SlowSubscriberOnShard0 {
         use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
         use std::sync::Arc;
         const MESSAGES: u32 = 200;
@@ -224,7 +283,7 @@ impl SlowSubscriberOnShard0 {
                             assert_eq!(payload_index(&p), next, "in order");
                             next += 1;
                             if !fast.load(Ordering::SeqCst) {
-                                std::thread::sleep(Duration::from_millis(100));
+                                std::thread::sleep(interval);
                             }
                             slow.ack(&p);
                             acked.fetch_add(1, Ordering::SeqCst);

@@ -482,6 +482,7 @@ impl EventLoop {
                 last_tick = Instant::now();
                 let now = self.now_ms();
                 self.shard.tick(now);
+                self.listen_to_paused();
                 self.expire_lingering(now);
                 self.expire_closing(now);
                 let backoff = std::mem::take(&mut self.accept_backoff);

@@ -45,9 +45,11 @@ impl EventLoop {
                     return;
                 }
                 let data = self.bufs.data(bid, res as usize);
-                if self.pressured && self.shard.may_hold_input(c.key) {
-                    // Armed before the pressure began: keep the bytes, decode them when
-                    // the connection's turn comes back.
+                let paused = self.pressured || c.flags.has(IoFlags::PAUSED);
+                if paused && self.shard.may_hold_input(c.key) {
+                    // Armed before the pressure began, or while paused
+                    // (`listen_to_paused`): keep the bytes, decode them when the
+                    // connection's turn comes back.
                     self.shard.hold_input(c.key, data, now);
                     self.bufs.consumed(bid, res, flags);
                     self.pause_unless_leaving(c.key);

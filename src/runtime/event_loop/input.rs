@@ -47,7 +47,8 @@ impl EventLoop {
             }
             return;
         }
-        let held_for_pressure = self.pressured && self.shard.may_hold_input(key);
+        let paused = self.pressured || c.flags.has(super::IoFlags::PAUSED);
+        let held_for_pressure = paused && self.shard.may_hold_input(key);
         if !closing && (held_for_pressure || self.writes_first(&c)) {
             self.shard.hold_input(key, &self.read_buf, now);
             self.read_buf.clear();
