@@ -92,17 +92,50 @@ fn a_retained_message_is_not_overtaken_by_its_publishers_query() {
 #[test]
 fn a_disconnect_is_acted_on_under_delivery_pressure() {
     let broker = Broker::with_config("[limits]\nmax_queued_messages = 200\nmax_inflight = 1\n");
-    let topic = unique("leaving");
-    let will_topic = format!("{topic}/will");
-    let (mut watcher, _) = broker.v5_on_shard(1, 0);
-    watcher.sub(&will_topic, QoS::AtMostOnce);
-    let mut template = Connect::new(Protocol::V5, "");
-    template.will = Some(will(&will_topic, b"gone", QoS::AtMostOnce));
-    let (leaving, id) = broker.on_shard(0, &template);
-    let pressure = SlowSubscriberOnShard0::start(&broker, &topic);
-    leaving.disconnect();
+    let leaver = Leaver::on_shard_0(&broker, "leaving");
+    let pressure = SlowSubscriberOnShard0::start(&broker, &leaver.topic);
+    leaver.client.disconnect();
     pressure.still_behind("the close after a DISCONNECT");
-    let (again, ack) = Client::connect(broker.addr, connect_v5(&id, false, 0));
+    reconnect_finds_it_left_normally(&broker, &leaver.id, leaver.watcher, pressure);
+}
+
+/// A client with a Will on shard 0, and a watcher of that Will on shard 1.
+struct Leaver {
+    client: Client,
+    id: String,
+    /// Its own topic, for the pressure.
+    topic: String,
+    watcher: Client,
+}
+
+impl Leaver {
+    fn on_shard_0(broker: &Broker, prefix: &str) -> Leaver {
+        let topic = unique(prefix);
+        let will_topic = format!("{topic}/will");
+        let (mut watcher, _) = broker.v5_on_shard(1, 0);
+        watcher.sub(&will_topic, QoS::AtMostOnce);
+        let mut template = Connect::new(Protocol::V5, "");
+        template.will = Some(will(&will_topic, b"gone", QoS::AtMostOnce));
+        let (client, id) = broker.on_shard(0, &template);
+        Leaver {
+            client,
+            id,
+            topic,
+            watcher,
+        }
+    }
+}
+
+/// A reconnect with `id` while the pressure lasts: the session had ended (no session
+/// present) and no Will went out [MQTT-3.1.2-10].
+#[track_caller]
+fn reconnect_finds_it_left_normally(
+    broker: &Broker,
+    id: &str,
+    mut watcher: Client,
+    pressure: SlowSubscriberOnShard0,
+) {
+    let (again, ack) = Client::connect(broker.addr, connect_v5(id, false, 0));
     assert!(
         !ack.session_present,
         "the session ended with its DISCONNECT"
@@ -125,13 +158,12 @@ fn a_disconnect_is_acted_on_under_delivery_pressure() {
 fn a_disconnect_sent_after_the_pause_is_acted_on_before_a_takeover() {
     use std::sync::atomic::Ordering;
     let broker = Broker::with_config("[limits]\nmax_queued_messages = 200\nmax_inflight = 1\n");
-    let topic = unique("paused");
-    let will_topic = format!("{topic}/will");
-    let (mut watcher, _) = broker.v5_on_shard(1, 0);
-    watcher.sub(&will_topic, QoS::AtMostOnce);
-    let mut template = Connect::new(Protocol::V5, "");
-    template.will = Some(will(&will_topic, b"gone", QoS::AtMostOnce));
-    let (mut leaving, id) = broker.on_shard(0, &template);
+    let Leaver {
+        client: mut leaving,
+        id,
+        topic,
+        watcher,
+    } = Leaver::on_shard_0(&broker, "paused");
     let pressure =
         SlowSubscriberOnShard0::acking_every(&broker, &topic, Duration::from_millis(400));
     // Just after an acknowledgement the next one is 400 ms away: a PINGREQ sent then is held
@@ -155,15 +187,7 @@ fn a_disconnect_sent_after_the_pause_is_acted_on_before_a_takeover() {
     );
     leaving.send(&Packet::Disconnect(Disconnect::new(ReasonCode::SUCCESS)));
     std::thread::sleep(Duration::from_millis(20));
-    let (again, ack) = Client::connect(broker.addr, connect_v5(&id, false, 0));
-    assert!(
-        !ack.session_present,
-        "the session ended with its DISCONNECT"
-    );
-    watcher.expect_nothing_for(Duration::from_millis(500));
-    pressure.still_behind("the check for a Will");
-    again.drop_connection();
-    pressure.stop();
+    reconnect_finds_it_left_normally(&broker, &id, watcher, pressure);
 }
 
 /// Three shards: a publisher on shard 1, the retained partition of its topic on shard 0
