@@ -147,8 +147,12 @@ impl EventLoop {
             if io.flags.has(IoFlags::RECV_ARMED) || !io.flags.has(IoFlags::DRAINED) {
                 continue;
             }
-            let held = self.shard.conn(key).map_or(usize::MAX, |c| c.input().len());
-            if held.saturating_add(self.ws_owed(&io)) < HOLD_WHILE_WRITING_BYTES {
+            // Not one that is closing (taken over meanwhile: its last bytes go out first)
+            // or blocked at a barrier (its input waits for the answer anyway).
+            let Some(conn) = self.shard.conn(key).filter(|c| c.can_process_input()) else {
+                continue;
+            };
+            if conn.input().len() + self.ws_owed(&io) < HOLD_WHILE_WRITING_BYTES {
                 self.arm_recv(key);
             }
         }
