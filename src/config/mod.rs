@@ -83,8 +83,8 @@ pub struct Config {
     /// moderate rates, for up to this much added latency per shard a message passes. 0 (the
     /// default) wakes at the first event.
     pub batch_window_us: u32,
-    /// KiB each shard keeps for receiving (its io_uring buffer pool), resident once traffic
-    /// has gone round it; a power of two from 1,024 to 65,536. Absent: 2,048 where the
+    /// KiB each shard keeps for receiving (its io_uring buffer pool), all resident from
+    /// startup; a power of two from 1,024 to 65,536. Absent: 2,048 where the
     /// kernel consumes the pool's buffers incrementally (6.12+), 8,192 before, where each
     /// receive takes a whole 16 KiB buffer until the shard's turn ends.
     pub receive_pool_kib: Option<u32>,
